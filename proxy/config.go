@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is everything the proxy loop needs. The zero value is not usable:
+// start from DefaultConfig.
+type Config struct {
+	IngressBind    []string // XSUB endpoints publishers connect to
+	IngressConnect []string // publisher endpoints the XSUB connects to
+	// IngressFilter lists the topic prefixes subscribed upstream; empty means
+	// everything (the cache needs it).
+	IngressFilter []string
+	// IngressStamped says the ingress carries mdgate stamp frames (the feed is
+	// another gateway's stamped egress): the upstream stamp is kept, not
+	// replaced, and a message without a valid stamp is dropped.
+	IngressStamped bool
+
+	EgressBind  []string // raw XPUB: exactly the publisher's frames
+	StampedBind []string // XPUB: the publisher's frames plus one stamp frame
+	CaptureBind string   // PUB copy of all traffic, for `gateway tap`
+
+	MaxMsgSize int64 // ZMQ_MAXMSGSIZE on ingress, bytes per frame; -1 unlimited
+	MaxFrames  int   // frames per message, topic included
+	MaxTopics  int   // distinct topics sequenced; new ones past it are dropped
+	IngressHWM int
+	EgressHWM  int
+
+	// ZMTP heartbeats on every core socket; zero interval turns them off.
+	HeartbeatIvl     time.Duration
+	HeartbeatTimeout time.Duration
+	HeartbeatTTL     time.Duration
+
+	// Linger bounds how long Close waits for queued egress at shutdown.
+	Linger time.Duration
+	// Batch is how many messages the loop takes from a ready socket before
+	// it polls again.
+	Batch int
+	// Epoch identifies this run; zero means pick a random one.
+	Epoch uint64
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the gateway's defaults.
+func DefaultConfig() Config {
+	return Config{
+		IngressBind:      []string{"tcp://*:5556"},
+		EgressBind:       []string{"tcp://*:5557"},
+		StampedBind:      []string{"tcp://*:5559"},
+		MaxMsgSize:       1 << 20,
+		MaxFrames:        16,
+		MaxTopics:        1_000_000,
+		IngressHWM:       100_000,
+		EgressHWM:        100_000,
+		HeartbeatTimeout: 0,
+		Linger:           time.Second,
+		Batch:            512,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.IngressBind)+len(c.IngressConnect) == 0 {
+		errs = append(errs, errors.New("no ingress: give --ingress-bind or --ingress-connect"))
+	}
+	if len(c.EgressBind)+len(c.StampedBind) == 0 {
+		errs = append(errs, errors.New("no egress: give --egress-bind or --stamped-bind"))
+	}
+	for _, e := range concat(c.IngressBind, c.IngressConnect, c.EgressBind, c.StampedBind) {
+		if err := checkEndpoint(e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.CaptureBind != "" {
+		if err := checkEndpoint(c.CaptureBind); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.MaxMsgSize == 0 || c.MaxMsgSize < -1 {
+		errs = append(errs, fmt.Errorf("max message size %d: want a positive byte count or -1", c.MaxMsgSize))
+	}
+	if c.MaxFrames < 1 {
+		errs = append(errs, fmt.Errorf("max frames %d: want at least 1", c.MaxFrames))
+	}
+	if c.MaxTopics < 1 {
+		errs = append(errs, fmt.Errorf("max topics %d: want at least 1", c.MaxTopics))
+	}
+	if c.IngressHWM < 0 || c.EgressHWM < 0 {
+		errs = append(errs, errors.New("high-water marks must be >= 0 (0 means none)"))
+	}
+	if c.Batch < 1 {
+		errs = append(errs, fmt.Errorf("batch %d: want at least 1", c.Batch))
+	}
+	if c.HeartbeatIvl < 0 || c.HeartbeatTimeout < 0 || c.HeartbeatTTL < 0 {
+		errs = append(errs, errors.New("heartbeat durations must be >= 0"))
+	}
+	return errors.Join(errs...)
+}
+
+func concat(ss ...[]string) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s...)
+	}
+	return out
+}
+
+var transports = []string{"tcp://", "ipc://", "inproc://", "epgm://", "pgm://"}
+
+func checkEndpoint(e string) error {
+	for _, t := range transports {
+		if strings.HasPrefix(e, t) && len(e) > len(t) {
+			return nil
+		}
+	}
+	return fmt.Errorf("endpoint %q: want tcp://, ipc://, inproc://, epgm:// or pgm:// followed by an address", e)
+}

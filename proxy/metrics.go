@@ -1,0 +1,110 @@
+package proxy
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// DropReason says why the loop dropped an ingress message. The set is fixed:
+// it is a metric label.
+type DropReason uint8
+
+const (
+	DropEmptyTopic    DropReason = iota // first frame empty
+	DropTooManyFrames                   // more than MaxFrames frames
+	DropBadStamp                        // stamped ingress without a valid stamp frame
+	DropDuplicate                       // stamped ingress: seq already seen for this epoch
+	DropTopicLimit                      // a new topic past MaxTopics
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{
+	DropEmptyTopic:    "empty_topic",
+	DropTooManyFrames: "too_many_frames",
+	DropBadStamp:      "bad_stamp",
+	DropDuplicate:     "duplicate",
+	DropTopicLimit:    "topic_limit",
+}
+
+func (r DropReason) String() string { return dropReasonNames[r] }
+
+// Egress names the core's output sockets; a metric label.
+type egress uint8
+
+const (
+	egressRaw egress = iota
+	egressStamped
+	egressCapture
+	numEgress
+)
+
+var egressNames = [numEgress]string{"raw", "stamped", "capture"}
+
+// metrics holds the loop's Prometheus collectors, every child resolved once.
+type metrics struct {
+	ingressMsgs    prometheus.Counter
+	ingressBytes   prometheus.Counter
+	dropped        [numDropReasons]prometheus.Counter
+	egressMsgs     [numEgress]prometheus.Counter
+	egressErrors   [numEgress]prometheus.Counter
+	subscribes     [numEgress]prometheus.Counter
+	unsubscribes   [numEgress]prometheus.Counter
+	activeSubs     [numEgress]prometheus.Gauge
+	peers          [3]prometheus.Gauge
+	peerDisconnect [3]prometheus.Counter
+	topics         prometheus.Gauge
+	forward        prometheus.Observer
+}
+
+// Socket roles for peer metrics.
+const (
+	roleIngress = iota
+	roleEgress
+	roleStamped
+)
+
+var roleNames = [3]string{"ingress", "egress", "stamped"}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{}
+	ingressMsgs := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mdgate_ingress_messages_total", Help: "Messages accepted from publishers."})
+	ingressBytes := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mdgate_ingress_bytes_total", Help: "Frame bytes accepted from publishers."})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mdgate_ingress_dropped_total", Help: "Ingress messages dropped, by reason."}, []string{"reason"})
+	egressMsgs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mdgate_zmq_egress_messages_total", Help: "Messages handed to a ZeroMQ egress socket."}, []string{"egress"})
+	egressErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mdgate_zmq_egress_errors_total", Help: "Messages a ZeroMQ egress socket refused (counted as lost)."}, []string{"egress"})
+	subs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mdgate_zmq_subscription_events_total", Help: "Subscribe and unsubscribe frames read from an XPUB."}, []string{"egress", "op"})
+	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mdgate_zmq_subscriptions", Help: "Distinct subscribed prefixes on an XPUB."}, []string{"egress"})
+	peers := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mdgate_zmq_peers", Help: "Connected ZeroMQ peers, by socket."}, []string{"socket"})
+	disc := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mdgate_zmq_peer_disconnects_total", Help: "ZeroMQ peer disconnections (including frames over the size limit), by socket."}, []string{"socket"})
+	m.topics = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mdgate_sequenced_topics", Help: "Distinct topics the sequencer tracks."})
+	fwd := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "mdgate_stage_forward_seconds",
+		Help:    "Time from ingress stamp to the message handed to every egress and sink.",
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+	})
+	reg.MustRegister(ingressMsgs, ingressBytes, dropped, egressMsgs, egressErrors, subs, active, peers, disc, m.topics, fwd)
+	m.ingressMsgs, m.ingressBytes, m.forward = ingressMsgs, ingressBytes, fwd
+	for r := range m.dropped {
+		m.dropped[r] = dropped.WithLabelValues(dropReasonNames[r])
+	}
+	for e := range numEgress {
+		n := egressNames[e]
+		m.egressMsgs[e] = egressMsgs.WithLabelValues(n)
+		m.egressErrors[e] = egressErrors.WithLabelValues(n)
+		m.subscribes[e] = subs.WithLabelValues(n, "subscribe")
+		m.unsubscribes[e] = subs.WithLabelValues(n, "unsubscribe")
+		m.activeSubs[e] = active.WithLabelValues(n)
+	}
+	for r, n := range roleNames {
+		m.peers[r] = peers.WithLabelValues(n)
+		m.peerDisconnect[r] = disc.WithLabelValues(n)
+	}
+	return m
+}

@@ -1,0 +1,536 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/mdgate/mdgate/tick"
+)
+
+// Sink receives every forwarded message, on the loop's goroutine, in ingress
+// order. It must not block: the loop is every publisher's only path.
+type Sink interface {
+	Publish(m *tick.Message)
+}
+
+// Options are the proxy's collaborators.
+type Options struct {
+	Registerer prometheus.Registerer // nil: a private registry
+	Logger     zerolog.Logger
+	Sinks      []Sink
+}
+
+// Proxy is the core loop. Create it with New and start it with Run.
+type Proxy struct {
+	cfg   Config
+	log   zerolog.Logger
+	m     *metrics
+	sinks []Sink
+	now   func() time.Time
+	epoch uint64
+
+	ready     chan struct{} // closed once every socket is bound
+	mu        sync.Mutex    // guards endpoints
+	endpoints Endpoints
+
+	running atomic.Bool
+	peers   [3]atomic.Int64 // by role; written by the loop, read by Health
+
+	// Owned by the loop goroutine.
+	seq     *sequencer
+	subs    [numEgress]map[string]int
+	scratch []byte
+}
+
+// Endpoints are the addresses the proxy actually bound (a wildcard port such
+// as tcp://127.0.0.1:* is resolved).
+type Endpoints struct {
+	Ingress []string
+	Egress  []string
+	Stamped []string
+	Capture string
+}
+
+var monitorSeq atomic.Uint64 // unique inproc names for socket monitors
+
+// New checks cfg and returns a proxy ready to Run.
+func New(cfg Config, opts Options) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy config: %w", err)
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	epoch := cfg.Epoch
+	for epoch == 0 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("proxy epoch: %w", err)
+		}
+		epoch = binary.BigEndian.Uint64(b[:])
+	}
+	p := &Proxy{
+		cfg: cfg, log: opts.Logger, m: newMetrics(reg), sinks: opts.Sinks,
+		now: now, epoch: epoch, ready: make(chan struct{}),
+		seq: newSequencer(epoch, cfg.MaxTopics),
+	}
+	for i := range p.subs {
+		p.subs[i] = make(map[string]int)
+	}
+	return p, nil
+}
+
+// Epoch is this run's random id, carried in every stamp it makes.
+func (p *Proxy) Epoch() uint64 { return p.epoch }
+
+// Ready is closed when every socket is bound and the loop is about to poll.
+func (p *Proxy) Ready() <-chan struct{} { return p.ready }
+
+// Endpoints returns the bound addresses; valid once Ready is closed.
+func (p *Proxy) Endpoints() Endpoints {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.endpoints
+}
+
+// Health is the loop's state for /healthz.
+type Health struct {
+	Running        bool      `json:"running"`
+	Epoch          string    `json:"epoch"`
+	Endpoints      Endpoints `json:"endpoints"`
+	IngressPeers   int64     `json:"ingress_peers"`
+	EgressPeers    int64     `json:"egress_peers"`
+	StampedPeers   int64     `json:"stamped_peers"`
+	IngressStamped bool      `json:"ingress_stamped"`
+}
+
+// Health reports the loop's state; safe from any goroutine.
+func (p *Proxy) Health() Health {
+	return Health{
+		Running:        p.running.Load(),
+		Epoch:          fmt.Sprintf("%016x", p.epoch),
+		Endpoints:      p.Endpoints(),
+		IngressPeers:   p.peers[roleIngress].Load(),
+		EgressPeers:    p.peers[roleEgress].Load(),
+		StampedPeers:   p.peers[roleStamped].Load(),
+		IngressStamped: p.cfg.IngressStamped,
+	}
+}
+
+// sockets are the loop's sockets; all owned by the Run goroutine.
+type sockets struct {
+	xsub, xpub, spub, capture *zmq.Socket
+	monitors                  [3]*zmq.Socket // by role, may be nil
+	all                       []*zmq.Socket
+}
+
+func (s *sockets) close(linger time.Duration) {
+	for i := len(s.all) - 1; i >= 0; i-- {
+		s.all[i].SetLinger(linger)
+		s.all[i].Close()
+	}
+}
+
+func (s *sockets) newSocket(t zmq.Type) (*zmq.Socket, error) {
+	sock, err := zmq.NewSocket(t)
+	if err != nil {
+		return nil, fmt.Errorf("new %v socket: %w", t, err)
+	}
+	s.all = append(s.all, sock)
+	return sock, nil
+}
+
+// Run binds the sockets and runs the loop until ctx is done or a socket
+// fails. It returns nil after a clean shutdown.
+func (p *Proxy) Run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	s := &sockets{}
+	defer s.close(p.cfg.Linger)
+	if err := p.open(s); err != nil {
+		return err
+	}
+	poller := zmq.NewPoller()
+	poller.Add(s.xsub, zmq.POLLIN)
+	for _, sock := range []*zmq.Socket{s.xpub, s.spub} {
+		if sock != nil {
+			poller.Add(sock, zmq.POLLIN)
+		}
+	}
+	for _, mon := range s.monitors {
+		if mon != nil {
+			poller.Add(mon, zmq.POLLIN)
+		}
+	}
+	p.running.Store(true)
+	defer p.running.Store(false)
+	close(p.ready)
+	p.log.Info().Str("epoch", fmt.Sprintf("%016x", p.epoch)).Interface("endpoints", p.Endpoints()).Msg("proxy running")
+
+	const pollEvery = 50 * time.Millisecond // how soon a cancelled ctx is seen
+	for ctx.Err() == nil {
+		polled, err := poller.Poll(pollEvery)
+		if err != nil {
+			if zmq.AsErrno(err) == zmq.Errno(4) { // EINTR
+				continue
+			}
+			return fmt.Errorf("proxy poll: %w", err)
+		}
+		for _, pd := range polled {
+			switch sock := pd.Socket; sock {
+			case s.xsub:
+				if err := p.drainIngress(s); err != nil {
+					return err
+				}
+			case s.xpub:
+				p.drainSubscriptions(s, sock, egressRaw)
+			case s.spub:
+				p.drainSubscriptions(s, sock, egressStamped)
+			default:
+				for role, mon := range s.monitors {
+					if sock == mon {
+						p.drainMonitor(mon, role)
+					}
+				}
+			}
+		}
+	}
+	p.log.Info().Msg("proxy stopping")
+	return nil
+}
+
+// open creates, configures and binds every socket.
+func (p *Proxy) open(s *sockets) (err error) {
+	c := &p.cfg
+	ep := Endpoints{}
+	if s.xsub, err = s.newSocket(zmq.XSUB); err != nil {
+		return err
+	}
+	opts := []error{
+		s.xsub.SetRcvhwm(c.IngressHWM),
+		s.xsub.SetMaxmsgsize(c.MaxMsgSize),
+	}
+	if err := errors.Join(append(opts, p.common(s.xsub))...); err != nil {
+		return fmt.Errorf("ingress options: %w", err)
+	}
+	if s.monitors[roleIngress], err = p.monitor(s, s.xsub); err != nil {
+		return err
+	}
+	for _, e := range c.IngressBind {
+		got, err := bind(s.xsub, e)
+		if err != nil {
+			return fmt.Errorf("ingress: %w", err)
+		}
+		ep.Ingress = append(ep.Ingress, got)
+	}
+	for _, e := range c.IngressConnect {
+		if err := s.xsub.Connect(e); err != nil {
+			return fmt.Errorf("ingress connect %s: %w", e, err)
+		}
+	}
+	// Subscribe upstream: everything, or the configured prefixes.
+	filters := c.IngressFilter
+	if len(filters) == 0 {
+		filters = []string{""}
+	}
+	for _, f := range filters {
+		if _, err := s.xsub.SendBytes(append([]byte{1}, f...), 0); err != nil {
+			return fmt.Errorf("ingress subscribe %q: %w", f, err)
+		}
+	}
+
+	if len(c.EgressBind) > 0 {
+		if s.xpub, ep.Egress, err = p.openXPUB(s, c.EgressBind, roleEgress); err != nil {
+			return fmt.Errorf("egress: %w", err)
+		}
+	}
+	if len(c.StampedBind) > 0 {
+		if s.spub, ep.Stamped, err = p.openXPUB(s, c.StampedBind, roleStamped); err != nil {
+			return fmt.Errorf("stamped egress: %w", err)
+		}
+	}
+	if c.CaptureBind != "" {
+		if s.capture, err = s.newSocket(zmq.PUB); err != nil {
+			return err
+		}
+		if err := s.capture.SetSndhwm(c.EgressHWM); err != nil {
+			return fmt.Errorf("capture options: %w", err)
+		}
+		if ep.Capture, err = bind(s.capture, c.CaptureBind); err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+	}
+	p.mu.Lock()
+	p.endpoints = ep
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Proxy) openXPUB(s *sockets, endpoints []string, role int) (*zmq.Socket, []string, error) {
+	x, err := s.newSocket(zmq.XPUB)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := errors.Join(x.SetSndhwm(p.cfg.EgressHWM), x.SetXpubVerbose(1), p.common(x)); err != nil {
+		return nil, nil, fmt.Errorf("options: %w", err)
+	}
+	if s.monitors[role], err = p.monitor(s, x); err != nil {
+		return nil, nil, err
+	}
+	var bound []string
+	for _, e := range endpoints {
+		got, err := bind(x, e)
+		if err != nil {
+			return nil, nil, err
+		}
+		bound = append(bound, got)
+	}
+	return x, bound, nil
+}
+
+// common sets the options every core socket shares.
+func (p *Proxy) common(s *zmq.Socket) error {
+	c := &p.cfg
+	errs := []error{s.SetTcpKeepalive(1), s.SetLinger(c.Linger)}
+	if c.HeartbeatIvl > 0 {
+		errs = append(errs, s.SetHeartbeatIvl(c.HeartbeatIvl))
+		if c.HeartbeatTimeout > 0 {
+			errs = append(errs, s.SetHeartbeatTimeout(c.HeartbeatTimeout))
+		}
+		if c.HeartbeatTTL > 0 {
+			errs = append(errs, s.SetHeartbeatTtl(c.HeartbeatTTL))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// monitor attaches a PAIR socket that receives s's connection events.
+func (p *Proxy) monitor(s *sockets, sock *zmq.Socket) (*zmq.Socket, error) {
+	addr := fmt.Sprintf("inproc://mdgate-monitor-%d", monitorSeq.Add(1))
+	if err := sock.Monitor(addr, zmq.EVENT_ACCEPTED|zmq.EVENT_CONNECTED|zmq.EVENT_DISCONNECTED); err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	mon, err := s.newSocket(zmq.PAIR)
+	if err != nil {
+		return nil, err
+	}
+	if err := mon.Connect(addr); err != nil {
+		return nil, fmt.Errorf("monitor connect: %w", err)
+	}
+	return mon, nil
+}
+
+func bind(s *zmq.Socket, endpoint string) (string, error) {
+	if err := s.Bind(endpoint); err != nil {
+		return "", fmt.Errorf("bind %s: %w", endpoint, err)
+	}
+	got, err := s.GetLastEndpoint()
+	if err != nil {
+		return endpoint, nil
+	}
+	return got, nil
+}
+
+var errAgain = zmq.Errno(11) // EAGAIN
+
+// drainIngress takes up to Batch messages from the XSUB.
+func (p *Proxy) drainIngress(s *sockets) error {
+	for range p.cfg.Batch {
+		frames, err := s.xsub.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			switch zmq.AsErrno(err) {
+			case errAgain, zmq.Errno(4):
+				return nil
+			}
+			return fmt.Errorf("ingress recv: %w", err)
+		}
+		if m := p.admit(frames); m != nil {
+			p.forward(s, m)
+		}
+	}
+	return nil
+}
+
+// admit validates and stamps one ingress message; nil means dropped.
+func (p *Proxy) admit(frames [][]byte) *tick.Message {
+	if len(frames) == 0 || len(frames[0]) == 0 {
+		return p.drop(DropEmptyTopic, frames)
+	}
+	var upstream tick.Stamp
+	if p.cfg.IngressStamped {
+		if len(frames) < 2 {
+			return p.drop(DropBadStamp, frames)
+		}
+		st, err := tick.ParseStamp(frames[len(frames)-1])
+		if err != nil {
+			return p.drop(DropBadStamp, frames)
+		}
+		upstream, frames = st, frames[:len(frames)-1]
+	}
+	if len(frames) > p.cfg.MaxFrames {
+		return p.drop(DropTooManyFrames, frames)
+	}
+	ts := p.seq.lookup(frames[0])
+	if ts == nil {
+		return p.drop(DropTopicLimit, frames)
+	}
+	m := &tick.Message{Topic: ts.topic, Frames: frames}
+	if p.cfg.IngressStamped {
+		if !p.seq.keep(ts, upstream) {
+			return p.drop(DropDuplicate, frames)
+		}
+		m.Stamp = upstream
+		m.Stamp.Flags = 0
+	} else {
+		m.Stamp = p.seq.next(ts, p.now().UnixNano())
+	}
+	p.m.ingressMsgs.Inc()
+	p.m.ingressBytes.Add(float64(m.Size()))
+	return m
+}
+
+func (p *Proxy) drop(r DropReason, frames [][]byte) *tick.Message {
+	p.m.dropped[r].Inc()
+	if e := p.log.Debug(); e.Enabled() {
+		topic := []byte(nil)
+		if len(frames) > 0 {
+			topic = frames[0]
+		}
+		e.Str("reason", r.String()).Int("frames", len(frames)).Bytes("topic", trim(topic)).Msg("ingress message dropped")
+	}
+	return nil
+}
+
+func trim(b []byte) []byte {
+	if len(b) > 64 {
+		return b[:64]
+	}
+	return b
+}
+
+// forward hands m to every egress and sink.
+func (p *Proxy) forward(s *sockets, m *tick.Message) {
+	if s.xpub != nil {
+		p.send(s.xpub, egressRaw, m.Frames, nil)
+	}
+	if s.spub != nil || s.capture != nil {
+		p.scratch = tick.AppendStamp(p.scratch[:0], m.Stamp)
+	}
+	if s.spub != nil {
+		p.send(s.spub, egressStamped, m.Frames, p.scratch)
+	}
+	if s.capture != nil {
+		p.sendCapture(s.capture, captureMsg, p.scratch, m.Frames)
+	}
+	for _, sink := range p.sinks {
+		sink.Publish(m)
+	}
+	p.m.forward.Observe(float64(p.now().UnixNano()-m.Stamp.Ingress) / 1e9)
+}
+
+// send writes frames (and the optional trailer frame) to an XPUB. XPUB never
+// blocks: libzmq drops for a subscriber whose HWM is full (subscribers see the
+// gap in the stamped stream's sequence numbers).
+func (p *Proxy) send(sock *zmq.Socket, e egress, frames [][]byte, trailer []byte) {
+	last := len(frames) - 1
+	for i, f := range frames {
+		flag := zmq.DONTWAIT
+		if i < last || trailer != nil {
+			flag |= zmq.SNDMORE
+		}
+		if _, err := sock.SendBytes(f, flag); err != nil {
+			p.m.egressErrors[e].Inc()
+			return
+		}
+	}
+	if trailer != nil {
+		if _, err := sock.SendBytes(trailer, zmq.DONTWAIT); err != nil {
+			p.m.egressErrors[e].Inc()
+			return
+		}
+	}
+	p.m.egressMsgs[e].Inc()
+}
+
+// Capture message kinds: the first frame of every capture message.
+const (
+	captureMsg   = "msg"
+	captureSub   = "sub"
+	captureUnsub = "unsub"
+)
+
+// sendCapture publishes [kind, head, frames...] on the capture PUB.
+func (p *Proxy) sendCapture(sock *zmq.Socket, kind string, head []byte, frames [][]byte) {
+	all := make([][]byte, 0, 2+len(frames))
+	all = append(all, []byte(kind), head)
+	all = append(all, frames...)
+	p.send(sock, egressCapture, all, nil)
+}
+
+// drainSubscriptions reads subscribe (1) and unsubscribe (0) frames.
+func (p *Proxy) drainSubscriptions(s *sockets, sock *zmq.Socket, e egress) {
+	for range p.cfg.Batch {
+		b, err := sock.RecvBytes(zmq.DONTWAIT)
+		if err != nil {
+			return
+		}
+		if len(b) == 0 || b[0] > 1 {
+			continue // not a subscription frame: XPUB passes other frames through
+		}
+		prefix := string(b[1:])
+		kind := captureSub
+		if b[0] == 1 {
+			p.m.subscribes[e].Inc()
+			p.subs[e][prefix]++
+		} else {
+			kind = captureUnsub
+			p.m.unsubscribes[e].Inc()
+			delete(p.subs[e], prefix) // libzmq reports only the last unsubscribe
+		}
+		p.m.activeSubs[e].Set(float64(len(p.subs[e])))
+		if s.capture != nil {
+			p.sendCapture(s.capture, kind, []byte(egressNames[e]), [][]byte{b[1:]})
+		}
+		p.log.Debug().Str("egress", egressNames[e]).Str("op", kind).Bytes("prefix", trim(b[1:])).Msg("subscription")
+	}
+}
+
+// drainMonitor keeps the peer gauges current.
+func (p *Proxy) drainMonitor(mon *zmq.Socket, role int) {
+	for {
+		ev, addr, _, err := mon.RecvEvent(zmq.DONTWAIT)
+		if err != nil {
+			return
+		}
+		switch ev {
+		case zmq.EVENT_ACCEPTED, zmq.EVENT_CONNECTED:
+			p.m.peers[role].Set(float64(p.peers[role].Add(1)))
+		case zmq.EVENT_DISCONNECTED:
+			n := p.peers[role].Add(-1)
+			if n < 0 {
+				p.peers[role].Store(0)
+				n = 0
+			}
+			p.m.peers[role].Set(float64(n))
+			p.m.peerDisconnect[role].Inc()
+			p.log.Debug().Str("socket", roleNames[role]).Str("peer", addr).Msg("peer disconnected")
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package proxy
+
+import "github.com/mdgate/mdgate/tick"
+
+// topicState is the sequencer's memory of one topic. Owned by the proxy loop.
+type topicState struct {
+	topic string // interned: every Message of this topic shares it
+	epoch uint64
+	seq   uint64
+}
+
+// sequencer assigns per-topic sequence numbers. Owned by the proxy loop.
+type sequencer struct {
+	epoch  uint64
+	max    int
+	topics map[string]*topicState
+}
+
+func newSequencer(epoch uint64, max int) *sequencer {
+	return &sequencer{epoch: epoch, max: max, topics: make(map[string]*topicState)}
+}
+
+// lookup returns the state of topic, creating it when there is room.
+func (s *sequencer) lookup(topic []byte) *topicState {
+	if ts, ok := s.topics[string(topic)]; ok { // no allocation
+		return ts
+	}
+	if len(s.topics) >= s.max {
+		return nil
+	}
+	t := string(topic)
+	ts := &topicState{topic: t, epoch: s.epoch}
+	s.topics[t] = ts
+	return ts
+}
+
+// next stamps a message arriving from a publisher.
+func (s *sequencer) next(ts *topicState, now int64) tick.Stamp {
+	if ts.epoch != s.epoch { // the topic was last seen from an upstream gateway
+		ts.epoch, ts.seq = s.epoch, 0
+	}
+	ts.seq++
+	return tick.Stamp{Epoch: s.epoch, Seq: ts.seq, Ingress: now}
+}
+
+// keep accepts an upstream gateway's stamp. It reports false for a duplicate
+// or an old message of the same upstream epoch (e.g. both gateways of a
+// failover pair feeding this one).
+func (s *sequencer) keep(ts *topicState, st tick.Stamp) bool {
+	if st.Epoch == ts.epoch && st.Seq <= ts.seq {
+		return false
+	}
+	ts.epoch, ts.seq = st.Epoch, st.Seq
+	return true
+}

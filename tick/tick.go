@@ -1,0 +1,95 @@
+package tick
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// StampSize is the length in bytes of an encoded stamp frame.
+const StampSize = 32
+
+// Magic opens every stamp frame.
+var Magic = [4]byte{'M', 'D', 'G', 'S'}
+
+// Version is the stamp layout version written by this package.
+const Version = 1
+
+// Flag bits carried in a stamp.
+const (
+	// FlagReplay marks a value replayed from the last-value cache (a snapshot),
+	// not a live update. Subscribers that already hold this seq drop it.
+	FlagReplay uint8 = 1 << iota
+	// FlagStale marks a value loaded from a cache file written by an earlier
+	// run of the gateway: its epoch is the old one.
+	FlagStale
+	// FlagDelete marks a delete notice: the topic has no value any more
+	// (expired by its time-to-live, or deleted by its publisher).
+	FlagDelete
+)
+
+// Stamp is the gateway's metadata for one message.
+type Stamp struct {
+	Epoch   uint64 // random id of the gateway run that sequenced the topic
+	Seq     uint64 // per-topic sequence number, from 1 within an epoch
+	Ingress int64  // ingress time, Unix nanoseconds
+	Flags   uint8
+}
+
+// Message is one stamped multipart message. Frames[0] is the topic. A Message
+// is immutable once published: never modify Frames or their bytes.
+type Message struct {
+	Topic  string   // Frames[0] as a string, shared with the sequencer's map key
+	Frames [][]byte // exactly the frames the publisher sent
+	Stamp  Stamp
+}
+
+// Payload returns the frames after the topic.
+func (m *Message) Payload() [][]byte { return m.Frames[1:] }
+
+// Size is the total number of frame bytes, the unit of every byte bound.
+func (m *Message) Size() int {
+	n := 0
+	for _, f := range m.Frames {
+		n += len(f)
+	}
+	return n
+}
+
+// AppendStamp appends the 32-byte wire form of s to dst:
+//
+//	offset size field
+//	0      4    magic "MDGS"
+//	4      1    version (1)
+//	5      1    flags (bit 0 replay, bit 1 stale, bit 2 delete)
+//	6      2    reserved, zero
+//	8      8    epoch, big-endian
+//	16     8    seq, big-endian
+//	24     8    ingress time, Unix ns, big-endian two's complement
+func AppendStamp(dst []byte, s Stamp) []byte {
+	dst = append(dst, Magic[:]...)
+	dst = append(dst, Version, s.Flags, 0, 0)
+	dst = binary.BigEndian.AppendUint64(dst, s.Epoch)
+	dst = binary.BigEndian.AppendUint64(dst, s.Seq)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(s.Ingress))
+	return dst
+}
+
+// ErrNotStamp is returned by ParseStamp for a frame that is not a stamp.
+var ErrNotStamp = errors.New("tick: frame is not an mdgate stamp")
+
+// ParseStamp decodes a stamp frame written by AppendStamp.
+func ParseStamp(b []byte) (Stamp, error) {
+	if len(b) != StampSize || [4]byte(b[:4]) != Magic {
+		return Stamp{}, ErrNotStamp
+	}
+	if b[4] != Version {
+		return Stamp{}, fmt.Errorf("tick: stamp version %d, want %d: %w", b[4], Version, ErrNotStamp)
+	}
+	return Stamp{
+		Flags:   b[5],
+		Epoch:   binary.BigEndian.Uint64(b[8:]),
+		Seq:     binary.BigEndian.Uint64(b[16:]),
+		Ingress: int64(binary.BigEndian.Uint64(b[24:])),
+	}, nil
+}
