@@ -56,10 +56,10 @@ type Proxy struct {
 // Endpoints are the addresses the proxy actually bound (a wildcard port such
 // as tcp://127.0.0.1:* is resolved).
 type Endpoints struct {
-	Ingress []string
-	Egress  []string
-	Stamped []string
-	Capture string
+	Ingress []string `json:"ingress"`
+	Egress  []string `json:"egress"`
+	Stamped []string `json:"stamped,omitempty"`
+	Capture string   `json:"capture,omitempty"`
 }
 
 var monitorSeq atomic.Uint64 // unique inproc names for socket monitors
@@ -387,9 +387,13 @@ func (p *Proxy) admit(frames [][]byte) *tick.Message {
 	if len(frames) > p.cfg.MaxFrames {
 		return p.drop(DropTooManyFrames, frames)
 	}
+	n := len(p.seq.topics)
 	ts := p.seq.lookup(frames[0])
 	if ts == nil {
 		return p.drop(DropTopicLimit, frames)
+	}
+	if len(p.seq.topics) != n {
+		p.m.topics.Set(float64(len(p.seq.topics)))
 	}
 	m := &tick.Message{Topic: ts.topic, Frames: frames}
 	if p.cfg.IngressStamped {

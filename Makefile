@@ -1,0 +1,35 @@
+# mdgate: `make run` runs the gateway with a demo feed; `make test` runs the tests.
+GO      ?= go
+PKGS    := ./...
+TESTTIMEOUT ?= 15m
+
+.PHONY: run test bench lint deps deps-test build clean
+
+build: deps
+	$(GO) build -o bin/gateway ./cmd/gateway
+
+## run: the gateway with its built-in demo feed (http://localhost:8080, ZeroMQ tcp://*:5557).
+run: deps
+	$(GO) run ./cmd/gateway --demo $(ARGS)
+
+## test: vet, then every test with the race detector, against real libzmq peers.
+test: deps-test
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(PKGS)
+
+## bench: benchmarks, each reported beside its baseline from the same run.
+bench: deps-test
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./proxy/ ./tick/
+
+lint: deps
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+
+deps:
+	@scripts/ensure-deps zmq
+
+deps-test:
+	@scripts/ensure-deps zmq pyzmq
+
+clean:
+	rm -rf bin

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/mdgate/mdgate/config"
+	"github.com/mdgate/mdgate/gateway"
+)
+
+// options binds every flag to a field of gateway.Config.
+type options struct {
+	cfg      gateway.Config
+	lists    map[string]*config.List
+	logLevel string
+	logJSON  bool
+	file     string
+}
+
+const usageHead = `mdgate gateway: a ZeroMQ market-data gateway.
+
+Usage:
+  gateway [options]                 run the gateway
+  gateway tap ENDPOINT [PREFIX]     print a gateway's capture stream (--capture-bind) live
+
+Every option can also be set by an environment variable MDGATE_<NAME> (upper
+case, dashes as underscores; repeatable options take a comma-separated list)
+or a line "name = value" in the file given by --config. The command line wins
+over the environment, which wins over the file.
+
+Options:
+`
+
+func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
+	o := &options{cfg: gateway.DefaultConfig(), lists: map[string]*config.List{}}
+	p := &o.cfg.Proxy
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	list := func(name string, defaults []string, usage string) {
+		l := config.NewList(defaults...)
+		o.lists[name] = l
+		fs.Var(l, name, usage+" (repeatable)")
+	}
+	fs.StringVar(&o.file, "config", "", "`file` of name = value lines (see above)")
+	list("ingress-bind", p.IngressBind, "XSUB `endpoint` that publishers connect to (tcp://, ipc://, epgm://)")
+	list("ingress-connect", nil, "publisher `endpoint` the gateway connects to (tcp://, ipc://, epgm://)")
+	list("ingress-filter", nil, "topic `prefix` to subscribe upstream; none means every topic (the cache needs it)")
+	fs.BoolVar(&p.IngressStamped, "ingress-stamped", false, "the ingress is another gateway's stamped egress: keep its stamps (seq, epoch) instead of re-stamping")
+	list("egress-bind", p.EgressBind, "XPUB `endpoint` for ZeroMQ subscribers: exactly the publishers' frames")
+	list("stamped-bind", p.StampedBind, "XPUB `endpoint` whose messages carry one extra stamp frame (docs/stamp.md)")
+	fs.StringVar(&p.CaptureBind, "capture-bind", "", "PUB `endpoint` copying all traffic and subscriptions, for `gateway tap`")
+	fs.Int64Var(&p.MaxMsgSize, "max-msg-size", p.MaxMsgSize, "largest ingress frame in `bytes` (ZMQ_MAXMSGSIZE; a publisher sending more is disconnected); -1 for no limit")
+	fs.IntVar(&p.MaxFrames, "max-frames", p.MaxFrames, "most frames in a message, topic included; more is dropped")
+	fs.IntVar(&p.MaxTopics, "max-topics", p.MaxTopics, "most distinct topics; a message on a new topic past it is dropped")
+	fs.IntVar(&p.IngressHWM, "ingress-hwm", p.IngressHWM, "ingress high-water mark in `messages` per publisher (0: none)")
+	fs.IntVar(&p.EgressHWM, "egress-hwm", p.EgressHWM, "egress high-water mark in `messages` per ZeroMQ subscriber (0: none); past it libzmq drops for that subscriber")
+	fs.DurationVar(&p.HeartbeatIvl, "zmq-heartbeat", 0, "ZMTP heartbeat interval on every ZeroMQ socket; 0 turns heartbeats off (peers built on go-zeromq/zmq4 need them off)")
+	fs.DurationVar(&p.HeartbeatTimeout, "zmq-heartbeat-timeout", 0, "time without traffic after a heartbeat before the peer is dropped (0: libzmq's default, the interval)")
+	fs.DurationVar(&p.HeartbeatTTL, "zmq-heartbeat-ttl", 0, "heartbeat time-to-live asked of the remote peer (0: none)")
+	fs.StringVar(&o.cfg.HTTP, "http", o.cfg.HTTP, "`address` for /healthz and /metrics")
+	fs.BoolVar(&o.cfg.Demo, "demo", false, "run a built-in synthetic feed (random-walk prices, JSON payloads)")
+	fs.IntVar(&o.cfg.DemoRate, "demo-rate", o.cfg.DemoRate, "demo feed `messages` a second")
+	fs.IntVar(&o.cfg.DemoInstruments, "demo-instruments", o.cfg.DemoInstruments, "demo feed instrument count")
+	fs.DurationVar(&o.cfg.ShutdownTimeout, "shutdown-timeout", o.cfg.ShutdownTimeout, "bound on graceful shutdown")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.BoolVar(&o.logJSON, "log-json", false, "JSON logs even on a terminal (they are JSON whenever stderr is not one)")
+	return fs, o
+}
+
+// parse fills o from args, the environment and the config file.
+func parse(args []string, w io.Writer) (*options, error) {
+	fs, o := newFlagSet(w)
+	if err := config.Load(fs, args, os.LookupEnv, "config"); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (see --help)", strings.Join(fs.Args(), " "))
+	}
+	p := &o.cfg.Proxy
+	p.IngressBind = o.lists["ingress-bind"].Values()
+	p.IngressConnect = o.lists["ingress-connect"].Values()
+	p.IngressFilter = o.lists["ingress-filter"].Values()
+	p.EgressBind = o.lists["egress-bind"].Values()
+	p.StampedBind = o.lists["stamped-bind"].Values()
+	return o, nil
+}
