@@ -85,8 +85,8 @@ func (c *Config) Validate() error {
 	if c.MaxMsgSize == 0 || c.MaxMsgSize < -1 {
 		errs = append(errs, fmt.Errorf("max message size %d: want a positive byte count or -1", c.MaxMsgSize))
 	}
-	if c.MaxFrames < 1 {
-		errs = append(errs, fmt.Errorf("max frames %d: want at least 1", c.MaxFrames))
+	if c.MaxFrames < 1 || c.MaxFrames > 1000 {
+		errs = append(errs, fmt.Errorf("max frames %d: want 1 to 1000", c.MaxFrames))
 	}
 	if c.MaxTopics < 1 {
 		errs = append(errs, fmt.Errorf("max topics %d: want at least 1", c.MaxTopics))
@@ -94,8 +94,8 @@ func (c *Config) Validate() error {
 	if c.IngressHWM < 0 || c.EgressHWM < 0 {
 		errs = append(errs, errors.New("high-water marks must be >= 0 (0 means none)"))
 	}
-	if c.Batch < 1 {
-		errs = append(errs, fmt.Errorf("batch %d: want at least 1", c.Batch))
+	if c.Batch < 1 || c.Batch > 65536 {
+		errs = append(errs, fmt.Errorf("batch %d: want 1 to 65536", c.Batch))
 	}
 	if c.HeartbeatIvl < 0 || c.HeartbeatTimeout < 0 || c.HeartbeatTTL < 0 {
 		errs = append(errs, errors.New("heartbeat durations must be >= 0"))

@@ -68,4 +68,3 @@ func TestGoZeromqPublisherAndSubscriber(t *testing.T) {
 		}
 	}
 }
-

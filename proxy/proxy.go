@@ -51,6 +51,8 @@ type Proxy struct {
 	seq     *sequencer
 	subs    [numEgress]map[string]int
 	scratch []byte
+	out     [numEgress]sendBatch // messages queued per egress, flushed per batch
+	ingress []int64              // ingress times of the batch being forwarded
 }
 
 // Endpoints are the addresses the proxy actually bound (a wildcard port such
@@ -138,9 +140,24 @@ type sockets struct {
 	xsub, xpub, spub, capture *zmq.Socket
 	monitors                  [3]*zmq.Socket // by role, may be nil
 	all                       []*zmq.Socket
+	in                        *recvBatch
+}
+
+// egressSocket returns the socket of an egress, or nil.
+func (s *sockets) egressSocket(e egress) *zmq.Socket {
+	switch e {
+	case egressRaw:
+		return s.xpub
+	case egressStamped:
+		return s.spub
+	}
+	return s.capture
 }
 
 func (s *sockets) close(linger time.Duration) {
+	if s.in != nil {
+		s.in.free()
+	}
 	for i := len(s.all) - 1; i >= 0; i-- {
 		s.all[i].SetLinger(linger)
 		s.all[i].Close()
@@ -223,6 +240,10 @@ func (p *Proxy) open(s *sockets) (err error) {
 	if s.xsub, err = s.newSocket(zmq.XSUB); err != nil {
 		return err
 	}
+	if err := checkHandle(s.xsub); err != nil {
+		return err
+	}
+	s.in = newRecvBatch(c.Batch, 4*c.Batch+p.frameCap())
 	opts := []error{
 		s.xsub.SetRcvhwm(c.IngressHWM),
 		s.xsub.SetMaxmsgsize(c.MaxMsgSize),
@@ -288,7 +309,7 @@ func (p *Proxy) openXPUB(s *sockets, endpoints []string, role int) (*zmq.Socket,
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := errors.Join(x.SetSndhwm(p.cfg.EgressHWM), x.SetXpubVerbose(1), p.common(x)); err != nil {
+	if err := errors.Join(checkHandle(x), x.SetSndhwm(p.cfg.EgressHWM), x.SetXpubVerbose(1), p.common(x)); err != nil {
 		return nil, nil, fmt.Errorf("options: %w", err)
 	}
 	if s.monitors[role], err = p.monitor(s, x); err != nil {
@@ -348,23 +369,43 @@ func bind(s *zmq.Socket, endpoint string) (string, error) {
 	return got, nil
 }
 
-var errAgain = zmq.Errno(11) // EAGAIN
+// frameCap is the most frames an ingress message may arrive with: a message
+// with more is drained and dropped as too_many_frames.
+func (p *Proxy) frameCap() int {
+	if p.cfg.IngressStamped {
+		return p.cfg.MaxFrames + 2
+	}
+	return p.cfg.MaxFrames + 1
+}
 
-// drainIngress takes up to Batch messages from the XSUB.
+// drainIngress takes up to Batch messages from the XSUB in one cgo call,
+// forwards them, and flushes every egress once.
 func (p *Proxy) drainIngress(s *sockets) error {
-	for range p.cfg.Batch {
-		frames, err := s.xsub.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil {
-			switch zmq.AsErrno(err) {
-			case errAgain, zmq.Errno(4):
-				return nil
-			}
-			return fmt.Errorf("ingress recv: %w", err)
+	if err := s.in.recv(s.xsub, p.cfg.Batch, p.frameCap()); err != nil {
+		return fmt.Errorf("ingress recv: %w", err)
+	}
+	var msgs, bytes int
+	s.in.each(func(n int, frames [][]byte) {
+		if n < 0 {
+			p.drop(DropTooManyFrames, nil)
+			return
 		}
 		if m := p.admit(frames); m != nil {
+			msgs++
+			bytes += m.Size()
 			p.forward(s, m)
 		}
+	})
+	if msgs > 0 {
+		p.m.ingressMsgs.Add(float64(msgs))
+		p.m.ingressBytes.Add(float64(bytes))
 	}
+	p.flush(s)
+	now := p.now().UnixNano()
+	for _, t := range p.ingress {
+		p.m.forward.Observe(float64(now-t) / 1e9)
+	}
+	p.ingress = p.ingress[:0]
 	return nil
 }
 
@@ -405,8 +446,6 @@ func (p *Proxy) admit(frames [][]byte) *tick.Message {
 	} else {
 		m.Stamp = p.seq.next(ts, p.now().UnixNano())
 	}
-	p.m.ingressMsgs.Inc()
-	p.m.ingressBytes.Add(float64(m.Size()))
 	return m
 }
 
@@ -429,48 +468,42 @@ func trim(b []byte) []byte {
 	return b
 }
 
-// forward hands m to every egress and sink.
+// forward queues m on every egress and hands it to every sink.
 func (p *Proxy) forward(s *sockets, m *tick.Message) {
 	if s.xpub != nil {
-		p.send(s.xpub, egressRaw, m.Frames, nil)
+		p.out[egressRaw].add(m.Frames, nil)
 	}
 	if s.spub != nil || s.capture != nil {
 		p.scratch = tick.AppendStamp(p.scratch[:0], m.Stamp)
 	}
 	if s.spub != nil {
-		p.send(s.spub, egressStamped, m.Frames, p.scratch)
+		p.out[egressStamped].add(m.Frames, p.scratch)
 	}
 	if s.capture != nil {
-		p.sendCapture(s.capture, captureMsg, p.scratch, m.Frames)
+		p.queueCapture(captureMsg, p.scratch, m.Frames)
 	}
 	for _, sink := range p.sinks {
 		sink.Publish(m)
 	}
-	p.m.forward.Observe(float64(p.now().UnixNano()-m.Stamp.Ingress) / 1e9)
+	p.ingress = append(p.ingress, m.Stamp.Ingress)
 }
 
-// send writes frames (and the optional trailer frame) to an XPUB. XPUB never
-// blocks: libzmq drops for a subscriber whose HWM is full (subscribers see the
-// gap in the stamped stream's sequence numbers).
-func (p *Proxy) send(sock *zmq.Socket, e egress, frames [][]byte, trailer []byte) {
-	last := len(frames) - 1
-	for i, f := range frames {
-		flag := zmq.DONTWAIT
-		if i < last || trailer != nil {
-			flag |= zmq.SNDMORE
+// flush sends what every egress has queued. XPUB never blocks: libzmq drops
+// for a subscriber whose HWM is full (subscribers see the gap in the stamped
+// stream's sequence numbers); a refused send is counted.
+func (p *Proxy) flush(s *sockets) {
+	for e := range numEgress {
+		b := &p.out[e]
+		if b.len() == 0 {
+			continue
 		}
-		if _, err := sock.SendBytes(f, flag); err != nil {
-			p.m.egressErrors[e].Inc()
-			return
-		}
-	}
-	if trailer != nil {
-		if _, err := sock.SendBytes(trailer, zmq.DONTWAIT); err != nil {
-			p.m.egressErrors[e].Inc()
-			return
+		n := b.len()
+		failed := b.flush(s.egressSocket(egress(e)))
+		p.m.egressMsgs[e].Add(float64(n - failed))
+		if failed > 0 {
+			p.m.egressErrors[e].Add(float64(failed))
 		}
 	}
-	p.m.egressMsgs[e].Inc()
 }
 
 // Capture message kinds: the first frame of every capture message.
@@ -480,12 +513,12 @@ const (
 	captureUnsub = "unsub"
 )
 
-// sendCapture publishes [kind, head, frames...] on the capture PUB.
-func (p *Proxy) sendCapture(sock *zmq.Socket, kind string, head []byte, frames [][]byte) {
+// queueCapture queues [kind, head, frames...] for the capture PUB.
+func (p *Proxy) queueCapture(kind string, head []byte, frames [][]byte) {
 	all := make([][]byte, 0, 2+len(frames))
 	all = append(all, []byte(kind), head)
 	all = append(all, frames...)
-	p.send(sock, egressCapture, all, nil)
+	p.out[egressCapture].add(all, nil)
 }
 
 // drainSubscriptions reads subscribe (1) and unsubscribe (0) frames.
@@ -510,10 +543,11 @@ func (p *Proxy) drainSubscriptions(s *sockets, sock *zmq.Socket, e egress) {
 		}
 		p.m.activeSubs[e].Set(float64(len(p.subs[e])))
 		if s.capture != nil {
-			p.sendCapture(s.capture, kind, []byte(egressNames[e]), [][]byte{b[1:]})
+			p.queueCapture(kind, []byte(egressNames[e]), [][]byte{b[1:]})
 		}
 		p.log.Debug().Str("egress", egressNames[e]).Str("op", kind).Bytes("prefix", trim(b[1:])).Msg("subscription")
 	}
+	p.flush(s)
 }
 
 // drainMonitor keeps the peer gauges current.

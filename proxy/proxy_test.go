@@ -83,7 +83,7 @@ func TestMultiFrameIntactThroughLibzmqPeers(t *testing.T) {
 	subscribed(t, p, egressRaw, 1)
 	binary := "AAECA/8=" // 00 01 02 03 ff
 	pyPub(t, ep.Ingress[0], map[string]any{"b64": true, "messages": [][]string{
-		{"bWQuZXEuQUFQTA==", "eyJweCI6MX0="}, // md.eq.AAPL {"px":1}
+		{"bWQuZXEuQUFQTA==", "eyJweCI6MX0="},     // md.eq.AAPL {"px":1}
 		{"bWQuZXEuTVNGVA==", binary, "", binary}, // 4 frames, one empty
 		{"bWQuZnguRVVS"},                         // topic only
 	}})
@@ -182,13 +182,14 @@ func TestBadInputDroppedAndCounted(t *testing.T) {
 		{"ok.1", "a"},
 		{"", "empty topic"},
 		{"too.many", "1", "2", "3"},
+		{"far.too.many", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"},
 		{"ok.2", "b", "c"},
 	}})
 	got := sub.Until(t, "done", wait)
 	if len(got) != 2 || got[0].Strings()[0] != "ok.1" || got[1].Strings()[0] != "ok.2" {
 		t.Errorf("subscriber got %v, want only ok.1 and ok.2", got)
 	}
-	for r, want := range map[DropReason]float64{DropEmptyTopic: 1, DropTooManyFrames: 1, DropBadStamp: 0} {
+	for r, want := range map[DropReason]float64{DropEmptyTopic: 1, DropTooManyFrames: 2, DropBadStamp: 0} {
 		if got := testutil.ToFloat64(p.m.dropped[r]); got != want {
 			t.Errorf("dropped{reason=%q} = %v, want %v", r, got, want)
 		}
@@ -420,5 +421,18 @@ func rawPublishPartial(t *testing.T, endpoint string) {
 	}
 	if _, err := conn.Write([]byte{0x01, 10, 'm', 'd', '.', 'p', 'a', 'r', 't', 'i', 'a', 'l'}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCheckHandleMatchesPebbe(t *testing.T) {
+	for _, typ := range []zmq.Type{zmq.XSUB, zmq.XPUB, zmq.PUB, zmq.PAIR} {
+		s, err := zmq.NewSocket(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkHandle(s); err != nil {
+			t.Errorf("checkHandle(%v) = %v, want nil", typ, err)
+		}
+		s.Close()
 	}
 }

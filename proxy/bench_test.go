@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// The benchmark message: a 9-byte topic and a 64-byte payload.
+var (
+	benchTopic   = []byte("md.eq.ABC")
+	benchPayload = make([]byte, 64)
+)
+
+// path is one way from a publisher's endpoint to a subscriber's.
+type path struct {
+	name  string
+	start func(tb testing.TB) (in, out string, stop func())
+}
+
+// direct has no proxy at all: the machine's ceiling for this harness.
+func directPath(tb testing.TB) (string, string, func()) {
+	return "", "", func() {}
+}
+
+// zmqProxyPath runs libzmq's own zmq_proxy (the C loop) between XSUB and XPUB.
+func zmqProxyPath(tb testing.TB) (string, string, func()) {
+	xsub, _ := zmq.NewSocket(zmq.XSUB)
+	xpub, _ := zmq.NewSocket(zmq.XPUB)
+	for _, s := range []*zmq.Socket{xsub, xpub} {
+		s.SetSndhwm(0)
+		s.SetRcvhwm(0)
+		s.SetLinger(0)
+	}
+	in, err := bind(xsub, "tcp://127.0.0.1:*")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := bind(xpub, "tcp://127.0.0.1:*")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		zmq.Proxy(xsub, xpub, nil) // returns when the sockets close
+	}()
+	return in, out, func() {
+		xsub.Close()
+		xpub.Close()
+		<-done
+	}
+}
+
+func mdgatePath(tb testing.TB) (string, string, func()) {
+	c := testConfig()
+	c.StampedBind = nil
+	c.IngressHWM, c.EgressHWM = 0, 0
+	p, err := New(c, Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	select {
+	case <-p.Ready():
+	case err := <-errc:
+		tb.Fatal(err)
+	}
+	ep := p.Endpoints()
+	return ep.Ingress[0], ep.Egress[0], func() { cancel(); <-errc }
+}
+
+var paths = []path{{"direct", directPath}, {"zmq_proxy", zmqProxyPath}, {"mdgate", mdgatePath}}
+
+// pump sends n 2-frame messages from a PUB to a SUB through the path and
+// returns the time from first send to last receive.
+func pump(tb testing.TB, pa path, n int) time.Duration {
+	in, out, stop := pa.start(tb)
+	defer stop()
+	pub, _ := zmq.NewSocket(zmq.PUB)
+	sub, _ := zmq.NewSocket(zmq.SUB)
+	defer pub.Close()
+	defer sub.Close()
+	for _, s := range []*zmq.Socket{pub, sub} {
+		s.SetSndhwm(0)
+		s.SetRcvhwm(0)
+		s.SetLinger(0)
+	}
+	sub.SetSubscribe("")
+	if in == "" { // direct
+		ep, err := bind(pub, "tcp://127.0.0.1:*")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sub.Connect(ep)
+	} else {
+		pub.Connect(in)
+		sub.Connect(out)
+	}
+	// Warm up until one message crosses: subscriptions have propagated.
+	sub.SetRcvtimeo(10 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pub.SendBytes([]byte("warm"), 0)
+		if _, err := sub.RecvBytes(0); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: nothing crossed in 10s", pa.name)
+		}
+	}
+	sub.SetRcvtimeo(-1)
+	for { // drain warm-ups still in flight
+		if _, err := sub.RecvBytes(zmq.DONTWAIT); err != nil {
+			if ev, _ := sub.GetEvents(); ev&zmq.POLLIN == 0 {
+				break
+			}
+		}
+	}
+	received := make(chan time.Duration)
+	start := time.Now()
+	go func() {
+		runtime.LockOSThread()
+		for i := 0; i < n; {
+			if _, err := sub.RecvBytes(0); err != nil {
+				break
+			}
+			if more, _ := sub.GetRcvmore(); more {
+				sub.RecvBytes(0)
+				i++
+			}
+		}
+		received <- time.Since(start)
+	}()
+	for range n {
+		pub.SendBytes(benchTopic, zmq.SNDMORE)
+		pub.SendBytes(benchPayload, 0)
+	}
+	select {
+	case d := <-received:
+		return d
+	case <-time.After(60 * time.Second):
+		tb.Fatalf("%s: %d messages not received within 60s", pa.name, n)
+		return 0
+	}
+}
+
+// BenchmarkIngressToEgress measures msgs/s through each path in the same run
+// and reports mdgate's throughput as a ratio of libzmq's zmq_proxy.
+func BenchmarkIngressToEgress(b *testing.B) {
+	const n = 300_000
+	var total [3]time.Duration
+	for range b.N {
+		for i, pa := range paths {
+			total[i] += pump(b, pa, n)
+		}
+	}
+	rate := func(i int) float64 { return float64(n*b.N) / total[i].Seconds() }
+	b.ReportMetric(rate(0), "direct_msgs/s")
+	b.ReportMetric(rate(1), "zmq_proxy_msgs/s")
+	b.ReportMetric(rate(2), "mdgate_msgs/s")
+	b.ReportMetric(rate(2)/rate(1), "mdgate/zmq_proxy")
+	b.ReportMetric(0, "ns/op")
+}
+
+func TestPumpSmoke(t *testing.T) {
+	for _, pa := range paths {
+		if d := pump(t, pa, 1000); d <= 0 {
+			t.Errorf("pump(%s) = %v", pa.name, d)
+		}
+	}
+}
