@@ -138,7 +138,8 @@ func checkHandle(s *zmq.Socket) error {
 
 // recvBatch receives whole messages with one cgo call. Owned by the loop.
 type recvBatch struct {
-	c *C.mdg_rb
+	c         *C.mdg_rb
+	maxFrames int // the cap of the last recv: frames kept of an oversized message
 }
 
 func newRecvBatch(maxMsgs, capFrames int) *recvBatch {
@@ -149,6 +150,7 @@ func (b *recvBatch) free() { C.mdg_rb_free(b.c) }
 
 // recv fills the batch from sock. Frames of earlier calls are released.
 func (b *recvBatch) recv(sock *zmq.Socket, maxMsgs, maxFrames int) error {
+	b.maxFrames = maxFrames
 	if rc := C.mdg_recv_batch(handle(sock), b.c, C.int(maxMsgs), C.int(maxFrames)); rc != 0 {
 		return syscall.Errno(rc)
 	}
@@ -168,7 +170,8 @@ func (b *recvBatch) each(fn func(n int, frames [][]byte)) {
 	sizes := unsafe.Slice(b.c.size, int(b.c.nframes))
 	f := 0
 	for _, n := range counts {
-		if n < 0 {
+		if n < 0 { // the first maxFrames frames are held; skip them
+			f += b.maxFrames
 			fn(int(n), nil)
 			continue
 		}

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -27,31 +29,49 @@ func directPath(tb testing.TB) (string, string, func()) {
 }
 
 // zmqProxyPath runs libzmq's own zmq_proxy (the C loop) between XSUB and XPUB.
+// One goroutine creates, runs and closes its sockets; a TERMINATE on the
+// control socket stops it.
 func zmqProxyPath(tb testing.TB) (string, string, func()) {
-	xsub, _ := zmq.NewSocket(zmq.XSUB)
-	xpub, _ := zmq.NewSocket(zmq.XPUB)
-	for _, s := range []*zmq.Socket{xsub, xpub} {
-		s.SetSndhwm(0)
-		s.SetRcvhwm(0)
-		s.SetLinger(0)
+	type eps struct {
+		in, out, ctl string
+		err          error
 	}
-	in, err := bind(xsub, "tcp://127.0.0.1:*")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := bind(xpub, "tcp://127.0.0.1:*")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	ready := make(chan eps, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		runtime.LockOSThread()
-		zmq.Proxy(xsub, xpub, nil) // returns when the sockets close
+		defer runtime.UnlockOSThread()
+		xsub, _ := zmq.NewSocket(zmq.XSUB)
+		xpub, _ := zmq.NewSocket(zmq.XPUB)
+		ctl, _ := zmq.NewSocket(zmq.PAIR)
+		for _, s := range []*zmq.Socket{xsub, xpub, ctl} {
+			s.SetSndhwm(0)
+			s.SetRcvhwm(0)
+			s.SetLinger(0)
+			defer s.Close()
+		}
+		var e eps
+		var err1, err2, err3 error
+		e.in, err1 = bind(xsub, "tcp://127.0.0.1:*")
+		e.out, err2 = bind(xpub, "tcp://127.0.0.1:*")
+		e.ctl = fmt.Sprintf("inproc://bench-ctl-%d", monitorSeq.Add(1))
+		err3 = ctl.Bind(e.ctl)
+		e.err = errors.Join(err1, err2, err3)
+		ready <- e
+		if e.err == nil {
+			zmq.ProxySteerable(xsub, xpub, nil, ctl)
+		}
 	}()
-	return in, out, func() {
-		xsub.Close()
-		xpub.Close()
+	e := <-ready
+	if e.err != nil {
+		tb.Fatal(e.err)
+	}
+	return e.in, e.out, func() {
+		c, _ := zmq.NewSocket(zmq.PAIR)
+		defer c.Close()
+		c.Connect(e.ctl)
+		c.Send("TERMINATE", 0)
 		<-done
 	}
 }

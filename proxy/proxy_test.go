@@ -139,6 +139,9 @@ func TestPrefixSubscriptionFilters(t *testing.T) {
 	ep := p.Endpoints()
 	sub := pySub(t, ep.Egress[0], 2, "md.eq.")
 	subscribed(t, p, egressRaw, 1)
+	if n := testutil.ToFloat64(p.m.activeSubs[egressRaw]); n != 1 {
+		t.Errorf("active subscriptions = %v, want 1", n)
+	}
 	pyPub(t, ep.Ingress[0], map[string]any{"messages": [][]string{
 		{"md.fx.EUR", "x"}, {"md.eq.AAPL", "1"}, {"md.eqx", "no"}, {"md.eq.IBM", "2"},
 	}})
@@ -150,9 +153,9 @@ func TestPrefixSubscriptionFilters(t *testing.T) {
 	if strings.Join(topics, ",") != "md.eq.AAPL,md.eq.IBM" {
 		t.Errorf("prefix subscriber got %v, want [md.eq.AAPL md.eq.IBM]", topics)
 	}
-	if n := testutil.ToFloat64(p.m.activeSubs[egressRaw]); n != 1 {
-		t.Errorf("active subscriptions = %v, want 1", n)
-	}
+	testpeer.Eventually(t, wait, "the unsubscribe of the exited subscriber", func() bool {
+		return testutil.ToFloat64(p.m.activeSubs[egressRaw]) == 0
+	})
 }
 
 func TestIngressFilterSubscribesUpstreamToPrefixesOnly(t *testing.T) {
@@ -347,9 +350,9 @@ func TestStampedIngressDropsUnstampedAndDuplicates(t *testing.T) {
 		t.Errorf("subscriber got %v, want only the stamped v", got)
 	}
 	for r, want := range map[DropReason]float64{DropBadStamp: 1, DropDuplicate: 2} {
-		if got := testutil.ToFloat64(p.m.dropped[r]); got != want {
-			t.Errorf("dropped{reason=%q} = %v, want %v", r, got, want)
-		}
+		testpeer.Eventually(t, wait, fmt.Sprintf("dropped{reason=%q} = %v", r, want), func() bool {
+			return testutil.ToFloat64(p.m.dropped[r]) == want
+		})
 	}
 }
 
