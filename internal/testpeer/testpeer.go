@@ -167,7 +167,8 @@ func (p *Proc) Next(t testing.TB, d time.Duration) Event {
 	return Event{}
 }
 
-// Until returns events until one with the given name, failing after d.
+// Until returns the message events (those without a name) until one with
+// the given name, failing after d.
 func (p *Proc) Until(t testing.TB, name string, d time.Duration) []Event {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -177,7 +178,9 @@ func (p *Proc) Until(t testing.TB, name string, d time.Duration) []Event {
 		if e.Event == name {
 			return got
 		}
-		got = append(got, e)
+		if e.Event == "" {
+			got = append(got, e)
+		}
 	}
 }
 
