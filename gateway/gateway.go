@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mdgate/mdgate/demofeed"
+	"github.com/mdgate/mdgate/proxy"
+)
+
+// DemoEndpoint is where the built-in demo feed publishes; the ingress binds
+// it when the demo runs.
+const DemoEndpoint = "inproc://mdgate-demo"
+
+// Config is the whole gateway's configuration.
+type Config struct {
+	Proxy           proxy.Config
+	HTTP            string // listen address for /healthz, /metrics
+	Demo            bool
+	DemoRate        int // messages a second
+	DemoInstruments int
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults documented in --help.
+func DefaultConfig() Config {
+	return Config{
+		Proxy:           proxy.DefaultConfig(),
+		HTTP:            ":8080",
+		DemoRate:        2000,
+		DemoInstruments: 300,
+		ShutdownTimeout: 5 * time.Second,
+	}
+}
+
+// Gateway is a configured, not yet running gateway.
+type Gateway struct {
+	cfg   Config
+	log   zerolog.Logger
+	reg   *prometheus.Registry
+	proxy *proxy.Proxy
+
+	httpReady chan struct{}
+	mu        sync.Mutex
+	httpAddr  string // guarded by mu
+}
+
+// New builds every stage; nothing listens until Run.
+func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Demo {
+		cfg.Proxy.IngressBind = append(cfg.Proxy.IngressBind, DemoEndpoint)
+	}
+	p, err := proxy.New(cfg.Proxy, proxy.Options{Registerer: reg, Logger: log.With().Str("stage", "proxy").Logger()})
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, httpReady: make(chan struct{})}, nil
+}
+
+// Proxy returns the core loop (for its endpoints and epoch).
+func (g *Gateway) Proxy() *proxy.Proxy { return g.proxy }
+
+// Registry is the gateway's metrics registry.
+func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
+
+// Ready is closed once the proxy's sockets are bound and HTTP listens.
+func (g *Gateway) Ready() <-chan struct{} { return g.httpReady }
+
+// HTTPAddr is the address HTTP listens on; valid once Ready is closed.
+func (g *Gateway) HTTPAddr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.httpAddr
+}
+
+// Run runs every stage until ctx is done or one fails. On cancellation it
+// shuts down within the configured bound and returns nil.
+func (g *Gateway) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", g.cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", g.cfg.HTTP, err)
+	}
+	grp, ctx := errgroup.WithContext(ctx)
+	grp.Go(func() error { return g.proxy.Run(ctx) })
+	srv := &http.Server{Handler: g.mux(), ReadHeaderTimeout: 5 * time.Second}
+	grp.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	grp.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		return nil
+	})
+	grp.Go(func() error {
+		select {
+		case <-g.proxy.Ready():
+		case <-ctx.Done():
+			return nil
+		}
+		g.mu.Lock()
+		g.httpAddr = ln.Addr().String()
+		g.mu.Unlock()
+		close(g.httpReady)
+		g.log.Info().Str("http", ln.Addr().String()).Msg("gateway ready")
+		if g.cfg.Demo {
+			g.log.Info().Int("rate", g.cfg.DemoRate).Int("instruments", g.cfg.DemoInstruments).Msg("demo feed on")
+			return demofeed.Publish(ctx, DemoEndpoint, g.cfg.DemoRate, g.cfg.DemoInstruments)
+		}
+		return nil
+	})
+	return grp.Wait()
+}
+
+func (g *Gateway) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
+	mux.HandleFunc("GET /healthz", g.healthz)
+	return mux
+}
+
+func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
+	h := g.proxy.Health()
+	status := "ok"
+	code := http.StatusOK
+	if !h.Running {
+		status, code = "down", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(struct {
+		Status string       `json:"status"`
+		Proxy  proxy.Health `json:"proxy"`
+	}{status, h})
+}
