@@ -24,11 +24,25 @@ type Sink interface {
 	Publish(m *tick.Message)
 }
 
+// Cache is the last-value cache as the loop uses it (package lvc). Every
+// call comes from the loop's goroutine.
+type Cache interface {
+	// Update stores m (or removes its topic when m is a delete).
+	Update(m *tick.Message) bool
+	// Replay calls fn with every cached value under prefix.
+	Replay(prefix string, fn func(*tick.Message))
+	// NextExpiry is the Unix ns of the earliest expiry, 0 for none.
+	NextExpiry() int64
+	// Expire removes values whose time to live ran out by now.
+	Expire(now int64, fn func(topic string))
+}
+
 // Options are the proxy's collaborators.
 type Options struct {
 	Registerer prometheus.Registerer // nil: a private registry
 	Logger     zerolog.Logger
 	Sinks      []Sink
+	Cache      Cache // nil: no last-value cache
 }
 
 // Proxy is the core loop. Create it with New and start it with Run.
@@ -37,6 +51,7 @@ type Proxy struct {
 	log   zerolog.Logger
 	m     *metrics
 	sinks []Sink
+	cache Cache
 	now   func() time.Time
 	epoch uint64
 
@@ -88,7 +103,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		epoch = binary.BigEndian.Uint64(b[:])
 	}
 	p := &Proxy{
-		cfg: cfg, log: opts.Logger, m: newMetrics(reg), sinks: opts.Sinks,
+		cfg: cfg, log: opts.Logger, m: newMetrics(reg), sinks: opts.Sinks, cache: opts.Cache,
 		now: now, epoch: epoch, ready: make(chan struct{}),
 		seq: newSequencer(epoch, cfg.MaxTopics),
 	}
@@ -203,7 +218,13 @@ func (p *Proxy) Run(ctx context.Context) error {
 
 	const pollEvery = 50 * time.Millisecond // how soon a cancelled ctx is seen
 	for ctx.Err() == nil {
-		polled, err := poller.Poll(pollEvery)
+		timeout := pollEvery
+		if p.cache != nil {
+			if at := p.cache.NextExpiry(); at != 0 {
+				timeout = min(timeout, max(time.Duration(at-p.now().UnixNano()), time.Millisecond))
+			}
+		}
+		polled, err := poller.Poll(timeout)
 		if err != nil {
 			if zmq.AsErrno(err) == zmq.Errno(4) { // EINTR
 				continue
@@ -228,6 +249,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 				}
 			}
 		}
+		p.expire(s)
 	}
 	p.log.Info().Msg("proxy stopping")
 	return nil
@@ -442,9 +464,12 @@ func (p *Proxy) admit(frames [][]byte) *tick.Message {
 			return p.drop(DropDuplicate, frames)
 		}
 		m.Stamp = upstream
-		m.Stamp.Flags = 0
+		m.Stamp.Flags &^= tick.FlagReplay // replayed upstream, live here
 	} else {
 		m.Stamp = p.seq.next(ts, p.now().UnixNano())
+		if len(frames) == 2 && len(frames[1]) == 0 {
+			m.Stamp.Flags |= tick.FlagDelete // a publisher's delete: [topic, ""]
+		}
 	}
 	return m
 }
@@ -482,10 +507,71 @@ func (p *Proxy) forward(s *sockets, m *tick.Message) {
 	if s.capture != nil {
 		p.queueCapture(captureMsg, p.scratch, m.Frames)
 	}
+	p.publish(m)
+	p.ingress = append(p.ingress, m.Stamp.Ingress)
+}
+
+// publish hands m to the cache and every sink.
+func (p *Proxy) publish(m *tick.Message) {
+	if p.cache != nil {
+		p.cache.Update(m)
+	}
 	for _, sink := range p.sinks {
 		sink.Publish(m)
 	}
-	p.ingress = append(p.ingress, m.Stamp.Ingress)
+}
+
+// expire publishes a delete notice for every cached value whose time to
+// live ran out: on the stamped egress (flag delete), the capture and every
+// sink; not on the raw egress, where it could not be told from a value.
+func (p *Proxy) expire(s *sockets) {
+	if p.cache == nil {
+		return
+	}
+	now := p.now().UnixNano()
+	if at := p.cache.NextExpiry(); at == 0 || at > now {
+		return
+	}
+	p.cache.Expire(now, func(topic string) {
+		ts := p.seq.lookup([]byte(topic))
+		if ts == nil {
+			return
+		}
+		st := p.seq.next(ts, now)
+		st.Flags |= tick.FlagDelete
+		m := &tick.Message{Topic: ts.topic, Frames: [][]byte{[]byte(ts.topic), {}}, Stamp: st}
+		p.scratch = tick.AppendStamp(p.scratch[:0], m.Stamp)
+		if s.spub != nil {
+			p.out[egressStamped].add(m.Frames, p.scratch)
+		}
+		if s.capture != nil {
+			p.queueCapture(captureMsg, p.scratch, m.Frames)
+		}
+		for _, sink := range p.sinks {
+			sink.Publish(m)
+		}
+	})
+	p.flush(s)
+}
+
+// replay sends the cached values under prefix to a new subscription's
+// egress. libzmq delivers them to every subscriber of that prefix; on the
+// stamped egress they carry the replay flag and their original seq, so a
+// subscriber that has them already drops them.
+func (p *Proxy) replay(e egress, prefix string) {
+	if p.cache == nil {
+		return
+	}
+	p.cache.Replay(prefix, func(m *tick.Message) {
+		if e == egressStamped {
+			st := m.Stamp
+			st.Flags |= tick.FlagReplay
+			p.scratch = tick.AppendStamp(p.scratch[:0], st)
+			p.out[e].add(m.Frames, p.scratch)
+		} else {
+			p.out[e].add(m.Frames, nil)
+		}
+	})
 }
 
 // flush sends what every egress has queued. XPUB never blocks: libzmq drops
@@ -536,6 +622,7 @@ func (p *Proxy) drainSubscriptions(s *sockets, sock *zmq.Socket, e egress) {
 		if b[0] == 1 {
 			p.m.subscribes[e].Inc()
 			p.subs[e][prefix]++
+			p.replay(e, prefix)
 		} else {
 			kind = captureUnsub
 			p.m.unsubscribes[e].Inc()
