@@ -17,7 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mdgate/mdgate/demofeed"
+	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/proxy"
+	"github.com/mdgate/mdgate/snapshot"
 )
 
 // DemoEndpoint is where the built-in demo feed publishes; the ingress binds
@@ -32,6 +34,12 @@ type Config struct {
 	DemoRate        int // messages a second
 	DemoInstruments int
 	ShutdownTimeout time.Duration
+
+	LVC            bool // the last-value cache; off: no replay, no snapshots
+	Cache          lvc.Config
+	CacheFile      string        // persist the cache here; "" off
+	CacheSaveEvery time.Duration // how often the file is rewritten
+	SnapshotBind   string        // ROUTER for snapshot requests; "" off
 }
 
 // DefaultConfig returns the defaults documented in --help.
@@ -42,6 +50,10 @@ func DefaultConfig() Config {
 		DemoRate:        2000,
 		DemoInstruments: 300,
 		ShutdownTimeout: 5 * time.Second,
+		LVC:             true,
+		Cache:           lvc.DefaultConfig(),
+		CacheSaveEvery:  5 * time.Second,
+		SnapshotBind:    "tcp://*:5558",
 	}
 }
 
@@ -51,6 +63,8 @@ type Gateway struct {
 	log   zerolog.Logger
 	reg   *prometheus.Registry
 	proxy *proxy.Proxy
+	cache *lvc.Cache       // nil when the cache is off
+	snap  *snapshot.Server // nil when off
 
 	httpReady chan struct{}
 	mu        sync.Mutex
@@ -64,11 +78,33 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 	if cfg.Demo {
 		cfg.Proxy.IngressBind = append(cfg.Proxy.IngressBind, DemoEndpoint)
 	}
-	p, err := proxy.New(cfg.Proxy, proxy.Options{Registerer: reg, Logger: log.With().Str("stage", "proxy").Logger()})
+	opts := proxy.Options{Registerer: reg, Logger: log.With().Str("stage", "proxy").Logger()}
+	var cache *lvc.Cache
+	if cfg.LVC {
+		cache = lvc.New(cfg.Cache, reg)
+		opts.Cache = cache
+	}
+	p, err := proxy.New(cfg.Proxy, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, httpReady: make(chan struct{})}, nil
+	g := &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, cache: cache, httpReady: make(chan struct{})}
+	if cache != nil && cfg.SnapshotBind != "" {
+		g.snap = snapshot.NewServer(cfg.SnapshotBind, cache, cache, p.Epoch(), log.With().Str("stage", "snapshot").Logger())
+	}
+	return g, nil
+}
+
+// Cache returns the last-value cache, nil when it is off.
+func (g *Gateway) Cache() *lvc.Cache { return g.cache }
+
+// SnapshotEndpoint is the bound snapshot ROUTER ("" when off); valid once
+// Ready is closed.
+func (g *Gateway) SnapshotEndpoint() string {
+	if g.snap == nil {
+		return ""
+	}
+	return g.snap.Bound()
 }
 
 // Proxy returns the core loop (for its endpoints and epoch).
@@ -94,8 +130,19 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", g.cfg.HTTP, err)
 	}
+	if g.cache != nil && g.cfg.CacheFile != "" {
+		g.cache.LoadOrQuarantine(g.cfg.CacheFile, g.log.With().Str("stage", "lvc").Logger(), time.Now())
+	}
 	grp, ctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return g.proxy.Run(ctx) })
+	if g.snap != nil {
+		grp.Go(func() error { return g.snap.Run(ctx) })
+	}
+	if g.cache != nil && g.cfg.CacheFile != "" {
+		grp.Go(func() error {
+			return g.cache.Persist(ctx, g.cfg.CacheFile, g.cfg.CacheSaveEvery, g.log.With().Str("stage", "lvc").Logger())
+		})
+	}
 	srv := &http.Server{Handler: g.mux(), ReadHeaderTimeout: 5 * time.Second}
 	grp.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -113,10 +160,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return nil
 	})
 	grp.Go(func() error {
-		select {
-		case <-g.proxy.Ready():
-		case <-ctx.Done():
-			return nil
+		for _, ready := range g.readiness() {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return nil
+			}
 		}
 		g.mu.Lock()
 		g.httpAddr = ln.Addr().String()
@@ -152,4 +201,12 @@ func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 		Status string       `json:"status"`
 		Proxy  proxy.Health `json:"proxy"`
 	}{status, h})
+}
+
+func (g *Gateway) readiness() []<-chan struct{} {
+	r := []<-chan struct{}{g.proxy.Ready()}
+	if g.snap != nil {
+		r = append(r, g.snap.Ready())
+	}
+	return r
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/mdgate/mdgate/gateway"
 	"github.com/mdgate/mdgate/internal/promscrape"
 	"github.com/mdgate/mdgate/internal/testpeer"
+	"github.com/mdgate/mdgate/lvc"
 )
 
 const wait = 10 * time.Second
@@ -24,6 +25,7 @@ func testConfig() gateway.Config {
 	c.Proxy.EgressBind = []string{"tcp://127.0.0.1:*"}
 	c.Proxy.StampedBind = []string{"tcp://127.0.0.1:*"}
 	c.Proxy.Linger = 0
+	c.SnapshotBind = "tcp://127.0.0.1:*"
 	return c
 }
 
@@ -125,3 +127,7 @@ func TestHTTPListenFailureIsReported(t *testing.T) {
 		t.Errorf("Run on a busy HTTP port = %v, want an http listen error", err)
 	}
 }
+
+var nopLog = zerolog.Nop()
+
+func ttlRule(prefix string, d time.Duration) lvc.TTLRule { return lvc.TTLRule{Prefix: prefix, TTL: d} }

@@ -319,3 +319,13 @@ func (h *expiryHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return it
 }
+
+// ObserveSnapshot records one snapshot request (package snapshot).
+func (c *Cache) ObserveSnapshot(ok bool, d time.Duration) {
+	r := "ok"
+	if !ok {
+		r = "error"
+	}
+	c.met.snapshots.WithLabelValues(r).Inc()
+	c.met.snapDur.Observe(d.Seconds())
+}

@@ -609,6 +609,7 @@ func (p *Proxy) queueCapture(kind string, head []byte, frames [][]byte) {
 
 // drainSubscriptions reads subscribe (1) and unsubscribe (0) frames.
 func (p *Proxy) drainSubscriptions(s *sockets, sock *zmq.Socket, e egress) {
+	defer p.flush(s) // replays and capture copies
 	for range p.cfg.Batch {
 		b, err := sock.RecvBytes(zmq.DONTWAIT)
 		if err != nil {
@@ -634,7 +635,6 @@ func (p *Proxy) drainSubscriptions(s *sockets, sock *zmq.Socket, e egress) {
 		}
 		p.log.Debug().Str("egress", egressNames[e]).Str("op", kind).Bytes("prefix", trim(b[1:])).Msg("subscription")
 	}
-	p.flush(s)
 }
 
 // drainMonitor keeps the peer gauges current.

@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/mdgate/mdgate/config"
 	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/lvc"
 )
 
 // options binds every flag to a field of gateway.Config.
@@ -69,6 +71,13 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.IntVar(&o.cfg.DemoRate, "demo-rate", o.cfg.DemoRate, "demo feed `messages` a second")
 	fs.IntVar(&o.cfg.DemoInstruments, "demo-instruments", o.cfg.DemoInstruments, "demo feed instrument count")
 	fs.DurationVar(&o.cfg.ShutdownTimeout, "shutdown-timeout", o.cfg.ShutdownTimeout, "bound on graceful shutdown")
+	fs.BoolVar(&o.cfg.LVC, "lvc", true, "keep a last-value cache: replay on subscribe, snapshots, persistence")
+	fs.IntVar(&o.cfg.Cache.MaxTopics, "lvc-max-topics", o.cfg.Cache.MaxTopics, "most topics cached; a new topic past it is not cached (counted), nothing is evicted")
+	fs.Int64Var(&o.cfg.Cache.MaxBytes, "lvc-max-bytes", o.cfg.Cache.MaxBytes, "most frame `bytes` cached; a new topic past it is not cached (counted)")
+	list("lvc-ttl", nil, "time to live of cached values under a prefix, as `prefix=duration` (e.g. quotes.=5s); the longest prefix wins")
+	fs.StringVar(&o.cfg.CacheFile, "lvc-file", "", "persist the cache to this `file` (atomically, every --lvc-save-interval and at shutdown) and load it at start")
+	fs.DurationVar(&o.cfg.CacheSaveEvery, "lvc-save-interval", o.cfg.CacheSaveEvery, "how often --lvc-file is rewritten")
+	fs.StringVar(&o.cfg.SnapshotBind, "snapshot-bind", o.cfg.SnapshotBind, "ROUTER `endpoint` answering snapshot requests (docs/snapshot.md); empty turns it off")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "JSON logs even on a terminal (they are JSON whenever stderr is not one)")
 	return fs, o
@@ -89,5 +98,13 @@ func parse(args []string, w io.Writer) (*options, error) {
 	p.IngressFilter = o.lists["ingress-filter"].Values()
 	p.EgressBind = o.lists["egress-bind"].Values()
 	p.StampedBind = o.lists["stamped-bind"].Values()
+	for _, r := range o.lists["lvc-ttl"].Values() {
+		prefix, d, ok := strings.Cut(r, "=")
+		ttl, err := time.ParseDuration(d)
+		if !ok || err != nil || ttl <= 0 {
+			return nil, fmt.Errorf("--lvc-ttl %q: want prefix=duration, e.g. quotes.=5s", r)
+		}
+		o.cfg.Cache.TTL = append(o.cfg.Cache.TTL, lvc.TTLRule{Prefix: prefix, TTL: ttl})
+	}
 	return o, nil
 }

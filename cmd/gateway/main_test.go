@@ -73,6 +73,7 @@ func TestBinaryDemoAndGracefulShutdown(t *testing.T) {
 		"MDGATE_INGRESS_BIND=tcp://127.0.0.1:*",
 		"MDGATE_EGRESS_BIND=tcp://127.0.0.1:*",
 		"MDGATE_STAMPED_BIND=tcp://127.0.0.1:*",
+		"MDGATE_SNAPSHOT_BIND=tcp://127.0.0.1:*",
 		"MDGATE_SHUTDOWN_TIMEOUT=2s")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

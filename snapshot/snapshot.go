@@ -1,0 +1,258 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+	"github.com/rs/zerolog"
+
+	"github.com/mdgate/mdgate/tick"
+)
+
+// Frame words of the protocol.
+const (
+	CmdSnap = "SNAP"
+	RepVal  = "VAL"
+	RepEnd  = "END"
+	RepErr  = "ERR"
+)
+
+// MaxPrefix is the longest prefix a request may carry.
+const MaxPrefix = 1024
+
+// Error codes of ERR replies.
+const (
+	ErrUnknownCommand = "unknown_command"
+	ErrBadRequest     = "bad_request"
+	ErrPrefixTooLong  = "prefix_too_long"
+)
+
+// Source is what the server reads: the cache (lvc.Cache.Scan).
+type Source interface {
+	Scan(prefix string, fn func(*tick.Message))
+}
+
+// Observer counts requests; lvc.Cache implements it.
+type Observer interface {
+	ObserveSnapshot(ok bool, d time.Duration)
+}
+
+// Server answers snapshot requests on a ROUTER socket it owns.
+type Server struct {
+	Endpoint string
+	Source   Source
+	Observer Observer // may be nil
+	Epoch    uint64   // the gateway's current epoch, sent in END
+	Log      zerolog.Logger
+
+	ready chan struct{}
+	bound string
+}
+
+// NewServer returns a server for endpoint.
+func NewServer(endpoint string, src Source, obs Observer, epoch uint64, log zerolog.Logger) *Server {
+	return &Server{Endpoint: endpoint, Source: src, Observer: obs, Epoch: epoch, Log: log, ready: make(chan struct{})}
+}
+
+// Ready is closed once the socket is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Bound is the bound endpoint (a wildcard port resolved); valid after Ready.
+func (s *Server) Bound() string { return s.bound }
+
+// Run serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	sock, err := zmq.NewSocket(zmq.ROUTER)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	defer sock.Close()
+	err = errors.Join(sock.SetLinger(0), sock.SetRouterMandatory(1), sock.SetSndhwm(100_000),
+		sock.SetSndtimeo(time.Second), sock.SetMaxmsgsize(64<<10))
+	if err != nil {
+		return fmt.Errorf("snapshot options: %w", err)
+	}
+	if err := sock.Bind(s.Endpoint); err != nil {
+		return fmt.Errorf("snapshot bind %s: %w", s.Endpoint, err)
+	}
+	s.bound, _ = sock.GetLastEndpoint()
+	close(s.ready)
+	poller := zmq.NewPoller()
+	poller.Add(sock, zmq.POLLIN)
+	for ctx.Err() == nil {
+		polled, err := poller.Poll(100 * time.Millisecond)
+		if err != nil || len(polled) == 0 {
+			continue
+		}
+		req, err := sock.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil || len(req) == 0 {
+			continue
+		}
+		start := time.Now()
+		err = s.serve(sock, req[0], req[1:])
+		if s.Observer != nil {
+			s.Observer.ObserveSnapshot(err == nil, time.Since(start))
+		}
+		if err != nil {
+			s.Log.Warn().Err(err).Msg("snapshot request failed")
+		}
+	}
+	return nil
+}
+
+// serve answers one request from peer id.
+func (s *Server) serve(sock *zmq.Socket, id []byte, req [][]byte) error {
+	reply := func(frames ...[]byte) error {
+		all := append([][]byte{id}, frames...)
+		for i, f := range all {
+			flag := zmq.SNDMORE
+			if i == len(all)-1 {
+				flag = 0
+			}
+			if _, err := sock.SendBytes(f, flag); err != nil {
+				return fmt.Errorf("snapshot reply: %w", err)
+			}
+		}
+		return nil
+	}
+	fail := func(code, text string) error {
+		if err := reply([]byte(RepErr), []byte(code), []byte(text)); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s: %s", code, text)
+	}
+	switch {
+	case len(req) == 0 || string(req[0]) != CmdSnap:
+		cmd := ""
+		if len(req) > 0 {
+			cmd = string(req[0])
+		}
+		return fail(ErrUnknownCommand, fmt.Sprintf("unknown command %q: send [%q, prefix]", trim(cmd), CmdSnap))
+	case len(req) != 2:
+		return fail(ErrBadRequest, fmt.Sprintf("request has %d frames: send [%q, prefix]", len(req), CmdSnap))
+	case len(req[1]) > MaxPrefix:
+		return fail(ErrPrefixTooLong, fmt.Sprintf("prefix of %d bytes: at most %d", len(req[1]), MaxPrefix))
+	}
+	var n uint64
+	var err error
+	stamp := make([]byte, 0, tick.StampSize)
+	s.Source.Scan(string(req[1]), func(m *tick.Message) {
+		if err != nil {
+			return
+		}
+		stamp = tick.AppendStamp(stamp[:0], m.Stamp)
+		frames := append([][]byte{[]byte(RepVal), stamp}, m.Frames...)
+		err = reply(frames...)
+		n++
+	})
+	if err != nil {
+		return err
+	}
+	end := binary.BigEndian.AppendUint64(nil, n)
+	return reply([]byte(RepEnd), end, binary.BigEndian.AppendUint64(nil, s.Epoch))
+}
+
+func trim(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
+
+// Result is a fetched snapshot.
+type Result struct {
+	Epoch  uint64          // the serving gateway's epoch at END
+	Values []*tick.Message // one per topic, with the stamp it was cached with
+}
+
+// ServerError is an ERR reply.
+type ServerError struct{ Code, Text string }
+
+func (e *ServerError) Error() string { return "snapshot server: " + e.Code + ": " + e.Text }
+
+// Fetch asks the server at endpoint for every value under prefix.
+func Fetch(ctx context.Context, endpoint, prefix string) (*Result, error) {
+	return Request(ctx, endpoint, [][]byte{[]byte(CmdSnap), []byte(prefix)})
+}
+
+// Request sends raw request frames and reads the answer (Fetch's engine;
+// exported for tests of bad requests).
+func Request(ctx context.Context, endpoint string, req [][]byte) (*Result, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	sock, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		return nil, err
+	}
+	defer sock.Close()
+	sock.SetLinger(0)
+	sock.SetRcvhwm(0)
+	if err := sock.Connect(endpoint); err != nil {
+		return nil, fmt.Errorf("snapshot connect %s: %w", endpoint, err)
+	}
+	parts := make([]any, len(req))
+	for i, f := range req {
+		parts[i] = f
+	}
+	if _, err := sock.SendMessage(parts...); err != nil {
+		return nil, fmt.Errorf("snapshot request: %w", err)
+	}
+	poller := zmq.NewPoller()
+	poller.Add(sock, zmq.POLLIN)
+	res := &Result{}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		polled, err := poller.Poll(50 * time.Millisecond)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot poll: %w", err)
+		}
+		if len(polled) == 0 {
+			continue
+		}
+		f, err := sock.RecvMessageBytes(0)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot recv: %w", err)
+		}
+		switch string(f[0]) {
+		case RepVal:
+			if len(f) < 3 {
+				return nil, errors.New("snapshot: short VAL")
+			}
+			st, err := tick.ParseStamp(f[1])
+			if err != nil {
+				return nil, fmt.Errorf("snapshot VAL: %w", err)
+			}
+			res.Values = append(res.Values, &tick.Message{Topic: string(f[2]), Frames: f[2:], Stamp: st})
+		case RepEnd:
+			if len(f) != 3 || len(f[1]) != 8 || len(f[2]) != 8 {
+				return nil, errors.New("snapshot: malformed END")
+			}
+			if n := binary.BigEndian.Uint64(f[1]); n != uint64(len(res.Values)) {
+				return nil, fmt.Errorf("snapshot: END says %d values, got %d", n, len(res.Values))
+			}
+			res.Epoch = binary.BigEndian.Uint64(f[2])
+			return res, nil
+		case RepErr:
+			e := &ServerError{}
+			if len(f) > 1 {
+				e.Code = string(f[1])
+			}
+			if len(f) > 2 {
+				e.Text = strings.Clone(string(f[2]))
+			}
+			return nil, e
+		default:
+			return nil, fmt.Errorf("snapshot: unexpected reply %q", trim(string(f[0])))
+		}
+	}
+}
