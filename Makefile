@@ -18,8 +18,10 @@ test: deps-test
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(PKGS)
 
 ## bench: benchmarks, each reported beside its baseline from the same run.
+# The throughput benchmark runs one round (-benchtime 1x): see docs/benchmarks.md.
 bench: deps-test
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./proxy/ ./tick/
+	$(GO) test -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
+	$(GO) test -run '^$$' -bench . -benchmem ./lvc/
 
 lint: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/lvc"
 )
 
 // The benchmark message: a 9-byte topic and a 64-byte payload.
@@ -76,11 +78,22 @@ func zmqProxyPath(tb testing.TB) (string, string, func()) {
 	}
 }
 
-func mdgatePath(tb testing.TB) (string, string, func()) {
+func mdgatePath(tb testing.TB) (string, string, func()) { return mdgateWith(tb, nil) }
+
+// mdgateCachePath runs mdgate with the last-value cache on.
+func mdgateCachePath(tb testing.TB) (string, string, func()) {
+	return mdgateWith(tb, lvc.New(lvc.DefaultConfig(), nil))
+}
+
+func mdgateWith(tb testing.TB, cache Cache) (string, string, func()) {
 	c := testConfig()
 	c.StampedBind = nil
 	c.IngressHWM, c.EgressHWM = 0, 0
-	p, err := New(c, Options{})
+	opts := Options{}
+	if cache != nil {
+		opts.Cache = cache
+	}
+	p, err := New(c, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -96,7 +109,7 @@ func mdgatePath(tb testing.TB) (string, string, func()) {
 	return ep.Ingress[0], ep.Egress[0], func() { cancel(); <-errc }
 }
 
-var paths = []path{{"direct", directPath}, {"zmq_proxy", zmqProxyPath}, {"mdgate", mdgatePath}}
+var paths = []path{{"direct", directPath}, {"zmq_proxy", zmqProxyPath}, {"mdgate", mdgatePath}, {"mdgate_lvc", mdgateCachePath}}
 
 // pump sends n 2-frame messages from a PUB to a SUB through the path and
 // returns the time from first send to last receive.
@@ -175,7 +188,7 @@ func pump(tb testing.TB, pa path, n int) time.Duration {
 // and reports mdgate's throughput as a ratio of libzmq's zmq_proxy.
 func BenchmarkIngressToEgress(b *testing.B) {
 	const n = 300_000
-	var total [3]time.Duration
+	var total [4]time.Duration
 	for range b.N {
 		for i, pa := range paths {
 			total[i] += pump(b, pa, n)
@@ -185,7 +198,9 @@ func BenchmarkIngressToEgress(b *testing.B) {
 	b.ReportMetric(rate(0), "direct_msgs/s")
 	b.ReportMetric(rate(1), "zmq_proxy_msgs/s")
 	b.ReportMetric(rate(2), "mdgate_msgs/s")
+	b.ReportMetric(rate(3), "mdgate_lvc_msgs/s")
 	b.ReportMetric(rate(2)/rate(1), "mdgate/zmq_proxy")
+	b.ReportMetric(rate(3)/rate(2), "lvc_on/off")
 	b.ReportMetric(0, "ns/op")
 }
 
