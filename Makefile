@@ -9,8 +9,8 @@ build: deps
 	$(GO) build -o bin/gateway ./cmd/gateway
 
 ## run: the gateway with its built-in demo feed (http://localhost:8080, ZeroMQ tcp://*:5557).
-run: deps
-	$(GO) run ./cmd/gateway --demo $(ARGS)
+run: build
+	bin/gateway --demo $(ARGS)
 
 ## test: vet, then every test with the race detector, against real libzmq peers.
 test: deps-test
