@@ -154,6 +154,7 @@ func (p *Proxy) Health() Health {
 type sockets struct {
 	xsub, xpub, spub, capture *zmq.Socket
 	monitors                  [3]*zmq.Socket // by role, may be nil
+	monitored                 []*zmq.Socket  // sockets with a monitor attached
 	all                       []*zmq.Socket
 	in                        *recvBatch
 }
@@ -169,9 +170,17 @@ func (s *sockets) egressSocket(e egress) *zmq.Socket {
 	return s.capture
 }
 
+// close stops every socket monitor first, while its reader is still
+// connected, then closes the sockets. libzmq's I/O thread sends monitor
+// events with a blocking send: an event for a monitor whose reader is gone
+// would block that thread, and with it every socket of the context, for
+// good.
 func (s *sockets) close(linger time.Duration) {
 	if s.in != nil {
 		s.in.free()
+	}
+	for _, sock := range s.monitored {
+		sock.Monitor("", 0)
 	}
 	for i := len(s.all) - 1; i >= 0; i-- {
 		s.all[i].SetLinger(linger)
@@ -364,15 +373,23 @@ func (p *Proxy) common(s *zmq.Socket) error {
 	return errors.Join(errs...)
 }
 
-// monitor attaches a PAIR socket that receives s's connection events.
+// monitor attaches a PAIR socket that receives s's connection events. The
+// reader's receive queue is unbounded (RCVHWM 0): libzmq's I/O thread blocks
+// on a full monitor pipe, so a bound here would let a burst of connections
+// stall all traffic while the loop is busy. Events are a few dozen bytes per
+// connect or disconnect and the loop drains them on every poll.
 func (p *Proxy) monitor(s *sockets, sock *zmq.Socket) (*zmq.Socket, error) {
 	addr := fmt.Sprintf("inproc://mdgate-monitor-%d", monitorSeq.Add(1))
 	if err := sock.Monitor(addr, zmq.EVENT_ACCEPTED|zmq.EVENT_CONNECTED|zmq.EVENT_DISCONNECTED); err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
+	s.monitored = append(s.monitored, sock)
 	mon, err := s.newSocket(zmq.PAIR)
 	if err != nil {
 		return nil, err
+	}
+	if err := mon.SetRcvhwm(0); err != nil {
+		return nil, fmt.Errorf("monitor options: %w", err)
 	}
 	if err := mon.Connect(addr); err != nil {
 		return nil, fmt.Errorf("monitor connect: %w", err)

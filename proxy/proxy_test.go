@@ -439,3 +439,71 @@ func TestCheckHandleMatchesPebbe(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestStopWithPeersConnectedLeavesContextUsable stops gateways while many
+// peers are leaving, then checks that libzmq's shared I/O thread
+// still moves traffic. Closing a monitor's reader before its socket once
+// left that thread blocked in a monitor event send, and every later socket
+// of the process dead.
+func TestStopWithPeersConnectedLeavesContextUsable(t *testing.T) {
+	for round := range 5 {
+		p, err := New(testConfig(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- p.Run(ctx) }()
+		<-p.Ready()
+		ep := p.Endpoints()
+		var peers []*zmq.Socket
+		for i := range 20 {
+			s, _ := zmq.NewSocket(zmq.SUB)
+			s.SetLinger(0)
+			s.SetSubscribe("")
+			target := ep.Egress[0]
+			if i%2 == 1 {
+				s.Close()
+				s, _ = zmq.NewSocket(zmq.PUB)
+				s.SetLinger(0)
+				target = ep.Ingress[0]
+			}
+			if err := s.Connect(target); err != nil {
+				t.Fatal(err)
+			}
+			peers = append(peers, s)
+		}
+		testpeer.Eventually(t, wait, "peers at the gateway", func() bool {
+			h := p.Health()
+			return h.IngressPeers >= 10 && h.EgressPeers >= 10
+		})
+		// The peers leave as the gateway stops: their disconnect events
+		// race the gateway's shutdown in libzmq's I/O thread.
+		for _, s := range peers {
+			s.Close()
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatalf("round %d: Run: %v", round, err)
+		}
+		// A fresh pair over tcp must still connect and carry a message.
+		pub, _ := zmq.NewSocket(zmq.PUB)
+		sub, _ := zmq.NewSocket(zmq.SUB)
+		pub.SetLinger(0)
+		sub.SetLinger(0)
+		sub.SetSubscribe("")
+		sub.SetRcvtimeo(10 * time.Millisecond)
+		in, err := bind(pub, "tcp://127.0.0.1:*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Connect(in)
+		testpeer.Eventually(t, wait, fmt.Sprintf("round %d: a message over a fresh tcp pair", round), func() bool {
+			pub.Send("ping", 0)
+			_, err := sub.Recv(0)
+			return err == nil
+		})
+		pub.Close()
+		sub.Close()
+	}
+}
