@@ -1,0 +1,291 @@
+package blackbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mdgate/mdgate/internal/testpeer"
+	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/tick"
+)
+
+const wait = 10 * time.Second
+
+// encodeText is a test wire format: "topic seq".
+func encodeText(m *tick.Message) []byte { return fmt.Appendf(nil, "%s %d", m.Topic, m.Stamp.Seq) }
+
+// memConn records what its writer wrote. stall makes WriteBatch block until
+// its deadline, like a socket whose peer stopped reading.
+type memConn struct {
+	stall   atomic.Bool
+	entered atomic.Int32 // writes started
+	abortMu sync.Once
+	aborted chan struct{}
+	mu      sync.Mutex
+	got     []string
+	batches int
+	closed  slowsub.Reason
+	closedN int
+}
+
+func (c *memConn) WriteBatch(deadline time.Time, items []slowsub.Item) error {
+	c.entered.Add(1)
+	if c.stall.Load() {
+		select { // a blocked write returns at its deadline, or when aborted
+		case <-time.After(time.Until(deadline)):
+			return fmt.Errorf("write: %w", errDeadline)
+		case <-c.abortc():
+			return errors.New("write: connection closed")
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.batches++
+	for _, it := range items {
+		s := string(it.Data)
+		if it.Skipped > 0 {
+			s += fmt.Sprintf(" skipped=%d", it.Skipped)
+		}
+		c.got = append(c.got, s)
+	}
+	return nil
+}
+
+var errDeadline = errors.New("i/o timeout")
+
+func (c *memConn) WriteHeartbeat(time.Time) error { return nil }
+func (c *memConn) abortc() chan struct{} {
+	c.abortMu.Do(func() { c.aborted = make(chan struct{}) })
+	return c.aborted
+}
+func (c *memConn) Abort() {
+	ch := c.abortc()
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+func (c *memConn) WriteClose(_ time.Time, r slowsub.Reason, _ string) error {
+	c.mu.Lock()
+	c.closed, c.closedN = r, c.closedN+1
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *memConn) lines() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.got...)
+}
+
+// run starts an engine until the test ends.
+func run(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	e := New(cfg, []Encoder{encodeText}, nil, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e
+}
+
+// client starts a client's writer; the returned channel gets Run's result.
+func client(t testing.TB, e *Engine, conn Conn, l slowsub.Limits, subs ...Subscription) (*Client, <-chan error) {
+	c := e.NewClient(conn, 0, l)
+	c.Subscribe(subs, nil)
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { errc <- c.Run(ctx) }()
+	t.Cleanup(cancel)
+	return c, errc
+}
+
+func msg(topic string, seq uint64) *tick.Message {
+	return &tick.Message{Topic: topic, Frames: [][]byte{[]byte(topic)},
+		Stamp: tick.Stamp{Epoch: 1, Seq: seq, Ingress: time.Now().UnixNano()}}
+}
+
+func TestExactPrefixAndOverlap(t *testing.T) {
+	e := run(t, Config{Shards: 3})
+	exact, prefix, both := &memConn{}, &memConn{}, &memConn{}
+	client(t, e, exact, slowsub.Limits{}, Subscription{Key: "md.eq.AAPL"})
+	client(t, e, prefix, slowsub.Limits{}, Subscription{Key: "md.eq.", Prefix: true})
+	client(t, e, both, slowsub.Limits{}, Subscription{Key: "md.eq.AAPL"}, Subscription{Key: "md.", Prefix: true},
+		Subscription{Key: "md.eq", Prefix: true})
+	for i := uint64(1); i <= 100; i++ {
+		for _, topic := range []string{"md.eq.AAPL", "md.eq.MSFT", "md.fx.EURUSD", "other"} {
+			e.Publish(msg(topic, i))
+		}
+	}
+	want := map[*memConn]int{exact: 100, prefix: 200, both: 300}
+	for c, n := range want {
+		testpeer.Eventually(t, wait, fmt.Sprintf("%d messages", n), func() bool { return len(c.lines()) >= n })
+	}
+	for c, n := range want {
+		got := c.lines()
+		if len(got) != n {
+			t.Errorf("client got %d messages, want %d (a match twice must deliver once)", len(got), n)
+		}
+		last := map[string]int{}
+		for _, l := range got {
+			var topic string
+			var seq int
+			fmt.Sscanf(l, "%s %d", &topic, &seq)
+			if seq != last[topic]+1 {
+				t.Fatalf("%s: seq %d after %d: per-topic order lost", topic, seq, last[topic])
+			}
+			last[topic] = seq
+		}
+	}
+}
+
+func TestUnsubscribeStopsDelivery(t *testing.T) {
+	e := run(t, Config{Shards: 2})
+	conn := &memConn{}
+	c, _ := client(t, e, conn, slowsub.Limits{}, Subscription{Key: "a"}, Subscription{Key: "b", Prefix: true})
+	e.Publish(msg("a", 1))
+	testpeer.Eventually(t, wait, "the first message", func() bool { return len(conn.lines()) == 1 })
+	if n := c.Unsubscribe([]Subscription{{Key: "a"}, {Key: "b", Prefix: true}, {Key: "never"}}); n != 2 {
+		t.Fatalf("Unsubscribe removed %d, want 2", n)
+	}
+	e.Publish(msg("a", 2))
+	e.Publish(msg("bb", 1))
+	c.Send([]byte("marker"))
+	testpeer.Eventually(t, wait, "the marker", func() bool { return len(conn.lines()) == 2 })
+	if got := conn.lines(); got[1] != "marker" {
+		t.Fatalf("after unsubscribe got %q, want only the marker", got)
+	}
+}
+
+// A stalled client never delays the others, and is cut off by the rule.
+func TestStalledClientCutOffOthersGetEverything(t *testing.T) {
+	e := run(t, Config{Shards: 2, WriteTimeout: time.Hour, Limits: slowsub.Limits{MaxBytes: 4096, MaxLag: time.Hour}})
+	var fast []*memConn
+	for range 50 {
+		c := &memConn{}
+		fast = append(fast, c)
+		client(t, e, c, slowsub.Limits{}, Subscription{Key: "md.", Prefix: true})
+	}
+	slow := &memConn{}
+	slow.stall.Store(true)
+	_, slowErr := client(t, e, slow, slowsub.Limits{}, Subscription{Key: "md.", Prefix: true})
+	const n = 2000
+	for i := uint64(1); i <= n; i++ {
+		e.Publish(msg(fmt.Sprintf("md.t%d", i%10), i))
+	}
+	for i, c := range fast {
+		testpeer.Eventually(t, wait, fmt.Sprintf("fast client %d to get %d messages", i, n), func() bool { return len(c.lines()) == n })
+	}
+	select {
+	case err := <-slowErr:
+		var cut *CutOffError
+		if !errors.As(err, &cut) || cut.Reason != slowsub.QueueBytes {
+			t.Fatalf("stalled client ended with %v, want a queue_bytes cut-off", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("the stalled client was not cut off")
+	}
+	testpeer.Eventually(t, wait, "the stalled client to leave", func() bool { return e.Clients() == 50 })
+}
+
+// A client stalled with old messages queued is cut off for lag by the
+// sweeper, even though nothing new arrives for it.
+func TestSweeperCutsOffIdleLaggard(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	e := run(t, Config{Shards: 1, SweepEvery: 5 * time.Millisecond, Now: clock, WriteTimeout: time.Hour,
+		Limits: slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 2 * time.Second}})
+	slow := &memConn{}
+	slow.stall.Store(true)
+	_, errc := client(t, e, slow, slowsub.Limits{}, Subscription{Key: "x"})
+	m := msg("x", 1)
+	m.Stamp.Ingress = now.Load()
+	e.Publish(m)
+	e.Publish(m) // the first is held by the stalled write; this one waits in the queue
+	now.Add(int64(3 * time.Second))
+	select {
+	case err := <-errc:
+		var cut *CutOffError
+		if !errors.As(err, &cut) || cut.Reason != slowsub.Lag || !strings.Contains(cut.Detail, "2s") {
+			t.Fatalf("laggard ended with %v, want a lag cut-off naming 2s", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("the laggard was not cut off")
+	}
+}
+
+func TestConflatingClientEndsWithLatestOfEveryTopic(t *testing.T) {
+	e := run(t, Config{Shards: 2, WriteTimeout: time.Hour})
+	slow := &memConn{}
+	slow.stall.Store(true)
+	c, _ := client(t, e, slow, slowsub.Limits{}, Subscription{Key: "md.", Prefix: true, Conflate: true})
+	e.Publish(msg("md.a", 0))
+	testpeer.Eventually(t, wait, "a write blocked on the stalled peer", func() bool { return slow.entered.Load() == 1 })
+	for i := uint64(1); i <= 1000; i++ {
+		for _, topic := range []string{"md.a", "md.b", "md.c"} {
+			e.Publish(msg(topic, i))
+		}
+	}
+	testpeer.Eventually(t, wait, "every update handed to the client", func() bool {
+		return counterValue(e.m.deliveries) == 3001
+	})
+	c.Send([]byte("marker")) // queued after every update
+	slow.stall.Store(false)
+	c.mu.Lock()
+	items := c.q.Drain(nil)
+	c.mu.Unlock()
+	last := map[string]string{}
+	for _, it := range items {
+		if it.Topic != "" {
+			last[it.Topic] = string(it.Data)
+		}
+	}
+	for _, topic := range []string{"md.a", "md.b", "md.c"} {
+		if want := topic + " 1000"; last[topic] != want {
+			t.Errorf("conflated queue holds %q for %s, want %q", last[topic], topic, want)
+		}
+	}
+	if len(items) != 4 {
+		t.Errorf("conflated queue held %d items, want at most one per topic", len(items))
+	}
+}
+
+func TestSnapshotFirstThenOnlyNewer(t *testing.T) {
+	e := run(t, Config{Shards: 1})
+	conn := &memConn{}
+	c := e.NewClient(conn, 0, slowsub.Limits{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	c.Subscribe([]Subscription{{Key: "x"}}, func() []Replay {
+		// Live updates 5 and 6 arrive while the snapshot (seq 6) is read.
+		e.Publish(msg("x", 5))
+		e.Publish(msg("x", 6))
+		return []Replay{{Item: slowsub.Item{Topic: "x", Data: []byte("snapshot 6")}, Epoch: 1, Seq: 6}}
+	})
+	e.Publish(msg("x", 7))
+	testpeer.Eventually(t, wait, "two messages", func() bool { return len(conn.lines()) >= 2 })
+	if got := conn.lines(); fmt.Sprint(got) != "[snapshot 6 x 7]" {
+		t.Fatalf("client got %q, want the snapshot then x 7 only", got)
+	}
+}
+
+func TestShardFullDropsAndCounts(t *testing.T) {
+	e := New(Config{Shards: 1, ShardQueue: 2}, []Encoder{encodeText}, nil, zerolog.Nop()) // not running
+	for i := range 5 {
+		e.Publish(msg("x", uint64(i)))
+	}
+	if got := counterValue(e.m.dropShardFull); got != 3 {
+		t.Fatalf("dropped{reason=shard_full} = %v, want 3", got)
+	}
+}

@@ -1,0 +1,213 @@
+package blackbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/tick"
+)
+
+// Encoder turns a message into one wire format's bytes. It runs once per
+// message and format, on a shard worker; the result is shared by every
+// subscriber and never modified.
+type Encoder func(m *tick.Message) []byte
+
+// Config sizes the engine.
+type Config struct {
+	Shards       int            // workers; 0 means GOMAXPROCS
+	ShardQueue   int            // messages waiting per shard before Publish drops
+	Limits       slowsub.Limits // the most a client may queue and lag
+	WriteTimeout time.Duration  // deadline of every write
+	Heartbeat    time.Duration  // an idle client gets a heartbeat this often; 0: never
+	SweepEvery   time.Duration  // how often idle queues are checked against their limits
+	Now          func() time.Time
+}
+
+// DefaultConfig: a shard per core, 64k messages a shard, 1 MiB and 2 s per
+// client, 10 s write deadline, 15 s heartbeat, 100 ms sweep.
+func DefaultConfig() Config {
+	return Config{
+		ShardQueue:   1 << 16,
+		Limits:       slowsub.DefaultLimits(),
+		WriteTimeout: 10 * time.Second,
+		Heartbeat:    15 * time.Second,
+		SweepEvery:   100 * time.Millisecond,
+	}
+}
+
+// Engine is the fan-out. Publish may be called from one goroutine (the
+// proxy loop); everything else is safe for concurrent use.
+type Engine struct {
+	cfg      Config
+	encoders []Encoder
+	shards   []*shard
+	m        *metrics
+	log      zerolog.Logger
+
+	mu      sync.Mutex
+	clients map[*Client]struct{} // guarded by mu
+}
+
+type shard struct {
+	id  int
+	in  chan *tick.Message
+	idx *index
+	seq uint64 // messages matched; owned by the shard's worker
+}
+
+// New returns an engine with one encoder per wire format; a client picks its
+// format by index.
+func New(cfg Config, encoders []Encoder, reg prometheus.Registerer, log zerolog.Logger) *Engine {
+	d := DefaultConfig()
+	if cfg.Shards <= 0 {
+		cfg.Shards = runtime.GOMAXPROCS(0)
+	}
+	if cfg.ShardQueue <= 0 {
+		cfg.ShardQueue = d.ShardQueue
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = d.WriteTimeout
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = d.SweepEvery
+	}
+	if cfg.Limits == (slowsub.Limits{}) {
+		cfg.Limits = d.Limits
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e := &Engine{cfg: cfg, encoders: encoders, m: newMetrics(reg), log: log, clients: map[*Client]struct{}{}}
+	for i := range cfg.Shards {
+		e.shards = append(e.shards, &shard{id: i, in: make(chan *tick.Message, cfg.ShardQueue), idx: newIndex()})
+	}
+	return e
+}
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+func (e *Engine) shardOf(topic string) *shard {
+	// FNV-1a: fast, and the same topic always lands on the same worker.
+	h := uint32(2166136261)
+	for i := 0; i < len(topic); i++ {
+		h ^= uint32(topic[i])
+		h *= 16777619
+	}
+	return e.shards[h%uint32(len(e.shards))]
+}
+
+// Publish hands m to its topic's shard without blocking; a full shard drops
+// it (counted as shard_full). It implements proxy.Sink.
+func (e *Engine) Publish(m *tick.Message) {
+	select {
+	case e.shardOf(m.Topic).in <- m:
+	default:
+		e.m.dropShardFull.Inc()
+	}
+}
+
+// Run runs the shard workers and the sweeper until ctx is done.
+func (e *Engine) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, s := range e.shards {
+		g.Go(func() error { e.work(ctx, s); return nil })
+	}
+	g.Go(func() error { e.sweep(ctx); return nil })
+	return g.Wait()
+}
+
+// work is one shard's worker: match, encode once per format, deliver.
+func (e *Engine) work(ctx context.Context, s *shard) {
+	var (
+		matches []entry
+		enc     = make([][]byte, len(e.encoders))
+	)
+	for {
+		var m *tick.Message
+		select {
+		case <-ctx.Done():
+			return
+		case m = <-s.in:
+		}
+		matches = s.idx.match(m.Topic, matches[:0])
+		e.m.messages.Inc()
+		if len(matches) == 0 {
+			continue
+		}
+		s.seq++
+		clear(enc)
+		now := e.cfg.Now().UnixNano()
+		n := 0
+		for _, en := range matches {
+			c := en.c
+			if c.marks[s.id] == s.seq { // matched twice (topic and prefix)
+				continue
+			}
+			c.marks[s.id] = s.seq
+			data := enc[c.format]
+			if data == nil {
+				data = e.encoders[c.format](m)
+				enc[c.format] = data
+			}
+			c.deliver(m, data, en.conflate, now)
+			n++
+		}
+		clear(matches) // drop the client pointers
+		e.m.deliveries.Add(float64(n))
+	}
+}
+
+// sweep re-checks every queue so a client that stopped reading is cut off
+// even when nothing new is queued for it.
+func (e *Engine) sweep(ctx context.Context) {
+	t := time.NewTicker(e.cfg.SweepEvery)
+	defer t.Stop()
+	var all []*Client
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		all = all[:0]
+		for c := range e.clients {
+			all = append(all, c)
+		}
+		e.mu.Unlock()
+		now := e.cfg.Now().UnixNano()
+		for _, c := range all {
+			c.check(now)
+		}
+		clear(all)
+	}
+}
+
+// Clients returns how many clients are connected.
+func (e *Engine) Clients() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.clients)
+}
+
+// ErrCutOff is returned by Client.Run for a client cut off as too slow.
+var ErrCutOff = errors.New("slow consumer")
+
+// CutOffError says why a client was cut off.
+type CutOffError struct {
+	Reason slowsub.Reason
+	Detail string
+}
+
+func (e *CutOffError) Error() string { return fmt.Sprintf("slow consumer: %s", e.Detail) }
+func (e *CutOffError) Unwrap() error { return ErrCutOff }

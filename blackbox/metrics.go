@@ -1,0 +1,82 @@
+package blackbox
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mdgate/mdgate/slowsub"
+)
+
+// DisconnectReason is why the engine closed a client; its String is a fixed
+// metric label.
+type DisconnectReason uint8
+
+const (
+	DisconnectQueueBytes   DisconnectReason = iota // slowsub.QueueBytes
+	DisconnectLag                                  // slowsub.Lag
+	DisconnectWriteTimeout                         // a write missed its deadline
+	DisconnectWriteError                           // a write failed
+)
+
+var disconnectNames = [...]string{"queue_bytes", "lag", "write_timeout", "write_error"}
+
+func (r DisconnectReason) String() string { return disconnectNames[r] }
+
+func fromSlow(r slowsub.Reason) DisconnectReason {
+	if r == slowsub.Lag {
+		return DisconnectLag
+	}
+	return DisconnectQueueBytes
+}
+
+type metrics struct {
+	messages, deliveries prometheus.Counter
+	dropShardFull        prometheus.Counter
+	conflated            prometheus.Counter
+	duplicates           prometheus.Counter
+	disconnects          [len(disconnectNames)]prometheus.Counter
+	clients              prometheus.Gauge
+	subscriptions        prometheus.Gauge
+	queueBytes           prometheus.Histogram
+	lag                  prometheus.Histogram
+	batch                prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &metrics{
+		messages: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_messages_total",
+			Help: "Messages taken by the fan-out shards."}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_deliveries_total",
+			Help: "Messages handed to client queues (one per matching client)."}),
+		conflated: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_conflated_total",
+			Help: "Undelivered values replaced by a newer value of the same topic for clients that asked to conflate."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_snapshot_overlap_total",
+			Help: "Live updates not queued because the client's snapshot already held them or a newer value."}),
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_clients",
+			Help: "Clients connected to the fan-out."}),
+		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_subscriptions",
+			Help: "Subscriptions (topics and prefixes) held by clients."}),
+		queueBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mdgate_fanout_queue_bytes",
+			Help:    "Bytes a client's writer took from its queue per wake-up.",
+			Buckets: prometheus.ExponentialBuckets(64, 4, 9)}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mdgate_fanout_lag_seconds",
+			Help:    "Age of the oldest message in a write batch, from its ingress stamp.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mdgate_fanout_write_batch_messages",
+			Help:    "Messages per write (one write per writer wake-up).",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
+	}
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mdgate_fanout_dropped_total",
+		Help: "Messages the fan-out dropped for every client, by reason."}, []string{"reason"})
+	m.dropShardFull = dropped.WithLabelValues("shard_full")
+	disc := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mdgate_fanout_disconnects_total",
+		Help: "Clients the fan-out cut off, by reason."}, []string{"reason"})
+	for i, name := range disconnectNames {
+		m.disconnects[i] = disc.WithLabelValues(name)
+	}
+	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.clients, m.subscriptions,
+		m.queueBytes, m.lag, m.batch, dropped, disc)
+	return m
+}
