@@ -267,7 +267,7 @@ func TestSnapshotFirstThenOnlyNewer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go c.Run(ctx)
-	c.Subscribe([]Subscription{{Key: "x"}}, func() []Replay {
+	c.Subscribe([]Subscription{{Key: "x"}}, func(int) []Replay {
 		// Live updates 5 and 6 arrive while the snapshot (seq 6) is read.
 		e.Publish(msg("x", 5))
 		e.Publish(msg("x", 6))

@@ -93,11 +93,14 @@ func (c *Client) SetLimits(l slowsub.Limits) {
 	c.mu.Unlock()
 }
 
-// Subscribe adds subscriptions, then queues what snapshot returns, both
-// before any live update of those topics can be queued: the client sees each
-// topic's snapshot first and then only newer updates. It returns how many
-// subscriptions the client now has.
-func (c *Client) Subscribe(subs []Subscription, snapshot func() []Replay) int {
+// Subscribe adds subscriptions, then queues what snapshot returns (it is
+// given the client's new subscription count), both before any live update of
+// those topics can be queued: the client sees each topic's snapshot first
+// and then only newer updates. A Replay with nil Data queues nothing and
+// only sets the floor (the client already has that value); one with an
+// empty Topic sets no floor (a reply). snapshot must not call the client.
+// Subscribe returns how many subscriptions the client now has.
+func (c *Client) Subscribe(subs []Subscription, snapshot func(total int) []Replay) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range subs {
@@ -118,11 +121,16 @@ func (c *Client) Subscribe(subs []Subscription, snapshot func() []Replay) int {
 	}
 	if snapshot != nil {
 		now := c.e.cfg.Now().UnixNano()
-		for _, r := range snapshot() {
-			if c.floors == nil {
-				c.floors = map[string]floor{}
+		for _, r := range snapshot(len(c.subs)) {
+			if r.Item.Topic != "" {
+				if c.floors == nil {
+					c.floors = map[string]floor{}
+				}
+				c.floors[r.Item.Topic] = floor{r.Epoch, r.Seq}
 			}
-			c.floors[r.Item.Topic] = floor{r.Epoch, r.Seq}
+			if r.Item.Data == nil {
+				continue
+			}
 			if r.Item.At == 0 {
 				r.Item.At = now // a replay's lag counts from when it was queued
 			}

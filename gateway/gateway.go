@@ -16,10 +16,14 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/bridge"
 	"github.com/mdgate/mdgate/demofeed"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/proxy"
+	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/snapshot"
+	"github.com/mdgate/mdgate/web"
 )
 
 // DemoEndpoint is where the built-in demo feed publishes; the ingress binds
@@ -40,6 +44,9 @@ type Config struct {
 	CacheFile      string        // persist the cache here; "" off
 	CacheSaveEvery time.Duration // how often the file is rewritten
 	SnapshotBind   string        // ROUTER for snapshot requests; "" off
+
+	Fanout blackbox.Config // the fan-out engine and per-client limits
+	Bridge bridge.Config   // WebSocket clients
 }
 
 // DefaultConfig returns the defaults documented in --help.
@@ -54,6 +61,8 @@ func DefaultConfig() Config {
 		Cache:           lvc.DefaultConfig(),
 		CacheSaveEvery:  5 * time.Second,
 		SnapshotBind:    "tcp://*:5558",
+		Fanout:          blackbox.DefaultConfig(),
+		Bridge:          bridge.DefaultConfig(),
 	}
 }
 
@@ -65,6 +74,8 @@ type Gateway struct {
 	proxy *proxy.Proxy
 	cache *lvc.Cache       // nil when the cache is off
 	snap  *snapshot.Server // nil when off
+	fan   *blackbox.Engine
+	ws    *bridge.Bridge
 
 	httpReady chan struct{}
 	mu        sync.Mutex
@@ -84,11 +95,21 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 		cache = lvc.New(cfg.Cache, reg)
 		opts.Cache = cache
 	}
+	fan := blackbox.New(cfg.Fanout, []blackbox.Encoder{bridge.EncodeUpdate}, reg, log.With().Str("stage", "fanout").Logger())
+	opts.Sinks = append(opts.Sinks, fan)
 	p, err := proxy.New(cfg.Proxy, opts)
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, cache: cache, httpReady: make(chan struct{})}
+	var snapCache bridge.Cache
+	if cache != nil {
+		snapCache = cache
+	}
+	if cfg.Bridge.Limits == (slowsub.Limits{}) {
+		cfg.Bridge.Limits = fan.Config().Limits
+	}
+	ws := bridge.New(cfg.Bridge, fan, snapCache, reg, log.With().Str("stage", "bridge").Logger())
+	g := &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, cache: cache, fan: fan, ws: ws, httpReady: make(chan struct{})}
 	if cache != nil && cfg.SnapshotBind != "" {
 		g.snap = snapshot.NewServer(cfg.SnapshotBind, cache, cache, p.Epoch(), log.With().Str("stage", "snapshot").Logger())
 	}
@@ -106,6 +127,9 @@ func (g *Gateway) SnapshotEndpoint() string {
 	}
 	return g.snap.Bound()
 }
+
+// Fanout returns the fan-out engine.
+func (g *Gateway) Fanout() *blackbox.Engine { return g.fan }
 
 // Proxy returns the core loop (for its endpoints and epoch).
 func (g *Gateway) Proxy() *proxy.Proxy { return g.proxy }
@@ -135,6 +159,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	grp, ctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return g.proxy.Run(ctx) })
+	grp.Go(func() error { return g.fan.Run(ctx) })
 	if g.snap != nil {
 		grp.Go(func() error { return g.snap.Run(ctx) })
 	}
@@ -143,7 +168,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return g.cache.Persist(ctx, g.cfg.CacheFile, g.cfg.CacheSaveEvery, g.log.With().Str("stage", "lvc").Logger())
 		})
 	}
-	srv := &http.Server{Handler: g.mux(), ReadHeaderTimeout: 5 * time.Second}
+	hs := g.cfg.Bridge.HandshakeTimeout
+	if hs <= 0 {
+		hs = bridge.DefaultConfig().HandshakeTimeout
+	}
+	srv := &http.Server{Handler: g.mux(), ReadHeaderTimeout: hs} // a slow handshake times out
 	grp.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -152,6 +181,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	})
 	grp.Go(func() error {
 		<-ctx.Done()
+		g.ws.Close() // WebSocket connections are hijacked: Shutdown does not see them
 		sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
@@ -185,6 +215,8 @@ func (g *Gateway) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	mux.HandleFunc("GET /healthz", g.healthz)
+	mux.Handle("GET /ws", g.ws)
+	mux.Handle("GET /", web.Handler())
 	return mux
 }
 

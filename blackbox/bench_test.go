@@ -1,0 +1,81 @@
+package blackbox
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/tick"
+)
+
+// countConn counts what it is given and writes nothing.
+type countConn struct{ n *atomic.Int64 }
+
+func (c countConn) WriteBatch(_ time.Time, items []slowsub.Item) error {
+	c.n.Add(int64(len(items)))
+	return nil
+}
+func (countConn) WriteHeartbeat(time.Time) error                      { return nil }
+func (countConn) WriteClose(time.Time, slowsub.Reason, string) error { return nil }
+func (countConn) Abort()                                              {}
+
+// BenchmarkFanOut publishes one topic to n subscribers and waits until every
+// writer has taken every message: ns/op is per message, so per delivery it is
+// ns/op / n (reported as ns/delivery).
+func BenchmarkFanOut(b *testing.B) {
+	for _, n := range []int{1, 100, 1000, 10000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			e := New(Config{Limits: slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, ShardQueue: 1 << 20},
+				[]Encoder{encodeText}, nil, zerolog.Nop())
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go e.Run(ctx)
+			var got atomic.Int64
+			for range n {
+				c := e.NewClient(countConn{&got}, 0, slowsub.Limits{})
+				c.Subscribe([]Subscription{{Key: "md.eq.AAPL"}}, nil)
+				go c.Run(ctx)
+			}
+			m := &tick.Message{Topic: "md.eq.AAPL", Frames: [][]byte{[]byte("md.eq.AAPL"), make([]byte, 100)}}
+			b.ResetTimer()
+			for i := range b.N {
+				m := *m
+				m.Stamp = tick.Stamp{Epoch: 1, Seq: uint64(i + 1), Ingress: time.Now().UnixNano()}
+				e.Publish(&m)
+			}
+			want := int64(b.N) * int64(n)
+			for got.Load() < want {
+				time.Sleep(50 * time.Microsecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(want), "ns/delivery")
+			b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkMatch matches topics against 100k subscriptions: 90k exact topics
+// and 10k prefixes of several lengths.
+func BenchmarkMatch(b *testing.B) {
+	b.ReportAllocs()
+	x := newIndex()
+	c := &Client{}
+	for i := range 90_000 {
+		x.add(fmt.Sprintf("md.eq.S%05d", i), false, entry{c: c})
+	}
+	for i := range 10_000 {
+		x.add(fmt.Sprintf("md.fx.%d", i), true, entry{c: c})
+	}
+	topics := []string{"md.eq.S01234", "md.fx.123456", "md.fut.ESZ6", "nothing"}
+	var dst []entry
+	b.ResetTimer()
+	for i := range b.N {
+		dst = x.match(topics[i%len(topics)], dst[:0])
+	}
+}

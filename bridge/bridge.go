@@ -1,0 +1,288 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/tick"
+)
+
+// Config bounds what one WebSocket client may do.
+type Config struct {
+	ReadLimit        int64         // bytes per client frame; larger closes with 1009
+	MaxSubs          int           // topics plus prefixes per connection
+	SubscribeRate    float64       // subscribe/unsubscribe requests a second, sustained
+	SubscribeBurst   int           // ... and in a burst
+	AbuseLimit       int           // bad requests in a burst before closing with 1008
+	AbuseRefill      time.Duration // one bad request forgiven this often
+	AllowedOrigins   []string      // browser origins allowed; empty: same origin only; "*": any
+	HandshakeTimeout time.Duration
+	PongWait         time.Duration // a client silent this long (no message, no pong) is dropped
+	Limits           slowsub.Limits
+}
+
+// DefaultConfig: 64 KiB frames, 1000 subscriptions, 20 subscribes a second
+// (burst 50), 10 bad requests, same-origin, 10 s handshake, 60 s pong wait.
+func DefaultConfig() Config {
+	return Config{
+		ReadLimit:        64 << 10,
+		MaxSubs:          1000,
+		SubscribeRate:    20,
+		SubscribeBurst:   50,
+		AbuseLimit:       10,
+		AbuseRefill:      time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		PongWait:         60 * time.Second,
+		Limits:           slowsub.DefaultLimits(),
+	}
+}
+
+// Cache is the part of the last-value cache the bridge reads for snapshots.
+type Cache interface {
+	Get(topic string) (*tick.Message, bool)
+	Snapshot(prefix string) []*tick.Message
+}
+
+// Bridge is the /ws handler.
+type Bridge struct {
+	cfg    Config
+	engine *blackbox.Engine
+	cache  Cache // nil: no snapshots
+	log    zerolog.Logger
+	up     websocket.Upgrader
+	m      *metrics
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // connection handlers
+}
+
+// New returns a bridge delivering through engine (format 0 must be
+// EncodeUpdate) and snapshots from cache (may be nil).
+func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Registerer, log zerolog.Logger) *Bridge {
+	d := DefaultConfig()
+	if cfg.ReadLimit <= 0 {
+		cfg.ReadLimit = d.ReadLimit
+	}
+	if cfg.MaxSubs <= 0 {
+		cfg.MaxSubs = d.MaxSubs
+	}
+	if cfg.SubscribeRate <= 0 {
+		cfg.SubscribeRate, cfg.SubscribeBurst = d.SubscribeRate, d.SubscribeBurst
+	}
+	if cfg.AbuseLimit <= 0 {
+		cfg.AbuseLimit = d.AbuseLimit
+	}
+	if cfg.AbuseRefill <= 0 {
+		cfg.AbuseRefill = d.AbuseRefill
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if cfg.PongWait <= 0 {
+		cfg.PongWait = d.PongWait
+	}
+	if cfg.Limits == (slowsub.Limits{}) {
+		cfg.Limits = d.Limits
+	}
+	b := &Bridge{cfg: cfg, engine: engine, cache: cache, log: log, m: newMetrics(reg)}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.up = websocket.Upgrader{
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{}, // idle connections hold no write buffer
+		CheckOrigin:      b.checkOrigin,
+	}
+	return b
+}
+
+// Close closes every connection (1001, going away) and waits for their
+// handlers. New connections are refused.
+func (b *Bridge) Close() {
+	b.cancel()
+	b.wg.Wait()
+}
+
+// checkOrigin allows clients without an Origin (not browsers), then the
+// allow-list, or by default the page's own origin.
+func (b *Bridge) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	ok := false
+	if len(b.cfg.AllowedOrigins) == 0 {
+		u, err := url.Parse(origin)
+		ok = err == nil && strings.EqualFold(u.Host, r.Host)
+	} else {
+		ok = slices.Contains(b.cfg.AllowedOrigins, "*") || slices.ContainsFunc(b.cfg.AllowedOrigins,
+			func(o string) bool { return strings.EqualFold(strings.TrimSuffix(o, "/"), origin) })
+	}
+	if !ok {
+		b.m.rejected["origin"].Inc()
+	}
+	return ok
+}
+
+// ServeHTTP upgrades to WebSocket and serves one client until it leaves, is
+// cut off, or the bridge closes.
+func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.ctx.Err() != nil {
+		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := b.up.Upgrade(w, r, nil)
+	if err != nil {
+		b.m.rejected["handshake"].Inc()
+		return // the upgrader has answered with an HTTP error
+	}
+	b.wg.Add(1)
+	defer b.wg.Done()
+	s := &session{b: b, ws: ws,
+		subRate: newBucket(b.cfg.SubscribeBurst, time.Duration(float64(time.Second)/b.cfg.SubscribeRate)),
+		abuse:   newBucket(b.cfg.AbuseLimit, b.cfg.AbuseRefill),
+	}
+	s.c = b.engine.NewClient(&wsConn{ws: ws}, 0, b.cfg.Limits)
+	b.m.connections.Inc()
+	defer b.m.connections.Dec()
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- s.c.Run(b.ctx) }()
+	s.read()
+	s.c.Close()
+	err = <-writerDone
+	ws.Close()
+	var cut *blackbox.CutOffError
+	if errors.As(err, &cut) && b.log.Debug().Enabled() {
+		b.log.Debug().Str("remote", r.RemoteAddr).Str("reason", cut.Reason.String()).Msg("slow client cut off")
+	}
+}
+
+// session is one connection's read side; owned by its ServeHTTP goroutine.
+type session struct {
+	b       *Bridge
+	ws      *websocket.Conn
+	c       *blackbox.Client
+	subRate *bucket
+	abuse   *bucket
+}
+
+func (s *session) read() {
+	ws, cfg := s.ws, &s.b.cfg
+	ws.SetReadLimit(cfg.ReadLimit)
+	ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(cfg.PongWait)) })
+	for {
+		kind, msg, err := ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.b.m.closes["read_limit"].Inc()
+				s.c.Send(errorReply(nil, &ProtoError{CodeBadFrame, "frame over the read limit"}))
+			}
+			return
+		}
+		ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		if kind != websocket.TextMessage {
+			if !s.refuse(nil, &ProtoError{CodeBadFrame, "binary frames are not part of the protocol; send JSON text"}) {
+				return
+			}
+			continue
+		}
+		req, err := ParseRequest(msg)
+		if err != nil {
+			var pe *ProtoError
+			errors.As(err, &pe)
+			if !s.refuse(req.ID, pe) {
+				return
+			}
+			continue
+		}
+		s.b.m.requests[req.Op].Inc()
+		if !s.handle(req) {
+			return
+		}
+	}
+}
+
+// refuse answers a bad request with an error frame; it reports false (and
+// closes with 1008) once the client has used up its allowance.
+func (s *session) refuse(id json.RawMessage, e *ProtoError) bool {
+	s.b.m.errors[e.Code].Inc()
+	s.c.Send(errorReply(id, e))
+	if e.Code == CodeRateLimited || s.abuse.take(time.Now()) {
+		return true
+	}
+	s.b.m.closes["abuse"].Inc()
+	s.ws.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "too many bad requests"), time.Now().Add(time.Second))
+	return false
+}
+
+func (s *session) handle(r *Request) bool {
+	switch r.Op {
+	case "ping":
+		s.c.Send(reply("pong", r.ID, map[string]any{"ts": time.Now().UnixMicro()}))
+		return true
+	case "unsubscribe":
+		if !s.subRate.take(time.Now()) {
+			return s.refuse(r.ID, &ProtoError{CodeRateLimited, "too many subscription requests"})
+		}
+		n := s.c.Unsubscribe(subscriptions(r, false))
+		s.c.Send(reply("ack", r.ID, map[string]any{"req": "unsubscribe", "topics": nonNil(r.Topics),
+			"prefixes": nonNil(r.Prefixes), "removed": n, "subscriptions": s.c.Subscriptions()}))
+		return true
+	}
+	return s.subscribe(r)
+}
+
+func (s *session) subscribe(r *Request) bool {
+	if !s.subRate.take(time.Now()) {
+		return s.refuse(r.ID, &ProtoError{CodeRateLimited, "too many subscription requests"})
+	}
+	policy, err := slowsub.ParsePolicy(r.Slow)
+	if err != nil {
+		return s.refuse(r.ID, &ProtoError{CodeBadRequest, err.Error()})
+	}
+	subs := subscriptions(r, policy == slowsub.Conflate)
+	if n := s.c.Subscriptions() + len(subs); n > s.b.cfg.MaxSubs {
+		return s.refuse(r.ID, &ProtoError{CodeTooManySubs,
+			fmt.Sprintf("%d subscriptions would pass the limit of %d; none added", n, s.b.cfg.MaxSubs)})
+	}
+	limits := slowsub.Limits{MaxBytes: r.MaxQueueBytes, MaxLag: time.Duration(r.MaxLagMs) * time.Millisecond}
+	if limits != (slowsub.Limits{}) {
+		s.c.SetLimits(limits)
+	}
+	want := limits.Within(s.b.cfg.Limits)
+	snap := r.Snapshot == nil || *r.Snapshot || len(r.Resume) > 0
+	s.c.Subscribe(subs, func(total int) []blackbox.Replay {
+		var values []blackbox.Replay
+		if snap && s.b.cache != nil {
+			values = s.b.snapshot(r)
+		}
+		sent := 0
+		for _, v := range values {
+			if v.Item.Data != nil {
+				sent++
+			}
+		}
+		ack := reply("ack", r.ID, map[string]any{"req": "subscribe", "topics": nonNil(r.Topics),
+			"prefixes": nonNil(r.Prefixes), "slow": policy.String(), "snapshot": sent,
+			"max_lag_ms": want.MaxLag.Milliseconds(), "max_queue_bytes": want.MaxBytes,
+			"subscriptions": total})
+		return append([]blackbox.Replay{{Item: slowsub.Item{Data: ack}}}, values...)
+	})
+	return true
+}

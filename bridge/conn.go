@@ -1,0 +1,92 @@
+package bridge
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/mdgate/mdgate/slowsub"
+)
+
+// CloseSlowConsumer is the close code of a client cut off as too slow.
+const CloseSlowConsumer = 4008
+
+// maxFrame is where a write batch starts a new WebSocket frame.
+const maxFrame = 64 << 10
+
+// wsConn is a client's connection as the fan-out writer sees it. Its Write
+// methods are called only by the client's writer goroutine.
+type wsConn struct {
+	ws  *websocket.Conn
+	buf []byte // owned by the writer: the "skipped" suffix
+}
+
+// WriteBatch writes items as text frames of newline-separated JSON messages,
+// up to about 64 KiB a frame, under one deadline.
+func (c *wsConn) WriteBatch(deadline time.Time, items []slowsub.Item) error {
+	c.ws.SetWriteDeadline(deadline)
+	for len(items) > 0 {
+		w, err := c.ws.NextWriter(websocket.TextMessage)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for i, it := range items {
+			if i > 0 {
+				if n >= maxFrame {
+					break
+				}
+				w.Write([]byte{'\n'})
+			}
+			if it.Skipped > 0 && len(it.Data) > 0 && it.Data[len(it.Data)-1] == '}' {
+				// Conflated: this client only is told how many it skipped.
+				w.Write(it.Data[:len(it.Data)-1])
+				c.buf = append(c.buf[:0], `,"skipped":`...)
+				c.buf = strconv.AppendUint(c.buf, uint64(it.Skipped), 10)
+				c.buf = append(c.buf, '}')
+				w.Write(c.buf)
+			} else {
+				w.Write(it.Data)
+			}
+			n += len(it.Data) + 1
+			items = items[1:]
+			_ = i
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteHeartbeat sends a ping (browsers answer it, which keeps the read
+// deadline moving) and a heartbeat message pages can see.
+func (c *wsConn) WriteHeartbeat(deadline time.Time) error {
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+		return err
+	}
+	c.ws.SetWriteDeadline(deadline)
+	c.buf = append(c.buf[:0], `{"op":"heartbeat","ts":`...)
+	c.buf = strconv.AppendInt(c.buf, time.Now().UnixMicro(), 10)
+	c.buf = append(c.buf, '}')
+	return c.ws.WriteMessage(websocket.TextMessage, c.buf)
+}
+
+// WriteClose sends the close frame: 4008 "slow consumer: ..." for a client
+// cut off, 1001 when the gateway closes the connection.
+func (c *wsConn) WriteClose(deadline time.Time, r slowsub.Reason, detail string) error {
+	code, text := websocket.CloseGoingAway, detail
+	if r != slowsub.None {
+		code, text = CloseSlowConsumer, "slow consumer: "+detail
+	}
+	if len(text) > 120 {
+		text = text[:120]
+	}
+	err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline)
+	c.ws.Close()
+	return err
+}
+
+// Abort closes the TCP connection, failing a blocked write.
+func (c *wsConn) Abort() { c.ws.Close() }
