@@ -20,9 +20,9 @@ func (c countConn) WriteBatch(_ time.Time, items []slowsub.Item) error {
 	c.n.Add(int64(len(items)))
 	return nil
 }
-func (countConn) WriteHeartbeat(time.Time) error                      { return nil }
+func (countConn) WriteHeartbeat(time.Time) error                     { return nil }
 func (countConn) WriteClose(time.Time, slowsub.Reason, string) error { return nil }
-func (countConn) Abort()                                              {}
+func (countConn) Abort()                                             {}
 
 // BenchmarkFanOut publishes one topic to n subscribers and waits until every
 // writer has taken every message: ns/op is per message, so per delivery it is

@@ -52,14 +52,14 @@ type floor struct{ epoch, seq uint64 }
 // Client is one subscriber. Create it with Engine.NewClient and run its
 // writer with Run.
 type Client struct {
-	e      *Engine
-	conn   Conn // used only by Run
-	format int
-	marks  []uint64      // marks[i] is owned by shard i's worker
+	e       *Engine
+	conn    Conn // used only by Run
+	format  int
+	marks   []uint64      // marks[i] is owned by shard i's worker
 	wake    chan struct{} // cap 1: something was queued
 	writing atomic.Bool   // Run is inside a write
-	done   chan struct{} // closed by stop
-	once   sync.Once
+	done    chan struct{} // closed by stop
+	once    sync.Once
 
 	mu     sync.Mutex
 	q      *slowsub.Queue            // guarded by mu

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,11 +33,16 @@ type Config struct {
 	AllowedOrigins   []string      // browser origins allowed; empty: same origin only; "*": any
 	HandshakeTimeout time.Duration
 	PongWait         time.Duration // a client silent this long (no message, no pong) is dropped
+	SendBuffer       int           // the socket's send buffer (SO_SNDBUF) in bytes; 0: the kernel's
 	Limits           slowsub.Limits
 }
 
 // DefaultConfig: 64 KiB frames, 1000 subscriptions, 20 subscribes a second
-// (burst 50), 10 bad requests, same-origin, 10 s handshake, 60 s pong wait.
+// (burst 50), 10 bad requests, same-origin, 10 s handshake, 60 s pong wait,
+// a 512 KiB socket send buffer. The send buffer is capped because bytes in
+// the kernel are invisible to the slow-subscriber rule: with the kernel's
+// autotuning (up to 4 MiB here) a stalled client would hide seconds of lag
+// there before its queue grew.
 func DefaultConfig() Config {
 	return Config{
 		ReadLimit:        64 << 10,
@@ -47,6 +53,7 @@ func DefaultConfig() Config {
 		AbuseRefill:      time.Second,
 		HandshakeTimeout: 10 * time.Second,
 		PongWait:         60 * time.Second,
+		SendBuffer:       512 << 10,
 		Limits:           slowsub.DefaultLimits(),
 	}
 }
@@ -152,6 +159,9 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b.wg.Add(1)
 	defer b.wg.Done()
+	if tc, ok := ws.UnderlyingConn().(*net.TCPConn); ok && b.cfg.SendBuffer > 0 {
+		tc.SetWriteBuffer(b.cfg.SendBuffer)
+	}
 	s := &session{b: b, ws: ws,
 		subRate: newBucket(b.cfg.SubscribeBurst, time.Duration(float64(time.Second)/b.cfg.SubscribeRate)),
 		abuse:   newBucket(b.cfg.AbuseLimit, b.cfg.AbuseRefill),

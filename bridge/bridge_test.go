@@ -1,0 +1,507 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/internal/promscrape"
+	"github.com/mdgate/mdgate/internal/testpeer"
+	"github.com/mdgate/mdgate/lvc"
+	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/tick"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const wait = 10 * time.Second
+
+const epoch = 0x00c0ffee00000001
+
+// rig is a bridge over a running fan-out and a cache, served on loopback;
+// publish plays the proxy's part (cache, then fan-out).
+type rig struct {
+	srv    *httptest.Server
+	engine *blackbox.Engine
+	cache  *lvc.Cache
+	seq    map[string]uint64
+}
+
+func newRig(t *testing.T, cfg Config, fan blackbox.Config) *rig {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	e := blackbox.New(fan, []blackbox.Encoder{EncodeUpdate}, reg, zerolog.Nop())
+	cache := lvc.New(lvc.DefaultConfig(), reg)
+	b := New(cfg, e, cache, reg, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	mux := http.NewServeMux()
+	mux.Handle("/ws", b)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { b.Close(); srv.Close(); cancel(); <-done })
+	return &rig{srv: srv, engine: e, cache: cache, seq: map[string]uint64{}}
+}
+
+func (r *rig) publish(topic string, payload string) uint64 {
+	r.seq[topic]++
+	m := &tick.Message{Topic: topic, Frames: [][]byte{[]byte(topic), []byte(payload)},
+		Stamp: tick.Stamp{Epoch: epoch, Seq: r.seq[topic], Ingress: time.Now().UnixNano()}}
+	r.cache.Update(m)
+	r.engine.Publish(m)
+	return m.Stamp.Seq
+}
+
+func (r *rig) metric(t *testing.T, name string, labels ...string) float64 {
+	f, err := promscrape.Scrape(context.Background(), r.srv.URL+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := f.Value(name, labels...)
+	return v
+}
+
+// client is a real WebSocket client; the reader splits frames into messages.
+type client struct {
+	ws      *websocket.Conn
+	pending []map[string]any // each with its line under "\x00raw"
+}
+
+func (r *rig) dial(t *testing.T, hdr http.Header) *client {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.srv.URL, "http")+"/ws", hdr)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &client{ws: ws}
+}
+
+func (c *client) send(t *testing.T, v any) {
+	t.Helper()
+	b, ok := v.(string)
+	if !ok {
+		j, _ := json.Marshal(v)
+		b = string(j)
+	}
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(b)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// next returns the next message, skipping heartbeats.
+func (c *client) next(t *testing.T) map[string]any {
+	t.Helper()
+	m, err := c.read(wait)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+func (c *client) read(d time.Duration) (map[string]any, error) {
+	for len(c.pending) == 0 {
+		c.ws.SetReadDeadline(time.Now().Add(d))
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				return nil, fmt.Errorf("gateway sent bad JSON %q: %w", line, err)
+			}
+			if m["op"] != "heartbeat" {
+				m["\x00raw"] = line
+				c.pending = append(c.pending, m)
+			}
+		}
+	}
+	m := c.pending[0]
+	c.pending = c.pending[1:]
+	return m, nil
+}
+
+// until reads until an op arrives and returns it.
+func (c *client) until(t *testing.T, op string) map[string]any {
+	t.Helper()
+	for {
+		if m := c.next(t); m["op"] == op {
+			return m
+		}
+	}
+}
+
+func TestSubscribeSnapshotToNewClientOnlyThenUpdates(t *testing.T) {
+	r := newRig(t, Config{}, blackbox.Config{})
+	r.publish("md.eq.AAPL", `{"px":1}`)
+	r.publish("md.eq.MSFT", `{"px":2}`)
+	r.publish("md.fx.EURUSD", `{"px":3}`)
+
+	old := r.dial(t, nil)
+	old.send(t, `{"op":"subscribe","id":"a","prefixes":["md.eq."]}`)
+	ack := old.next(t)
+	if ack["op"] != "ack" || ack["id"] != "a" || ack["snapshot"] != 2.0 || ack["subscriptions"] != 1.0 {
+		t.Fatalf("ack = %v, want id a, 2 snapshot values, 1 subscription", ack)
+	}
+	for _, topic := range []string{"md.eq.AAPL", "md.eq.MSFT"} {
+		m := old.next(t)
+		if m["op"] != "snapshot" || m["topic"] != topic || m["epoch"] != "00c0ffee00000001" || m["seq"] != 1.0 {
+			t.Fatalf("snapshot = %v, want %s seq 1 epoch 00c0ffee00000001", m, topic)
+		}
+	}
+	// A second client subscribes: it gets a snapshot, the first does not.
+	late := r.dial(t, nil)
+	late.send(t, `{"op":"subscribe","topics":["md.eq.AAPL"]}`)
+	if m := late.until(t, "snapshot"); m["topic"] != "md.eq.AAPL" {
+		t.Fatalf("late snapshot = %v", m)
+	}
+	r.publish("md.eq.AAPL", `{"px":1.5}`)
+	for name, c := range map[string]*client{"old": old, "late": late} {
+		m := c.next(t)
+		data, _ := m["data"].(map[string]any)
+		if m["op"] != "update" || m["topic"] != "md.eq.AAPL" || m["seq"] != 2.0 || data["px"] != 1.5 {
+			t.Fatalf("%s client got %v, want update md.eq.AAPL seq 2 px 1.5", name, m)
+		}
+		if ts, _ := m["ts"].(float64); ts < float64(time.Now().Add(-time.Minute).UnixMicro()) {
+			t.Fatalf("%s: ts %v is not the ingress time in microseconds", name, m["ts"])
+		}
+	}
+}
+
+func TestPayloadEncodings(t *testing.T) {
+	r := newRig(t, Config{}, blackbox.Config{})
+	c := r.dial(t, nil)
+	c.send(t, `{"op":"subscribe","prefixes":["p."],"snapshot":false}`)
+	c.until(t, "ack")
+	r.publish("p.json", "{\n  \"px\": 1\n}") // pretty JSON is compacted onto one line
+	r.publish("p.bin", "\x00\x01\xff")
+	got := map[string]string{}
+	for range 2 {
+		m := c.next(t)
+		got[m["topic"].(string)] = m["\x00raw"].(string)
+	}
+	for topic, want := range map[string]string{"p.json": `"data":{"px":1}`, "p.bin": `"enc":"base64","data":"AAH/"`} {
+		if !strings.Contains(got[topic], want) {
+			t.Errorf("update %s does not contain %s", got[topic], want)
+		}
+	}
+}
+
+func TestUnsubscribeStopsUpdates(t *testing.T) {
+	r := newRig(t, Config{}, blackbox.Config{})
+	c := r.dial(t, nil)
+	c.send(t, `{"op":"subscribe","topics":["a","b"],"snapshot":false}`)
+	c.until(t, "ack")
+	c.send(t, `{"op":"unsubscribe","id":2,"topics":["a"]}`)
+	if m := c.until(t, "ack"); m["removed"] != 1.0 || m["subscriptions"] != 1.0 {
+		t.Fatalf("unsubscribe ack = %v, want removed 1, 1 left", m)
+	}
+	r.publish("a", "1")
+	r.publish("b", "1")
+	if m := c.next(t); m["topic"] != "b" {
+		t.Fatalf("after unsubscribing a got %v, want only b", m)
+	}
+}
+
+func TestResume(t *testing.T) {
+	r := newRig(t, Config{}, blackbox.Config{})
+	for range 5 {
+		r.publish("x.cur", "1")
+		r.publish("x.old", "1")
+		r.publish("x.next", "1")
+		r.publish("x.epoch", "1")
+	}
+	c := r.dial(t, nil)
+	c.send(t, map[string]any{"op": "subscribe", "prefixes": []string{"x."}, "resume": map[string]any{
+		"x.cur":   map[string]any{"seq": 5, "epoch": "00c0ffee00000001"},
+		"x.old":   map[string]any{"seq": 2, "epoch": "00c0ffee00000001"},
+		"x.next":  map[string]any{"seq": 4, "epoch": "00c0ffee00000001"},
+		"x.epoch": map[string]any{"seq": 5, "epoch": "0000000000000009"},
+	}})
+	if ack := c.next(t); ack["snapshot"] != 3.0 {
+		t.Fatalf("ack = %v, want 3 snapshot values (x.cur is up to date)", ack)
+	}
+	got := map[string]string{}
+	for range 3 {
+		m := c.next(t)
+		got[m["topic"].(string)] = fmt.Sprintf("gap=%v missed=%v", m["gap"], m["missed"])
+	}
+	want := map[string]string{"x.old": "gap=true missed=2", "x.next": "gap=<nil> missed=<nil>", "x.epoch": "gap=true missed=<nil>"}
+	for topic, w := range want {
+		if got[topic] != w {
+			t.Errorf("resume %s: %s, want %s", topic, got[topic], w)
+		}
+	}
+	// The up-to-date topic resumes with the next live update, nothing older.
+	r.publish("x.cur", "1")
+	if m := c.next(t); m["topic"] != "x.cur" || m["seq"] != 6.0 || m["op"] != "update" {
+		t.Fatalf("after resume got %v, want update x.cur seq 6", m)
+	}
+}
+
+func TestBadInputGetsErrorAndConnectionStays(t *testing.T) {
+	r := newRig(t, Config{MaxSubs: 3, AbuseLimit: 100}, blackbox.Config{})
+	c := r.dial(t, nil)
+	for _, tc := range []struct{ name, in, code string }{
+		{"malformed JSON", `{"op":`, CodeBadJSON},
+		{"not an object", `[1,2]`, CodeBadRequest},
+		{"two values", `{"op":"ping"} {"op":"ping"}`, CodeBadJSON},
+		{"unknown op", `{"op":"launch"}`, CodeUnknownOp},
+		{"missing op", `{"topics":["a"]}`, CodeBadRequest},
+		{"unknown field", `{"op":"ping","bogus":1}`, CodeBadRequest},
+		{"nothing to subscribe", `{"op":"subscribe"}`, CodeBadRequest},
+		{"empty topic", `{"op":"subscribe","topics":[""]}`, CodeBadRequest},
+		{"bad slow policy", `{"op":"subscribe","topics":["a"],"slow":"maybe"}`, CodeBadRequest},
+		{"bad resume epoch", `{"op":"subscribe","topics":["a"],"resume":{"a":{"seq":1,"epoch":"xyz"}}}`, CodeBadRequest},
+		{"topic too long", `{"op":"subscribe","topics":["` + strings.Repeat("a", MaxTopicLen+1) + `"]}`, CodeBadRequest},
+		{"too many subscriptions", `{"op":"subscribe","topics":["a","b","c","d"]}`, CodeTooManySubs},
+	} {
+		c.send(t, tc.in)
+		m := c.next(t)
+		if m["op"] != "error" || m["code"] != tc.code || m["message"] == "" {
+			t.Errorf("%s: %q got %v, want error %s", tc.name, tc.in, m, tc.code)
+		}
+	}
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.next(t); m["code"] != CodeBadFrame {
+		t.Errorf("binary frame got %v, want error %s", m, CodeBadFrame)
+	}
+	// Nothing was subscribed by the refused request, and the connection works.
+	c.send(t, `{"op":"subscribe","id":7,"topics":["a","b","c"],"snapshot":false}`)
+	if m := c.next(t); m["op"] != "ack" || m["subscriptions"] != 3.0 {
+		t.Fatalf("subscribe after the errors = %v, want ack with 3 subscriptions", m)
+	}
+	c.send(t, `{"op":"ping","id":8}`)
+	if m := c.next(t); m["op"] != "pong" || m["id"] != 8.0 {
+		t.Fatalf("ping = %v, want pong id 8", m)
+	}
+	if got := r.metric(t, "mdgate_ws_errors_total", "code", CodeBadRequest); got != 8 {
+		t.Errorf("errors{code=bad_request} = %v, want 8", got)
+	}
+}
+
+func TestRepeatedAbuseClosesWith1008(t *testing.T) {
+	r := newRig(t, Config{AbuseLimit: 3, AbuseRefill: time.Hour}, blackbox.Config{})
+	c := r.dial(t, nil)
+	for range 4 {
+		c.send(t, `nonsense`)
+	}
+	for {
+		_, err := c.read(wait)
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+			t.Fatalf("abusive client ended with %v, want close 1008", err)
+		}
+		break
+	}
+	testpeer.Eventually(t, wait, "closes{reason=abuse} = 1", func() bool { return r.metric(t, "mdgate_ws_closes_total", "reason", "abuse") == 1 })
+}
+
+func TestSubscribeRateLimited(t *testing.T) {
+	r := newRig(t, Config{SubscribeRate: 0.001, SubscribeBurst: 2}, blackbox.Config{})
+	c := r.dial(t, nil)
+	for i := range 3 {
+		c.send(t, fmt.Sprintf(`{"op":"subscribe","topics":["t%d"],"snapshot":false}`, i))
+	}
+	c.until(t, "ack")
+	c.until(t, "ack")
+	if m := c.next(t); m["code"] != CodeRateLimited {
+		t.Fatalf("third subscribe = %v, want %s", m, CodeRateLimited)
+	}
+}
+
+func TestOversizedFrameClosesWith1009(t *testing.T) {
+	r := newRig(t, Config{ReadLimit: 1024}, blackbox.Config{})
+	c := r.dial(t, nil)
+	c.send(t, `{"op":"ping","id":"`+strings.Repeat("x", 2000)+`"}`)
+	for {
+		_, err := c.read(wait)
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+			t.Fatalf("oversized frame ended with %v, want close 1009", err)
+		}
+		break
+	}
+}
+
+func TestOriginCheck(t *testing.T) {
+	for _, tc := range []struct {
+		allowed []string
+		origin  string
+		ok      bool
+	}{
+		{nil, "", true}, // not a browser
+		{nil, "http://SAME", true},
+		{nil, "http://evil.example", false},
+		{[]string{"https://desk.example"}, "https://desk.example", true},
+		{[]string{"https://desk.example"}, "http://SAME", false},
+		{[]string{"*"}, "http://evil.example", true},
+	} {
+		r := newRig(t, Config{AllowedOrigins: tc.allowed}, blackbox.Config{})
+		hdr := http.Header{}
+		if tc.origin != "" {
+			hdr.Set("Origin", strings.Replace(tc.origin, "SAME", strings.TrimPrefix(r.srv.URL, "http://"), 1))
+		}
+		ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.srv.URL, "http")+"/ws", hdr)
+		if (err == nil) != tc.ok {
+			t.Errorf("allowed %q, Origin %q: err %v, want ok=%v", tc.allowed, tc.origin, err, tc.ok)
+		}
+		if err == nil {
+			ws.Close()
+		} else if resp != nil && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("refused origin: status %d, want 403", resp.StatusCode)
+		}
+	}
+}
+
+// Fifty clients read everything while one stops reading: the stalled one is
+// cut off (4008 if its writer was not blocked, a dropped connection if it
+// was), the others get every message, and the cut-off is counted. The
+// publisher keeps within 100 messages of the slowest fast reader, so "fast"
+// means keeping up, not winning a race against the race detector.
+func TestStalledClientCutOffOthersComplete(t *testing.T) {
+	fan := blackbox.DefaultConfig()
+	fan.Limits = slowsub.Limits{MaxBytes: 256 << 10, MaxLag: 2 * time.Second}
+	r := newRig(t, Config{SendBuffer: 32 << 10}, fan)
+	sub := `{"op":"subscribe","prefixes":["md."],"snapshot":false}`
+	var fast []*client
+	for range 50 {
+		c := r.dial(t, nil)
+		c.send(t, sub)
+		c.until(t, "ack")
+		fast = append(fast, c)
+	}
+	// The stalled client's receive buffer is small, so the gateway's
+	// writes to it block early.
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			c.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return c, err
+	}}
+	sws, _, err := d.Dial("ws"+strings.TrimPrefix(r.srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sws.Close()
+	stalled := &client{ws: sws}
+	stalled.send(t, sub)
+	stalled.until(t, "ack")
+
+	const n = 3000
+	payload := `{"px":1,"pad":"` + strings.Repeat("x", 300) + `"}`
+	progress := make([]atomic.Int64, len(fast))
+	results := make(chan error, len(fast))
+	for i, c := range fast {
+		go func() {
+			for want := 1; want <= n; want++ {
+				m, err := c.read(wait)
+				if err != nil {
+					results <- err
+					return
+				}
+				if m["seq"] != float64(want) {
+					results <- fmt.Errorf("got seq %v, want %d", m["seq"], want)
+					return
+				}
+				progress[i].Store(int64(want))
+			}
+			results <- nil
+		}()
+	}
+	slowest := func() int64 {
+		low := int64(n)
+		for i := range progress {
+			low = min(low, progress[i].Load())
+		}
+		return low
+	}
+	for i := 1; i <= n; i++ {
+		r.publish("md.x", payload)
+		if i%50 == 0 {
+			testpeer.Eventually(t, wait, "the fast clients to keep up", func() bool { return slowest() >= int64(i-100) })
+		}
+	}
+	for range fast {
+		if err := <-results; err != nil {
+			t.Fatalf("a fast client: %v", err)
+		}
+	}
+	testpeer.Eventually(t, wait, "the stalled client cut off", func() bool {
+		return r.metric(t, "mdgate_fanout_disconnects_total", "reason", "queue_bytes")+
+			r.metric(t, "mdgate_fanout_disconnects_total", "reason", "lag") == 1
+	})
+	for err == nil {
+		_, err = stalled.read(wait)
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code != CloseSlowConsumer && ce.Code != websocket.CloseAbnormalClosure {
+		t.Fatalf("stalled client closed with %v, want %d or a dropped connection", ce, CloseSlowConsumer)
+	}
+}
+
+// A client that asked to conflate and stops reading is not cut off; when it
+// reads again it ends holding the latest value of every topic, and is told
+// how many updates it skipped.
+func TestConflatingClientEndsWithLatest(t *testing.T) {
+	fan := blackbox.DefaultConfig()
+	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: time.Hour}
+	r := newRig(t, Config{}, fan)
+	c := r.dial(t, nil)
+	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
+	if ack := c.until(t, "ack"); ack["slow"] != "conflate" {
+		t.Fatalf("ack = %v, want slow conflate", ack)
+	}
+	pad := strings.Repeat("x", 2000)
+	topics := []string{"md.a", "md.b", "md.c", "md.d"}
+	var last uint64
+	for range 3000 { // about 24 MB: far more than the socket buffers hold
+		for _, topic := range topics {
+			last = r.publish(topic, `{"pad":"`+pad+`"}`)
+		}
+	}
+	testpeer.Eventually(t, wait, "conflation", func() bool { return r.metric(t, "mdgate_fanout_conflated_total") > 0 })
+	seen := map[string]float64{}
+	var skipped float64
+	for {
+		done := true
+		for _, topic := range topics {
+			done = done && seen[topic] == float64(last)
+		}
+		if done {
+			break
+		}
+		m := c.next(t)
+		seen[m["topic"].(string)] = m["seq"].(float64)
+		if s, ok := m["skipped"].(float64); ok {
+			skipped += s
+		}
+	}
+	if skipped == 0 {
+		t.Fatal("no update said how many it skipped")
+	}
+	if got := r.metric(t, "mdgate_fanout_disconnects_total", "reason", "queue_bytes"); got != 0 {
+		t.Fatalf("the conflating client was cut off (%v)", got)
+	}
+}
