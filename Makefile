@@ -12,7 +12,8 @@ build: deps
 run: build
 	bin/gateway --demo $(ARGS)
 
-## test: vet, then every test with the race detector, against real libzmq peers.
+## test: vet, then every test with the race detector, against real libzmq peers
+## and real headless chromium (installed when missing).
 test: deps-test
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(PKGS)
@@ -22,6 +23,7 @@ test: deps-test
 bench: deps-test
 	$(GO) test -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
 	$(GO) test -run '^$$' -bench . -benchmem ./lvc/
+	$(GO) test -run '^$$' -bench . -benchtime 20000x ./blackbox/
 
 lint: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
@@ -31,7 +33,7 @@ deps:
 	@scripts/ensure-deps zmq
 
 deps-test:
-	@scripts/ensure-deps zmq pyzmq
+	@scripts/ensure-deps zmq pyzmq chromium
 
 clean:
 	rm -rf bin
