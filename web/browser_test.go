@@ -125,7 +125,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("status = %q, want live", s)
 	}
 	if path := os.Getenv("MDGATE_SCREENSHOT"); path != "" {
-		time.Sleep(1500 * time.Millisecond) // let sparklines grow: this is a picture, not a check
+		time.Sleep(1500 * time.Millisecond)                         // let sparklines grow: this is a picture, not a check
 		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()) // the viewport
 		if err != nil {
 			t.Fatal(err)
