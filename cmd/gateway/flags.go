@@ -78,6 +78,22 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.cfg.CacheFile, "lvc-file", "", "persist the cache to this `file` (atomically, every --lvc-save-interval and at shutdown) and load it at start")
 	fs.DurationVar(&o.cfg.CacheSaveEvery, "lvc-save-interval", o.cfg.CacheSaveEvery, "how often --lvc-file is rewritten")
 	fs.StringVar(&o.cfg.SnapshotBind, "snapshot-bind", o.cfg.SnapshotBind, "ROUTER `endpoint` answering snapshot requests (docs/snapshot.md); empty turns it off")
+	f, b := &o.cfg.Fanout, &o.cfg.Bridge
+	fs.IntVar(&f.Shards, "fanout-shards", 0, "fan-out workers, each owning a share of the topics (0: one per core)")
+	fs.IntVar(&f.ShardQueue, "fanout-queue", f.ShardQueue, "messages waiting per fan-out worker before new ones are dropped (counted as shard_full)")
+	fs.IntVar(&f.Limits.MaxBytes, "slow-max-bytes", f.Limits.MaxBytes, "most `bytes` queued for one client; past it the client is cut off (or conflated, if it asked); a client may ask for less")
+	fs.DurationVar(&f.Limits.MaxLag, "slow-max-lag", f.Limits.MaxLag, "most age of a client's oldest undelivered message; past it the client is cut off; a client may ask for less")
+	fs.DurationVar(&f.WriteTimeout, "write-timeout", f.WriteTimeout, "deadline of every write to a client")
+	fs.DurationVar(&f.Heartbeat, "ws-heartbeat", f.Heartbeat, "how often each WebSocket client gets a ping and a heartbeat message")
+	fs.Int64Var(&b.ReadLimit, "ws-read-limit", b.ReadLimit, "largest client frame in `bytes`; a larger one closes the connection with 1009")
+	fs.IntVar(&b.MaxSubs, "ws-max-subscriptions", b.MaxSubs, "most topics plus prefixes per WebSocket connection")
+	fs.Float64Var(&b.SubscribeRate, "ws-subscribe-rate", b.SubscribeRate, "subscribe/unsubscribe requests a second per connection, sustained (burst: --ws-subscribe-burst)")
+	fs.IntVar(&b.SubscribeBurst, "ws-subscribe-burst", b.SubscribeBurst, "subscribe/unsubscribe requests per connection in a burst")
+	fs.IntVar(&b.AbuseLimit, "ws-abuse-limit", b.AbuseLimit, "bad requests in a burst (one forgiven a second) before a connection is closed with 1008")
+	list("ws-origin", nil, "browser `origin` allowed to open /ws (repeatable; * for any); default: the page's own origin only")
+	fs.DurationVar(&b.HandshakeTimeout, "ws-handshake-timeout", b.HandshakeTimeout, "bound on reading a request's headers and on the WebSocket handshake")
+	fs.DurationVar(&b.PongWait, "ws-pong-wait", b.PongWait, "a WebSocket client silent this long (no message, no pong) is dropped; keep it above --ws-heartbeat")
+	fs.IntVar(&b.SendBuffer, "ws-send-buffer", b.SendBuffer, "socket send buffer per WebSocket client in `bytes` (0: the kernel's); small keeps a slow client's lag visible to --slow-max-lag")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "JSON logs even on a terminal (they are JSON whenever stderr is not one)")
 	return fs, o
@@ -98,6 +114,8 @@ func parse(args []string, w io.Writer) (*options, error) {
 	p.IngressFilter = o.lists["ingress-filter"].Values()
 	p.EgressBind = o.lists["egress-bind"].Values()
 	p.StampedBind = o.lists["stamped-bind"].Values()
+	o.cfg.Bridge.AllowedOrigins = o.lists["ws-origin"].Values()
+	o.cfg.Bridge.Limits = o.cfg.Fanout.Limits
 	for _, r := range o.lists["lvc-ttl"].Values() {
 		prefix, d, ok := strings.Cut(r, "=")
 		ttl, err := time.ParseDuration(d)
