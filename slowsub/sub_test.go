@@ -1,0 +1,141 @@
+package slowsub_test
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/tick"
+)
+
+// stampedPub is an XPUB on loopback tcp speaking the gateway's stamped
+// stream; it waits for the subscription before sending, so nothing is lost
+// to the slow joiner.
+type stampedPub struct {
+	sock *zmq.Socket
+	ep   string
+}
+
+func newPub(t testing.TB) *stampedPub {
+	s, err := zmq.NewSocket(zmq.XPUB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetLinger(0)
+	s.SetSndhwm(0)
+	if err := s.Bind("tcp://127.0.0.1:*"); err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := s.GetLastEndpoint()
+	t.Cleanup(func() { s.Close() })
+	return &stampedPub{s, ep}
+}
+
+func (p *stampedPub) awaitSubscriber(t testing.TB) {
+	p.sock.SetRcvtimeo(10 * time.Second)
+	if _, err := p.sock.RecvBytes(0); err != nil {
+		t.Fatalf("no subscription within 10s: %v", err)
+	}
+}
+
+func (p *stampedPub) send(topic string, st tick.Stamp) {
+	p.sock.SendMessage(topic, `{"px":1}`, tick.AppendStamp(nil, st))
+}
+
+func dial(t testing.TB, ep string, maxLag time.Duration) *slowsub.Sub {
+	s, err := slowsub.Dial(slowsub.SubConfig{Endpoint: ep, MaxLag: maxLag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetTimeout(10 * time.Second)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// A consumer slowed on purpose (10 ms of work a message) falls behind a
+// burst and ends with ErrTooSlow instead of drifting further behind.
+func TestSlowConsumerEndsTooSlow(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pub := newPub(t)
+	sub := dial(t, pub.ep, 100*time.Millisecond)
+	pub.awaitSubscriber(t)
+	for i := uint64(1); i <= 200; i++ {
+		pub.send("md.eq.AAPL", tick.Stamp{Epoch: 1, Seq: i, Ingress: time.Now().UnixNano()})
+	}
+	for n := 1; ; n++ {
+		_, err := sub.Recv()
+		if err != nil {
+			var lag *slowsub.LagError
+			if !errors.Is(err, slowsub.ErrTooSlow) || !errors.As(err, &lag) || lag.Lag <= 100*time.Millisecond {
+				t.Fatalf("after %d messages: %v, want a lag error past 100ms", n, err)
+			}
+			if n >= 200 {
+				t.Fatalf("the slow consumer read all %d messages before failing", n)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // the consumer's slow work, not synchronisation
+	}
+}
+
+func TestGapAndEpochChangeDetected(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, tc := range []struct {
+		name  string
+		sends []tick.Stamp
+		want  string
+	}{
+		{"missed seq", []tick.Stamp{{Epoch: 1, Seq: 1}, {Epoch: 1, Seq: 2}, {Epoch: 1, Seq: 4}}, "gap in sequence: t want seq 3, got 4"},
+		{"new epoch", []tick.Stamp{{Epoch: 1, Seq: 1}, {Epoch: 2, Seq: 1}}, "gap in sequence: t epoch changed 0000000000000001 -> 0000000000000002"},
+		{"replays skipped", []tick.Stamp{{Epoch: 1, Seq: 1}, {Epoch: 1, Seq: 1, Flags: tick.FlagReplay}, {Epoch: 1, Seq: 2}, {Epoch: 1, Seq: 4}}, "gap in sequence: t want seq 3, got 4"},
+	} {
+		pub := newPub(t)
+		sub := dial(t, pub.ep, 0)
+		pub.awaitSubscriber(t)
+		for _, st := range tc.sends {
+			pub.send("t", st)
+		}
+		var err error
+		for n := 0; err == nil && n < len(tc.sends); n++ {
+			_, err = sub.Recv()
+		}
+		if !errors.Is(err, slowsub.ErrGap) || err.Error() != tc.want {
+			t.Errorf("%s: Recv = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func ExampleSub() {
+	pub, _ := zmq.NewSocket(zmq.XPUB) // stands in for the gateway's stamped egress
+	defer pub.Close()
+	pub.SetLinger(0)
+	pub.Bind("inproc://example-stamped")
+
+	sub, _ := slowsub.Dial(slowsub.SubConfig{Endpoint: "inproc://example-stamped", Prefixes: []string{"md.eq."}, MaxLag: 2 * time.Second})
+	defer sub.Close()
+	pub.RecvBytes(0) // the subscription has arrived
+
+	now := time.Now().UnixNano()
+	for _, seq := range []uint64{1, 2, 4} { // seq 3 was lost
+		pub.SendMessage("md.eq.AAPL", "101.5", tick.AppendStamp(nil, tick.Stamp{Epoch: 7, Seq: seq, Ingress: now}))
+	}
+	for {
+		m, err := sub.Recv()
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(m.Topic, m.Stamp.Seq)
+	}
+	// Output:
+	// md.eq.AAPL 1
+	// md.eq.AAPL 2
+	// gap in sequence: md.eq.AAPL want seq 3, got 4
+}
