@@ -31,8 +31,8 @@ func (e *LagError) Unwrap() error { return ErrTooSlow }
 // GapError: updates of a topic were missed (dropped at a high-water mark, or
 // the stream restarted under a new epoch).
 type GapError struct {
-	Topic          string
-	Want, Got      uint64
+	Topic           string
+	Want, Got       uint64
 	Epoch, NewEpoch uint64 // NewEpoch != 0: the epoch changed from Epoch to NewEpoch
 }
 
