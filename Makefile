@@ -23,7 +23,8 @@ test: deps-test
 bench: deps-test
 	$(GO) test -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
 	$(GO) test -run '^$$' -bench . -benchmem ./lvc/
-	$(GO) test -run '^$$' -bench . -benchtime 20000x ./blackbox/
+	$(GO) test -run '^$$' -bench 'FanOut|Match' -benchtime 20000x -benchmem ./blackbox/
+	$(GO) test -run '^$$' -bench RunSub -benchtime 2x ./blackbox/
 
 lint: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

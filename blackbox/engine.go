@@ -97,13 +97,17 @@ func New(cfg Config, encoders []Encoder, reg prometheus.Registerer, log zerolog.
 func (e *Engine) Config() Config { return e.cfg }
 
 func (e *Engine) shardOf(topic string) *shard {
-	// FNV-1a: fast, and the same topic always lands on the same worker.
+	return e.shards[fnv(topic)%uint32(len(e.shards))]
+}
+
+// fnv is FNV-1a: fast, and the same topic always lands on the same worker.
+func fnv[T string | []byte](topic T) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(topic); i++ {
 		h ^= uint32(topic[i])
 		h *= 16777619
 	}
-	return e.shards[h%uint32(len(e.shards))]
+	return h
 }
 
 // Publish hands m to its topic's shard without blocking; a full shard drops
