@@ -22,6 +22,11 @@ const wait = 10 * time.Second
 // encodeText is a test wire format: "topic seq".
 func encodeText(m *tick.Message) []byte { return fmt.Appendf(nil, "%s %d", m.Topic, m.Stamp.Seq) }
 
+// encodePadded is encodeText padded to about 110 bytes.
+func encodePadded(m *tick.Message) []byte {
+	return fmt.Appendf(nil, "%s %d %s", m.Topic, m.Stamp.Seq, strings.Repeat(".", 100))
+}
+
 // memConn records what its writer wrote. stall makes WriteBatch block until
 // its deadline, like a socket whose peer stopped reading.
 type memConn struct {
@@ -168,7 +173,12 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 
 // A stalled client never delays the others, and is cut off by the rule.
 func TestStalledClientCutOffOthersGetEverything(t *testing.T) {
-	e := run(t, Config{Shards: 2, WriteTimeout: time.Hour, Limits: slowsub.Limits{MaxBytes: 4096, MaxLag: time.Hour}})
+	e := New(Config{Shards: 2, WriteTimeout: time.Hour, Limits: slowsub.Limits{MaxBytes: 64 << 10, MaxLag: time.Hour}},
+		[]Encoder{encodePadded}, nil, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 	var fast []*memConn
 	for range 50 {
 		c := &memConn{}
@@ -178,9 +188,21 @@ func TestStalledClientCutOffOthersGetEverything(t *testing.T) {
 	slow := &memConn{}
 	slow.stall.Store(true)
 	_, slowErr := client(t, e, slow, slowsub.Limits{}, Subscription{Key: "md.", Prefix: true})
+	// The publisher stays within 200 messages (22 KB) of the slowest fast
+	// client, so only the stalled one can pass the 64 KiB limit.
 	const n = 2000
 	for i := uint64(1); i <= n; i++ {
 		e.Publish(msg(fmt.Sprintf("md.t%d", i%10), i))
+		if i%100 == 0 {
+			testpeer.Eventually(t, wait, "the fast clients to keep up", func() bool {
+				for _, c := range fast {
+					if len(c.lines()) < int(i)-200 {
+						return false
+					}
+				}
+				return true
+			})
+		}
 	}
 	for i, c := range fast {
 		testpeer.Eventually(t, wait, fmt.Sprintf("fast client %d to get %d messages", i, n), func() bool { return len(c.lines()) == n })

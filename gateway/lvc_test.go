@@ -135,6 +135,10 @@ func TestRestartKeepsCacheMarkedStale(t *testing.T) {
 	go func() { done <- first.Run(ctx) }()
 	<-first.Ready()
 	publish(t, first, 2, []string{"md.a", "1"}, []string{"md.b", "2"}, []string{"md.a", "3"})
+	testpeer.Eventually(t, wait, "md.a's second value cached", func() bool {
+		m, ok := first.Cache().Get("md.a")
+		return ok && m.Stamp.Seq == 2
+	})
 	oldEpoch := first.Proxy().Epoch()
 	cancel()
 	if err := <-done; err != nil {
