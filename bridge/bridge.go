@@ -74,7 +74,9 @@ type Bridge struct {
 	m      *metrics
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // connection handlers
+	wg     sync.WaitGroup // every connection's reader and writer
+	mu     sync.Mutex
+	closed bool // guarded by mu; no connection is added once set
 }
 
 // New returns a bridge delivering through engine (format 0 must be
@@ -109,7 +111,7 @@ func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Regist
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.up = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		ReadBufferSize:   1024,
+		ReadBufferSize:   1024, // client messages are small; net/http's 4 KiB reader is then let go
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{}, // idle connections hold no write buffer
 		CheckOrigin:      b.checkOrigin,
@@ -120,6 +122,9 @@ func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Regist
 // Close closes every connection (1001, going away) and waits for their
 // handlers. New connections are refused.
 func (b *Bridge) Close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
 	b.cancel()
 	b.wg.Wait()
 }
@@ -157,8 +162,14 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.m.rejected["handshake"].Inc()
 		return // the upgrader has answered with an HTTP error
 	}
-	b.wg.Add(1)
-	defer b.wg.Done()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		ws.Close()
+		return
+	}
+	b.wg.Add(2)
+	b.mu.Unlock()
 	if tc, ok := ws.UnderlyingConn().(*net.TCPConn); ok && b.cfg.SendBuffer > 0 {
 		tc.SetWriteBuffer(b.cfg.SendBuffer)
 	}
@@ -168,20 +179,30 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.c = b.engine.NewClient(&wsConn{ws: ws}, 0, b.cfg.Limits)
 	b.m.connections.Inc()
-	defer b.m.connections.Dec()
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- s.c.Run(b.ctx) }()
-	s.read()
-	s.c.Close()
-	err = <-writerDone
-	ws.Close()
-	var cut *blackbox.CutOffError
-	if errors.As(err, &cut) && b.log.Debug().Enabled() {
-		b.log.Debug().Str("remote", r.RemoteAddr).Str("reason", cut.Reason.String()).Msg("slow client cut off")
-	}
+	go func() {
+		defer b.wg.Done()
+		writerDone <- s.c.Run(b.ctx)
+	}()
+	// The reader gets a goroutine of its own and ServeHTTP returns, so
+	// net/http lets go of its per-connection buffers and its goroutine's
+	// grown stack: about 10 KB less per idle connection.
+	remote := r.RemoteAddr
+	go func() {
+		defer b.wg.Done()
+		defer b.m.connections.Dec()
+		s.read()
+		s.c.Close()
+		err := <-writerDone
+		ws.Close()
+		var cut *blackbox.CutOffError
+		if errors.As(err, &cut) && b.log.Debug().Enabled() {
+			b.log.Debug().Str("remote", remote).Str("reason", cut.Reason.String()).Msg("slow client cut off")
+		}
+	}()
 }
 
-// session is one connection's read side; owned by its ServeHTTP goroutine.
+// session is one connection's read side; owned by its reader goroutine.
 type session struct {
 	b       *Bridge
 	ws      *websocket.Conn
