@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -45,6 +46,7 @@ type Config struct {
 	CacheSaveEvery time.Duration // how often the file is rewritten
 	SnapshotBind   string        // ROUTER for snapshot requests; "" off
 
+	Pprof  bool            // serve /debug/pprof/ on the HTTP address
 	Fanout blackbox.Config // the fan-out engine and per-client limits
 	Bridge bridge.Config   // WebSocket clients
 }
@@ -217,6 +219,11 @@ func (g *Gateway) mux() *http.ServeMux {
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.Handle("GET /ws", g.ws)
 	mux.Handle("GET /", web.Handler())
+	if g.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

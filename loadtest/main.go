@@ -82,6 +82,8 @@ type result struct {
 	RSSMB         float64 `json:"gateway_rss_mb"`
 	Disconnects   float64 `json:"slow_disconnects"`
 	Conflated     float64 `json:"conflated"`
+	GatewayCores  float64 `json:"gateway_cores"`
+	LoadCores     float64 `json:"load_cores"`
 }
 
 func run(o options) error {
@@ -181,7 +183,7 @@ func startGateway(o options) (*gateway, error) {
 		return nil, err
 	}
 	args := []string{"--http", httpAddr, "--ingress-bind", "tcp://" + ing, "--egress-bind", "tcp://127.0.0.1:*",
-		"--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--log-level", "warn", "--log-json"}
+		"--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--log-level", "warn", "--log-json", "--pprof"}
 	name := bin
 	if o.pin {
 		args = append([]string{"-c", "0", bin}, args...)
@@ -192,6 +194,7 @@ func startGateway(o options) (*gateway, error) {
 	cmd.Stderr = os.Stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
+	fmt.Printf("gateway: http://%s (profile: /debug/pprof/profile)\n", httpAddr)
 	if err := cmd.Start(); err != nil {
 		cancel()
 		return nil, fmt.Errorf("start gateway: %w", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -160,6 +161,7 @@ func measure(g *gateway, o options, rate int) (result, error) {
 	disc0 := g.metric("mdgate_fanout_disconnects_total", "reason", "queue_bytes") + g.metric("mdgate_fanout_disconnects_total", "reason", "lag")
 	conf0 := g.metric("mdgate_fanout_conflated_total")
 	cpu0, _ := g.procStats()
+	self0 := selfCPU()
 	t0 := time.Now()
 	to.Store(t0.Add(o.window).UnixNano())
 	from.Store(t0.UnixNano())
@@ -168,6 +170,7 @@ func measure(g *gateway, o options, rate int) (result, error) {
 		fmt.Printf("\r  target %8d deliveries/s  %5.1fs of %v", rate, time.Since(t0).Seconds(), o.window)
 	}
 	cpu1, rss := g.procStats()
+	self1 := selfCPU()
 	close(stop)
 	if err := <-pubDone; err != nil {
 		return result{}, fmt.Errorf("publisher: %w", err)
@@ -203,11 +206,13 @@ func measure(g *gateway, o options, rate int) (result, error) {
 		Conflated:   g.metric("mdgate_fanout_conflated_total") - conf0,
 	}
 	r.Lost = max(r.Expected-r.Delivered, 0)
+	r.GatewayCores = (cpu1 - cpu0).Seconds() / o.window.Seconds()
+	r.LoadCores = (self1 - self0).Seconds() / o.window.Seconds()
 	if delivered > 0 {
 		r.CPUusPer = float64((cpu1 - cpu0).Microseconds()) / float64(delivered)
 	}
-	fmt.Printf("\r%-8s target %8d/s  delivered %9.0f/s  lost %6d  p50 %6.2f  p90 %6.2f  p99 %6.2f  p99.9 %6.2f  max %7.2f ms  gw cpu %5.2f us/delivery  rss %5.0f MB  cut off %v\n",
-		"", rate, r.Rate, r.Lost, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, r.CPUusPer, r.RSSMB, r.Disconnects)
+	fmt.Printf("\r%-8s target %8d/s  delivered %9.0f/s  lost %6d  p50 %6.2f  p90 %6.2f  p99 %6.2f  p99.9 %6.2f  max %7.2f ms  gw cpu %5.2f us/delivery  rss %5.0f MB  cut off %v  cores: gateway %.2f load %.2f\n",
+		"", rate, r.Rate, r.Lost, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, r.CPUusPer, r.RSSMB, r.Disconnects, r.GatewayCores, r.LoadCores)
 	return r, nil
 }
 
@@ -240,4 +245,11 @@ func idleMemory(g *gateway, n int) error {
 		n, float64(rss0)/(1<<20), float64(rss1)/(1<<20), float64(rss1-rss0)/1024/float64(n),
 		g.metric("go_memstats_stack_inuse_bytes")/(1<<20), g.metric("go_memstats_heap_inuse_bytes")/(1<<20), g.metric("go_goroutines"))
 	return nil
+}
+
+// selfCPU is this process's CPU time (user + system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

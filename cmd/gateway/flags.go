@@ -94,6 +94,7 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.DurationVar(&b.HandshakeTimeout, "ws-handshake-timeout", b.HandshakeTimeout, "bound on reading a request's headers and on the WebSocket handshake")
 	fs.DurationVar(&b.PongWait, "ws-pong-wait", b.PongWait, "a WebSocket client silent this long (no message, no pong) is dropped; keep it above --ws-heartbeat")
 	fs.IntVar(&b.SendBuffer, "ws-send-buffer", b.SendBuffer, "socket send buffer per WebSocket client in `bytes` (0: the kernel's); small keeps a slow client's lag visible to --slow-max-lag")
+	fs.BoolVar(&o.cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on --http (for profiling under load; keep --http private)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "JSON logs even on a terminal (they are JSON whenever stderr is not one)")
 	return fs, o
