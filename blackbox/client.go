@@ -272,11 +272,12 @@ func (c *Client) Run(ctx context.Context) (err error) {
 	defer c.release()
 	cfg := &c.e.cfg
 	var hb <-chan time.Time
-	var hbTimer *time.Timer
 	if cfg.Heartbeat > 0 {
-		hbTimer = time.NewTimer(cfg.Heartbeat)
-		defer hbTimer.Stop()
-		hb = hbTimer.C
+		// A fixed beat, busy or not: the ping keeps a client that only
+		// listens inside its read deadline.
+		t := time.NewTicker(cfg.Heartbeat)
+		defer t.Stop()
+		hb = t.C
 	}
 	var buf []slowsub.Item
 	for {
@@ -299,7 +300,6 @@ func (c *Client) Run(ctx context.Context) (err error) {
 			if err := c.conn.WriteHeartbeat(cfg.Now().Add(cfg.WriteTimeout)); err != nil {
 				return c.writeFailed(err)
 			}
-			hbTimer.Reset(cfg.Heartbeat)
 			continue
 		case <-c.wake:
 		}
@@ -322,9 +322,6 @@ func (c *Client) Run(ctx context.Context) (err error) {
 				return &CutOffError{Reason: r, Detail: c.cutDetail()} // aborted by the cut-off
 			}
 			return c.writeFailed(err)
-		}
-		if hbTimer != nil {
-			hbTimer.Reset(cfg.Heartbeat)
 		}
 	}
 }

@@ -505,3 +505,26 @@ func TestConflatingClientEndsWithLatest(t *testing.T) {
 		t.Fatalf("the conflating client was cut off (%v)", got)
 	}
 }
+
+// A client that only listens stays connected while updates flow: the
+// gateway pings on a fixed beat (not only when idle), the client's pongs
+// keep it inside its read deadline.
+func TestListeningClientKeptAliveWhileBusy(t *testing.T) {
+	fan := blackbox.DefaultConfig()
+	fan.Heartbeat = 20 * time.Millisecond
+	r := newRig(t, Config{PongWait: 150 * time.Millisecond}, fan)
+	c := r.dial(t, nil)
+	c.send(t, `{"op":"subscribe","topics":["busy"],"snapshot":false}`)
+	c.until(t, "ack")
+	for i := 1; i <= 60; i++ { // about 4 read deadlines of steady traffic
+		r.publish("busy", "1")
+		m, err := c.read(wait)
+		if err != nil {
+			t.Fatalf("after %d updates the listening client was dropped: %v", i-1, err)
+		}
+		if m["seq"] != float64(i) {
+			t.Fatalf("update %d has seq %v", i, m["seq"])
+		}
+		time.Sleep(10 * time.Millisecond) // the feed's pace, not synchronisation
+	}
+}
