@@ -37,6 +37,7 @@ type options struct {
 	seed                       uint64
 	gatewayBin                 string
 	jsonOut                    string
+	gatewayProcs               int
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the subscription plan")
 	flag.StringVar(&o.gatewayBin, "gateway", "bin/gateway", "gateway binary to start (built by `make build`)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.IntVar(&o.gatewayProcs, "gateway-procs", 0, "GOMAXPROCS for the gateway only (0: the gateway's own choice)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -192,6 +194,9 @@ func startGateway(o options) (*gateway, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stderr = os.Stderr
+	if o.gatewayProcs > 0 {
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", o.gatewayProcs))
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	fmt.Printf("gateway: http://%s (profile: /debug/pprof/profile)\n", httpAddr)
