@@ -41,7 +41,7 @@ deps:
 	@scripts/ensure-deps zmq
 
 deps-test:
-	@scripts/ensure-deps zmq pyzmq chromium
+	@scripts/ensure-deps zmq pyzmq chromium netns
 
 clean:
 	rm -rf bin

@@ -360,7 +360,8 @@ func (p *Proxy) openXPUB(s *sockets, endpoints []string, role int) (*zmq.Socket,
 // common sets the options every core socket shares.
 func (p *Proxy) common(s *zmq.Socket) error {
 	c := &p.cfg
-	errs := []error{s.SetTcpKeepalive(1), s.SetLinger(c.Linger)}
+	errs := []error{s.SetTcpKeepalive(1), s.SetLinger(c.Linger),
+		s.SetRate(c.MulticastRate), s.SetRecoveryIvl(c.MulticastRecovery), s.SetMulticastHops(c.MulticastHops)}
 	if c.HeartbeatIvl > 0 {
 		errs = append(errs, s.SetHeartbeatIvl(c.HeartbeatIvl))
 		if c.HeartbeatTimeout > 0 {

@@ -384,6 +384,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad endpoint", func(c *Config) { c.EgressBind = []string{"http://x"} }, `endpoint "http://x"`},
 		{"frames", func(c *Config) { c.MaxFrames = 0 }, "max frames 0"},
 		{"size", func(c *Config) { c.MaxMsgSize = 0 }, "max message size 0"},
+		{"multicast rate too high", func(c *Config) { c.MulticastRate = 1_000_000 }, "multicast rate 1000000 kbit/s: want 1 to 500000"},
+		{"multicast rate zero", func(c *Config) { c.MulticastRate = 0 }, "multicast rate 0"},
+		{"multicast hops", func(c *Config) { c.MulticastHops = 0 }, "multicast hops 0"},
+		{"multicast recovery", func(c *Config) { c.MulticastRecovery = 0 }, "multicast recovery interval 0s"},
 	}
 	for _, tt := range tests {
 		c := DefaultConfig()

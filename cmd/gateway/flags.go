@@ -11,6 +11,7 @@ import (
 	"github.com/mdgate/mdgate/config"
 	"github.com/mdgate/mdgate/gateway"
 	"github.com/mdgate/mdgate/lvc"
+	"github.com/mdgate/mdgate/proxy"
 )
 
 // options binds every flag to a field of gateway.Config.
@@ -78,6 +79,9 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.cfg.CacheFile, "lvc-file", "", "persist the cache to this `file` (atomically, every --lvc-save-interval and at shutdown) and load it at start")
 	fs.DurationVar(&o.cfg.CacheSaveEvery, "lvc-save-interval", o.cfg.CacheSaveEvery, "how often --lvc-file is rewritten")
 	fs.StringVar(&o.cfg.SnapshotBind, "snapshot-bind", o.cfg.SnapshotBind, "ROUTER `endpoint` answering snapshot requests (docs/snapshot.md); empty turns it off")
+	fs.IntVar(&p.MulticastRate, "multicast-rate", p.MulticastRate, fmt.Sprintf("epgm/pgm rate in `kbit/s` (1 to %d; libzmq's own default, 100, carries about 100 msgs/s)", proxy.MaxMulticastRate))
+	fs.DurationVar(&p.MulticastRecovery, "multicast-recovery", p.MulticastRecovery, "epgm/pgm recovery interval: how far back a receiver may ask for lost packets")
+	fs.IntVar(&p.MulticastHops, "multicast-hops", p.MulticastHops, "epgm/pgm multicast TTL; 1 stays on the local segment")
 	f, b := &o.cfg.Fanout, &o.cfg.Bridge
 	fs.IntVar(&f.Shards, "fanout-shards", 0, "fan-out workers, each owning a share of the topics (0: one per core)")
 	fs.IntVar(&f.ShardQueue, "fanout-queue", f.ShardQueue, "messages waiting per fan-out worker before new ones are dropped (counted as shard_full)")

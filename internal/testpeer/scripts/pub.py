@@ -1,6 +1,6 @@
 """A libzmq publisher for mdgate's tests.
 
-spec: {"endpoint": str, "socket": "pub"|"xpub", "messages": [[frame...]...],
+spec: {"endpoint": str, "socket": "pub"|"xpub", "rate": kbit/s (epgm), "messages": [[frame...]...],
        "b64": bool, "repeat": int, "interval_ms": int, "abort_mid_message": bool,
        "curve": {...} (optional)}
 With socket "xpub" the publisher waits for the gateway's subscription before it
@@ -17,6 +17,8 @@ kind = zmq.XPUB if spec.get("socket", "xpub") == "xpub" else zmq.PUB
 s = ctx.socket(kind)
 s.setsockopt(zmq.SNDHWM, 0)
 s.setsockopt(zmq.LINGER, 5000)
+if "rate" in spec:
+    s.setsockopt(zmq.RATE, spec["rate"])  # multicast: before connect
 s.connect(spec["endpoint"])
 if kind == zmq.XPUB:
     s.recv()  # the gateway's subscribe frame
