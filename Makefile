@@ -18,20 +18,23 @@ test: deps-test
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(PKGS)
 
-## bench: benchmarks, each reported beside its baseline from the same run.
-# The throughput benchmark runs one round (-benchtime 1x): see docs/benchmarks.md.
-bench: deps-test
+## bench: benchmarks and the standard load scenarios (under 5 minutes); each result beside a
+## baseline from the same run. Rewrites the generated section of docs/benchmarks.md and
+## docs/loadtest.html (charts, opens offline); raw results in loadtest/out/.
+bench: deps-test build
 	$(GO) test -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
 	$(GO) test -run '^$$' -bench . -benchmem ./lvc/
 	$(GO) test -run '^$$' -bench 'FanOut|Match' -benchtime 20000x -benchmem ./blackbox/
 	$(GO) test -run '^$$' -bench RunSub -benchtime 2x ./blackbox/
+	@mkdir -p loadtest/out
+	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
 
 ## loadtest: WebSocket fan-out load (1,000 clients x 5 of 100 topics): 100k deliveries/s on
 ## shared cores and pinned (gateway on CPU 0, load on CPU 1), then 10k idle connections.
 loadtest: build
 	$(GO) run ./loadtest -rate 100000
 	$(GO) run ./loadtest -rate 100000 -pin
-	$(GO) run ./loadtest -idle 10000
+	$(GO) run ./loadtest -scenario idle -idle 10000
 
 lint: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

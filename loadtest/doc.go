@@ -1,14 +1,25 @@
-// Command loadtest measures the gateway under WebSocket fan-out load: it
-// starts a gateway binary (pinned to one core with -pin, the load on the
-// other), publishes JSON ticks that carry their send time into the ZeroMQ
-// ingress at a set rate, and reads them on K WebSocket clients, each
-// subscribed to S of T topics (seeded). After a warm-up it reports
-// deliveries a second, losses, end-to-end latency percentiles, and the
-// gateway's CPU per delivery and RSS read from /proc. -sweep raises the
-// rate until p99 passes a bound or anything is lost; -idle measures the
-// gateway's memory per idle WebSocket connection.
+// Command loadtest measures the gateway. It starts a gateway binary (pinned
+// to one core with -pin, the load on the other) or attaches to a running one
+// (-http), and runs scenarios:
 //
-// It runs on loopback only, stops by itself, and kills the gateway it
-// started. This is the part of the harness issue 4 needs; the ZeroMQ
-// scenarios with zmq_proxy baselines and the HTML report are still to come.
+//   - ws: JSON ticks carrying their send time go into the ZeroMQ ingress at a
+//     set rate and out to K WebSocket clients, each subscribed to S of T
+//     topics (seeded); -stalled adds clients that never read; -sweep raises
+//     the rate until p99 passes a bound or anything is lost.
+//   - zmq: N publishers -> M subscribers over ZeroMQ through mdgate, beside
+//     libzmq's own zmq_proxy (a child process, measured the same way) and a
+//     direct run with no proxy (this machine's ceiling), as ratios.
+//   - slow: fast clients' latency with and without stalled clients.
+//   - idle: gateway memory per idle WebSocket connection.
+//   - standard: all of them, as `make bench` runs them.
+//
+// Each run reports deliveries a second, losses (expected from what was sent
+// against what arrived), latency percentiles (HdrHistogram), throughput over
+// time, the gateway's CPU per delivery and RSS (from /proc), and slow-client
+// cut-offs. Output: a table with a progress line, -json, an -html report
+// with inline SVG charts (opens offline), and -md, which rewrites the
+// generated section of docs/benchmarks.md.
+//
+// It targets loopback only, stops by itself (bounded counts, windows and a
+// 30-minute guard), and kills every process it started.
 package main

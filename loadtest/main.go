@@ -1,34 +1,26 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/mdgate/mdgate/internal/promscrape"
 )
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
 
 type options struct {
+	scenario                   string
 	clients, perClient, topics int
-	rate                       int // deliveries a second (published rate = rate / avg subscribers per topic)
+	rate                       int // WebSocket deliveries a second
+	stalled                    int
 	warmup, window             time.Duration
 	payload                    int
 	pin, sweep                 bool
@@ -36,28 +28,54 @@ type options struct {
 	p99Bound                   time.Duration
 	seed                       uint64
 	gatewayBin                 string
-	jsonOut                    string
 	gatewayProcs               int
+	zmqPubs, zmqSubs, zmqCount int
+	zmqRate                    int
+	jsonOut, htmlOut, mdOut    string
+	attachHTTP, attachIngress  string
+	attachEgress               string
 }
 
 func main() {
 	var o options
+	flag.StringVar(&o.scenario, "scenario", "ws", "ws (WebSocket fan-out), zmq (ingress -> ZeroMQ egress beside zmq_proxy and direct), slow (fast clients with and without a stalled one), idle, or standard (the set `make bench` runs)")
 	flag.IntVar(&o.clients, "clients", 1000, "WebSocket clients")
-	flag.IntVar(&o.perClient, "subs", 5, "topics each client subscribes to")
+	flag.IntVar(&o.perClient, "subs", 5, "topics each WebSocket client subscribes to")
 	flag.IntVar(&o.topics, "topics", 100, "topics")
-	flag.IntVar(&o.rate, "rate", 100_000, "target deliveries a second (messages a second times subscribers a topic)")
+	flag.IntVar(&o.rate, "rate", 100_000, "target WebSocket deliveries a second (messages a second times subscribers a topic)")
+	flag.IntVar(&o.stalled, "stalled", 0, "extra WebSocket clients that subscribe to everything and never read")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before measuring")
 	flag.DurationVar(&o.window, "window", 5*time.Second, "measured window")
-	flag.IntVar(&o.payload, "payload", 100, "approximate JSON payload bytes")
-	flag.BoolVar(&o.pin, "pin", false, "pin the gateway to CPU 0 and the load to CPU 1")
-	flag.BoolVar(&o.sweep, "sweep", false, "raise the rate until p99 passes -p99 or anything is lost")
+	flag.IntVar(&o.payload, "payload", 100, "approximate payload bytes")
+	flag.BoolVar(&o.pin, "pin", false, "pin the gateway (and the zmq_proxy baseline) to CPU 0 and the load to CPU 1")
+	flag.BoolVar(&o.sweep, "sweep", false, "ws: raise the rate x1.5 a step until p99 passes -p99 or anything is lost")
 	flag.DurationVar(&o.p99Bound, "p99", 50*time.Millisecond, "p99 bound of the sweep")
-	flag.IntVar(&o.idle, "idle", 0, "instead: open this many idle WebSocket connections and report gateway memory per connection")
+	flag.IntVar(&o.idle, "idle", 10_000, "idle scenario: WebSocket connections")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the subscription plan")
 	flag.StringVar(&o.gatewayBin, "gateway", "bin/gateway", "gateway binary to start (built by `make build`)")
-	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.IntVar(&o.gatewayProcs, "gateway-procs", 0, "GOMAXPROCS for the gateway only (0: the gateway's own choice)")
+	flag.IntVar(&o.zmqPubs, "zmq-pubs", 1, "zmq: publishers")
+	flag.IntVar(&o.zmqSubs, "zmq-subs", 1, "zmq: subscribers")
+	flag.IntVar(&o.zmqCount, "zmq-count", 300_000, "zmq: messages per publisher")
+	flag.IntVar(&o.zmqRate, "zmq-rate", 0, "zmq: messages a second in all (0: flat out)")
+	flag.StringVar(&o.jsonOut, "json", "", "write the results as JSON to this file")
+	flag.StringVar(&o.htmlOut, "html", "", "write an HTML report (inline SVG charts, no network needed) to this file")
+	flag.StringVar(&o.mdOut, "md", "", "replace the generated section of this Markdown file (between the loadtest markers) with the results")
+	flag.StringVar(&o.attachHTTP, "http", "", "use the gateway already running with this --http address (loopback) instead of starting one")
+	flag.StringVar(&o.attachIngress, "ingress", "tcp://127.0.0.1:5556", "with -http: its ingress endpoint")
+	flag.StringVar(&o.attachEgress, "egress", "tcp://127.0.0.1:5557", "with -http: its raw egress endpoint")
+	child := flag.String("zmq-proxy-child", "", "internal: run libzmq's zmq_proxy between IN,OUT")
 	flag.Parse()
+	if *child != "" {
+		in, out, _ := strings.Cut(*child, ",")
+		if err := zmqProxyChild(in, out); err != nil {
+			fmt.Fprintln(os.Stderr, "zmq_proxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	bound := time.AfterFunc(30*time.Minute, func() { fmt.Fprintln(os.Stderr, "loadtest: 30 min bound reached"); os.Exit(3) })
+	defer bound.Stop()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
@@ -66,26 +84,27 @@ func main() {
 
 // result is one measured run.
 type result struct {
-	Mode          string  `json:"mode"`
-	Clients       int     `json:"clients"`
-	TargetRate    int     `json:"target_deliveries_per_s"`
-	Published     int64   `json:"published"`
-	Expected      int64   `json:"expected_deliveries"`
-	Delivered     int64   `json:"delivered"`
-	Lost          int64   `json:"lost"`
-	Rate          float64 `json:"deliveries_per_s"`
-	P50, P90, P99 float64 `json:"-"`
-	P50ms         float64 `json:"p50_ms"`
-	P90ms         float64 `json:"p90_ms"`
-	P99ms         float64 `json:"p99_ms"`
-	P999ms        float64 `json:"p999_ms"`
-	MaxMs         float64 `json:"max_ms"`
-	CPUusPer      float64 `json:"gateway_cpu_us_per_delivery"`
-	RSSMB         float64 `json:"gateway_rss_mb"`
-	Disconnects   float64 `json:"slow_disconnects"`
-	Conflated     float64 `json:"conflated"`
-	GatewayCores  float64 `json:"gateway_cores"`
-	LoadCores     float64 `json:"load_cores"`
+	Kind         string    `json:"kind"` // ws, zmq, idle
+	Path         string    `json:"path"` // mdgate, zmq_proxy, direct
+	Mode         string    `json:"mode"` // shared or pinned
+	Label        string    `json:"label"`
+	Target       int       `json:"target_per_s"`
+	Clients      int       `json:"clients"`
+	Stalled      int       `json:"stalled_clients,omitempty"`
+	Sent         int64     `json:"sent"`
+	Expected     int64     `json:"expected_deliveries"`
+	Delivered    int64     `json:"delivered"`
+	Lost         int64     `json:"lost"`
+	Rate         float64   `json:"delivered_per_s"`
+	Latency      latency   `json:"latency_ms"`
+	CPUusPer     float64   `json:"gateway_cpu_us_per_delivery"`
+	GatewayCores float64   `json:"gateway_cores"`
+	LoadCores    float64   `json:"load_cores"`
+	RSSMB        float64   `json:"gateway_rss_mb"`
+	KBPerConn    float64   `json:"kb_per_idle_connection,omitempty"`
+	Disconnects  float64   `json:"slow_disconnects"`
+	Conflated    float64   `json:"conflated"`
+	Timeline     []float64 `json:"per_s_every_250ms,omitempty"`
 }
 
 func run(o options) error {
@@ -108,164 +127,128 @@ func run(o options) error {
 	if o.pin {
 		mode = "pinned"
 	}
-	if o.idle > 0 {
-		return idleMemory(gw, o.idle)
-	}
 	var results []result
-	if !o.sweep {
-		r, err := measure(gw, o, o.rate)
+	add := func(r result, label string) {
+		r.Mode, r.Label = mode, label
+		printResult(r)
+		results = append(results, r)
+	}
+	switch o.scenario {
+	case "ws":
+		if err := wsScenario(gw, o, add); err != nil {
+			return err
+		}
+	case "zmq":
+		if err := zmqScenario(gw, o, add); err != nil {
+			return err
+		}
+	case "slow":
+		if err := slowScenario(gw, o, add); err != nil {
+			return err
+		}
+	case "idle":
+		r, err := idleMemory(gw, o.idle)
 		if err != nil {
 			return err
 		}
-		r.Mode = mode
-		results = append(results, r)
-	} else {
-		for rate := 50_000; rate <= 5_000_000; rate = rate * 3 / 2 {
-			r, err := measure(gw, o, rate)
-			if err != nil {
-				return err
-			}
-			r.Mode = mode + " sweep"
-			results = append(results, r)
-			if r.P99ms > float64(o.p99Bound.Milliseconds()) || r.Lost > 0 || r.Disconnects > 0 {
-				fmt.Printf("saturation: p99 passed %v or messages were lost at a target of %d deliveries/s; the last clean run delivered %.0f/s\n",
-					o.p99Bound, rate, lastClean(results))
-				break
-			}
-		}
-	}
-	if o.jsonOut != "" {
-		b, _ := json.MarshalIndent(results, "", "  ")
-		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+		add(r, fmt.Sprintf("%d idle connections", o.idle))
+	case "standard":
+		o.warmup, o.window = time.Second, 3*time.Second
+		if err := zmqScenario(gw, o, add); err != nil {
 			return err
 		}
+		o.sweep = true
+		if err := wsScenario(gw, o, add); err != nil {
+			return err
+		}
+		if err := slowScenario(gw, o, add); err != nil {
+			return err
+		}
+		r, err := idleMemory(gw, o.idle)
+		if err != nil {
+			return err
+		}
+		add(r, fmt.Sprintf("%d idle connections", o.idle))
+	default:
+		return fmt.Errorf("unknown scenario %q", o.scenario)
+	}
+	return writeOutputs(o, results)
+}
+
+func wsScenario(gw *gateway, o options, add func(result, string)) error {
+	if !o.sweep {
+		r, err := wsRun(gw, o, o.rate, o.stalled)
+		if err != nil {
+			return err
+		}
+		add(r, fmt.Sprintf("ws %dx%d of %d, %d/s", o.clients, o.perClient, o.topics, o.rate))
+		return nil
+	}
+	best := 0.0
+	for rate := 50_000; rate <= 5_000_000; rate = rate * 3 / 2 {
+		r, err := wsRun(gw, o, rate, 0)
+		if err != nil {
+			return err
+		}
+		add(r, fmt.Sprintf("ws sweep %d/s", rate))
+		if r.Latency.P99 > float64(o.p99Bound.Milliseconds()) || r.Lost > 0 || r.Disconnects > 0 {
+			fmt.Printf("saturation: at a target of %d deliveries/s p99 passed %v or messages were lost; the last clean step delivered %.0f/s\n", rate, o.p99Bound, best)
+			return nil
+		}
+		best = r.Rate
 	}
 	return nil
 }
 
-func lastClean(rs []result) float64 {
-	best := 0.0
-	for _, r := range rs[:len(rs)-1] {
-		best = max(best, r.Rate)
-	}
-	return best
-}
-
-// gateway is the gateway process under test.
-type gateway struct {
-	cmd            *exec.Cmd
-	http, ingress  string
-	ctx            context.Context
-	cancel         context.CancelFunc
-	disconnects0   float64
-	conflated0     float64
-	deliveredTotal float64
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func startGateway(o options) (*gateway, error) {
-	bin, err := filepath.Abs(o.gatewayBin)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("no gateway binary at %s: run `make build` first (%w)", bin, err)
-	}
-	httpAddr, err1 := freePort()
-	ing, err2 := freePort()
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, err
-	}
-	args := []string{"--http", httpAddr, "--ingress-bind", "tcp://" + ing, "--egress-bind", "tcp://127.0.0.1:*",
-		"--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--log-level", "warn", "--log-json", "--pprof"}
-	name := bin
-	if o.pin {
-		args = append([]string{"-c", "0", bin}, args...)
-		name = "taskset"
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stderr = os.Stderr
-	if o.gatewayProcs > 0 {
-		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", o.gatewayProcs))
-	}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	fmt.Printf("gateway: http://%s (profile: /debug/pprof/profile)\n", httpAddr)
-	if err := cmd.Start(); err != nil {
-		cancel()
-		return nil, fmt.Errorf("start gateway: %w", err)
-	}
-	g := &gateway{cmd: cmd, http: httpAddr, ingress: "tcp://" + ing, ctx: ctx, cancel: cancel}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := promscrape.Scrape(ctx, "http://"+httpAddr+"/metrics"); err == nil {
-			return g, nil
+func zmqScenario(gw *gateway, o options, add func(result, string)) error {
+	for _, path := range []string{"direct", "zmq_proxy", "mdgate"} {
+		r, err := zmqRun(path, gw, o)
+		if err != nil {
+			return fmt.Errorf("zmq %s: %w", path, err)
 		}
-		if time.Now().After(deadline) {
-			g.stop()
-			return nil, fmt.Errorf("gateway at %s unreachable after 15s", httpAddr)
+		add(r, "zmq "+path)
+	}
+	return nil
+}
+
+// slowScenario: fast clients' latency with and without stalled clients.
+func slowScenario(gw *gateway, o options, add func(result, string)) error {
+	o.clients, o.rate = min(o.clients, 200), min(o.rate, 50_000)
+	for _, stalled := range []int{0, 5} {
+		r, err := wsRun(gw, o, o.rate, stalled)
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
+		add(r, fmt.Sprintf("slow: %d fast clients, %d stalled", o.clients, stalled))
+	}
+	return nil
+}
+
+func printResult(r result) {
+	l := r.Latency
+	switch r.Kind {
+	case "idle":
+		fmt.Printf("\r%-34s gateway RSS %.0f MB, %.1f KB a connection\n", r.Label, r.RSSMB, r.KBPerConn)
+	default:
+		fmt.Printf("\r%-34s %10.0f/s  lost %6d  p50 %7.2f  p90 %7.2f  p99 %7.2f  p99.9 %7.2f  max %7.2f ms  gw %5.2f us/delivery  cores gw %.2f load %.2f  cut off %v\n",
+			r.Label, r.Rate, r.Lost, l.P50, l.P90, l.P99, l.P999, l.Max, r.CPUusPer, r.GatewayCores, r.LoadCores, r.Disconnects)
 	}
 }
 
-func (g *gateway) stop() {
-	g.cancel()
-	g.cmd.Wait()
-}
-
-// procStats returns the gateway's CPU time and RSS from /proc.
-func (g *gateway) procStats() (cpu time.Duration, rssBytes int64) {
-	pid := g.cmd.Process.Pid
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// for taskset, exec replaces the process image: the pid is the gateway's
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		cpu = time.Duration(ut+st) * (time.Second / 100) // USER_HZ
-	}
-	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if kb, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-				v, _ := strconv.ParseInt(strings.Fields(kb)[0], 10, 64)
-				rssBytes = v << 10
-			}
+func writeOutputs(o options, rs []result) error {
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(rs, "", "  ")
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			return err
 		}
-		f.Close()
 	}
-	return cpu, rssBytes
-}
-
-func (g *gateway) metric(name string, labels ...string) float64 {
-	f, err := promscrape.Scrape(g.ctx, "http://"+g.http+"/metrics")
-	if err != nil {
-		return 0
+	if o.htmlOut != "" {
+		if err := os.WriteFile(o.htmlOut, []byte(htmlReport(rs)), 0o644); err != nil {
+			return err
+		}
 	}
-	v, _ := f.Value(name, labels...)
-	return v
-}
-
-// sendTime finds the publisher's send time in an update line.
-func sendTime(line []byte) (int64, bool) {
-	i := bytes.Index(line, []byte(`"data":{"t":`))
-	if i < 0 {
-		return 0, false
+	if o.mdOut != "" {
+		return updateMarkdown(o.mdOut, markdown(rs, o))
 	}
-	rest := line[i+len(`"data":{"t":`):]
-	j := bytes.IndexAny(rest, ",}")
-	if j <= 0 {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(string(rest[:j]), 10, 64)
-	return v, err == nil
+	return nil
 }

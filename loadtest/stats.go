@@ -1,24 +1,29 @@
 package main
 
 import (
-	"math"
-	"slices"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// percentiles returns the q-quantiles (0..1) of samples by the nearest-rank
-// method; samples is sorted in place. Empty samples give zeros.
-func percentiles(samples []time.Duration, qs ...float64) []time.Duration {
-	out := make([]time.Duration, len(qs))
-	if len(samples) == 0 {
-		return out
-	}
-	slices.Sort(samples)
-	for i, q := range qs {
-		rank := int(math.Ceil(q*float64(len(samples)))) - 1
-		out[i] = samples[min(max(rank, 0), len(samples)-1)]
-	}
-	return out
+// newHist records latencies in microseconds from 1 us to 1 min with 3
+// significant digits: fixed memory however many samples.
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
+
+func record(h *hdrhistogram.Histogram, d time.Duration) {
+	h.RecordValue(min(max(d.Microseconds(), 1), 60_000_000))
+}
+
+// latency is the summary a result reports, in milliseconds.
+type latency struct {
+	P50, P90, P99, P999, Max float64
+	Count                    int64
+}
+
+func summarize(h *hdrhistogram.Histogram) latency {
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return latency{P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)), P99: ms(h.ValueAtQuantile(99)),
+		P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max()), Count: h.TotalCount()}
 }
 
 // assign gives each of k clients s distinct topics of t, seeded: the same
@@ -31,4 +36,13 @@ func assign(k, s, t int, seed uint64) [][]int {
 		plan[c] = perm[:min(s, t)]
 	}
 	return plan
+}
+
+// timeline turns cumulative counts sampled every step into rates a second.
+func timeline(cum []int64, step time.Duration) []float64 {
+	out := make([]float64, 0, len(cum))
+	for i := 1; i < len(cum); i++ {
+		out = append(out, float64(cum[i]-cum[i-1])/step.Seconds())
+	}
+	return out
 }

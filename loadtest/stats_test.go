@@ -2,25 +2,38 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
 
-func TestPercentiles(t *testing.T) {
-	var s []time.Duration
-	for i := 100; i >= 1; i-- {
-		s = append(s, time.Duration(i)*time.Millisecond)
+func TestSummarize(t *testing.T) {
+	h := newHist()
+	for i := 1; i <= 1000; i++ {
+		record(h, time.Duration(i)*time.Millisecond)
 	}
+	got := summarize(h)
 	for _, tc := range []struct {
-		q    float64
-		want time.Duration
-	}{{0.5, 50 * time.Millisecond}, {0.9, 90 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {0.999, 100 * time.Millisecond}, {1, 100 * time.Millisecond}, {0, time.Millisecond}} {
-		if got := percentiles(s, tc.q)[0]; got != tc.want {
-			t.Errorf("percentiles(1..100ms, %v) = %v, want %v", tc.q, got, tc.want)
+		name      string
+		got, want float64
+	}{{"p50", got.P50, 500}, {"p90", got.P90, 900}, {"p99", got.P99, 990}, {"p99.9", got.P999, 999}, {"max", got.Max, 1000}} {
+		if d := tc.got - tc.want; d < -tc.want/500 || d > tc.want/500 { // 3 significant digits
+			t.Errorf("summarize(1..1000ms).%s = %v ms, want %v", tc.name, tc.got, tc.want)
 		}
 	}
-	if got := percentiles(nil, 0.5)[0]; got != 0 {
-		t.Errorf("percentiles(nil) = %v, want 0", got)
+	if got.Count != 1000 {
+		t.Errorf("count = %d, want 1000", got.Count)
+	}
+	if e := summarize(newHist()); e.P99 != 0 || e.Count != 0 {
+		t.Errorf("summarize(empty) = %+v, want zeros", e)
+	}
+}
+
+func TestTimeline(t *testing.T) {
+	got := timeline([]int64{0, 10, 30, 30}, 500*time.Millisecond)
+	if fmt.Sprint(got) != "[20 40 0]" {
+		t.Errorf("timeline = %v, want [20 40 0]", got)
 	}
 }
 
@@ -57,5 +70,21 @@ func TestParseSendTime(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("sendTime(%q) = %v, %v, want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestUpdateMarkdownReplacesOnlyItsSection(t *testing.T) {
+	path := t.TempDir() + "/b.md"
+	os.WriteFile(path, []byte("# Record\n\nhand-written\n"), 0o644)
+	if err := updateMarkdown(path, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := updateMarkdown(path, "second\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	s := string(b)
+	if !strings.HasPrefix(s, "# Record\n\nhand-written\n") || strings.Contains(s, "first") || strings.Count(s, "second") != 1 || strings.Count(s, beginMark) != 1 {
+		t.Fatalf("after two updates the file is:\n%s", s)
 	}
 }

@@ -11,15 +11,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gorilla/websocket"
 	zmq "github.com/pebbe/zmq4"
 )
 
-// wsClient reads one connection and keeps its own samples (no sharing on
+// wsClient reads one connection and keeps its own histogram (no sharing on
 // the hot path).
 type wsClient struct {
 	ws        *websocket.Conn
-	samples   []time.Duration // latencies of updates sent inside the window
+	hist      *hdrhistogram.Histogram
 	inWindow  int64
 	delivered atomic.Int64
 }
@@ -34,19 +35,21 @@ func dialClients(g *gateway, plan [][]int) ([]*wsClient, error) {
 			closeAll(clients)
 			return nil, fmt.Errorf("client %d: %w", i, err)
 		}
+		clients[i] = &wsClient{ws: ws, hist: newHist()}
 		names := make([]string, len(topics))
 		for j, t := range topics {
 			names[j] = fmt.Sprintf("lt.t%03d", t)
 		}
 		req := fmt.Sprintf(`{"op":"subscribe","topics":["%s"],"snapshot":false}`, strings.Join(names, `","`))
 		if err := ws.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+			closeAll(clients)
 			return nil, err
 		}
 		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, b, err := ws.ReadMessage(); err != nil || !bytes.Contains(b, []byte(`"op":"ack"`)) {
+			closeAll(clients)
 			return nil, fmt.Errorf("client %d: no ack (%v): %.100s", i, err, b)
 		}
-		clients[i] = &wsClient{ws: ws}
 	}
 	return clients, nil
 }
@@ -81,14 +84,16 @@ func (c *wsClient) read(from, to *atomic.Int64) {
 			}
 			c.delivered.Add(1)
 			if f := from.Load(); f != 0 && t >= f && t < to.Load() {
-				c.samples = append(c.samples, time.Duration(now-t))
+				record(c.hist, time.Duration(now-t))
 				c.inWindow++
 			}
 		}
 	}
 }
 
-func measure(g *gateway, o options, rate int) (result, error) {
+// wsRun is one WebSocket fan-out run at a target rate of deliveries a
+// second; stalled extra clients subscribe to every topic and never read.
+func wsRun(g *gateway, o options, rate, stalled int) (result, error) {
 	plan := assign(o.clients, o.perClient, o.topics, o.seed)
 	subsPerTopic := make([]int64, o.topics)
 	for _, ts := range plan {
@@ -100,6 +105,22 @@ func measure(g *gateway, o options, rate int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
+	defer closeAll(clients)
+	if stalled > 0 {
+		all := make([]int, o.topics)
+		for i := range all {
+			all[i] = i
+		}
+		plan := make([][]int, stalled)
+		for i := range plan {
+			plan[i] = all
+		}
+		st, err := dialClients(g, plan)
+		if err != nil {
+			return result{}, err
+		}
+		defer closeAll(st) // never read
+	}
 	var from, to atomic.Int64
 	var wg sync.WaitGroup
 	for _, c := range clients {
@@ -109,52 +130,11 @@ func measure(g *gateway, o options, rate int) (result, error) {
 	avgSubs := float64(o.clients*o.perClient) / float64(o.topics)
 	msgRate := max(int(float64(rate)/avgSubs), 1)
 
-	// The publisher: one goroutine owns the PUB socket.
 	var published, expected atomic.Int64
 	stop := make(chan struct{})
 	pubDone := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		pub, err := zmq.NewSocket(zmq.PUB)
-		if err != nil {
-			pubDone <- err
-			return
-		}
-		defer pub.Close()
-		pub.SetLinger(0)
-		pub.SetSndhwm(0)
-		if err := pub.Connect(g.ingress); err != nil {
-			pubDone <- err
-			return
-		}
-		pad := strings.Repeat("x", max(o.payload-30, 1))
-		topics := make([]string, o.topics)
-		for i := range topics {
-			topics[i] = fmt.Sprintf("lt.t%03d", i)
-		}
-		start := time.Now()
-		sent := 0
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				pubDone <- nil
-				return
-			case <-tick.C:
-			}
-			due := int(time.Since(start).Seconds() * float64(msgRate))
-			for ; sent < due; sent++ {
-				t := time.Now().UnixNano()
-				topic := sent % o.topics
-				pub.SendMessage(topics[topic], fmt.Sprintf(`{"t":%d,"pad":"%s"}`, t, pad))
-				if f := from.Load(); f != 0 && t >= f && t < to.Load() {
-					published.Add(1)
-					expected.Add(subsPerTopic[topic])
-				}
-			}
-		}
+		pubDone <- wsPublish(g.ingress, o, msgRate, subsPerTopic, &from, &to, &published, &expected, stop)
 	}()
 
 	time.Sleep(o.warmup) // the warm-up is part of the scenario, not synchronisation
@@ -165,9 +145,21 @@ func measure(g *gateway, o options, rate int) (result, error) {
 	t0 := time.Now()
 	to.Store(t0.Add(o.window).UnixNano())
 	from.Store(t0.UnixNano())
+	total := func() int64 {
+		var n int64
+		for _, c := range clients {
+			n += c.delivered.Load()
+		}
+		return n
+	}
+	const step = 250 * time.Millisecond
+	cum := []int64{total()}
 	for time.Since(t0) < o.window {
-		time.Sleep(time.Second)
-		fmt.Printf("\r  target %8d deliveries/s  %5.1fs of %v", rate, time.Since(t0).Seconds(), o.window)
+		time.Sleep(step)
+		cum = append(cum, total())
+		if len(cum)%4 == 1 {
+			fmt.Printf("\r  ws target %8d deliveries/s  %4.1fs of %v ", rate, time.Since(t0).Seconds(), o.window)
+		}
 	}
 	cpu1, rss := g.procStats()
 	self1 := selfCPU()
@@ -175,14 +167,10 @@ func measure(g *gateway, o options, rate int) (result, error) {
 	if err := <-pubDone; err != nil {
 		return result{}, fmt.Errorf("publisher: %w", err)
 	}
-	// Drain: wait until nothing more arrives for 500 ms (at most 10 s).
+	// Drain: until nothing more arrives for 500 ms (at most 10 s).
 	last, quiet := int64(-1), time.Now()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		var n int64
-		for _, c := range clients {
-			n += c.delivered.Load()
-		}
-		if n != last {
+		if n := total(); n != last {
 			last, quiet = n, time.Now()
 		} else if time.Since(quiet) > 500*time.Millisecond {
 			break
@@ -190,35 +178,75 @@ func measure(g *gateway, o options, rate int) (result, error) {
 	}
 	closeAll(clients)
 	wg.Wait()
-	var all []time.Duration
+	h := newHist()
 	var delivered int64
 	for _, c := range clients {
-		all = append(all, c.samples...)
+		h.Merge(c.hist)
 		delivered += c.inWindow
 	}
-	ps := percentiles(all, 0.5, 0.9, 0.99, 0.999, 1)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	r := result{Clients: o.clients, TargetRate: rate, Published: published.Load(), Expected: expected.Load(),
-		Delivered: delivered, Rate: float64(delivered) / o.window.Seconds(),
-		P50ms: ms(ps[0]), P90ms: ms(ps[1]), P99ms: ms(ps[2]), P999ms: ms(ps[3]), MaxMs: ms(ps[4]),
-		RSSMB:       float64(rss) / (1 << 20),
-		Disconnects: g.metric("mdgate_fanout_disconnects_total", "reason", "queue_bytes") + g.metric("mdgate_fanout_disconnects_total", "reason", "lag") - disc0,
-		Conflated:   g.metric("mdgate_fanout_conflated_total") - conf0,
+	r := result{Kind: "ws", Path: "mdgate", Target: rate, Clients: o.clients, Stalled: stalled,
+		Sent: published.Load(), Expected: expected.Load(), Delivered: delivered,
+		Rate: float64(delivered) / o.window.Seconds(), Latency: summarize(h),
+		RSSMB:        float64(rss) / (1 << 20),
+		GatewayCores: (cpu1 - cpu0).Seconds() / o.window.Seconds(),
+		LoadCores:    (self1 - self0).Seconds() / o.window.Seconds(),
+		Disconnects:  g.metric("mdgate_fanout_disconnects_total", "reason", "queue_bytes") + g.metric("mdgate_fanout_disconnects_total", "reason", "lag") - disc0,
+		Conflated:    g.metric("mdgate_fanout_conflated_total") - conf0,
+		Timeline:     timeline(cum, step),
 	}
 	r.Lost = max(r.Expected-r.Delivered, 0)
-	r.GatewayCores = (cpu1 - cpu0).Seconds() / o.window.Seconds()
-	r.LoadCores = (self1 - self0).Seconds() / o.window.Seconds()
 	if delivered > 0 {
 		r.CPUusPer = float64((cpu1 - cpu0).Microseconds()) / float64(delivered)
 	}
-	fmt.Printf("\r%-8s target %8d/s  delivered %9.0f/s  lost %6d  p50 %6.2f  p90 %6.2f  p99 %6.2f  p99.9 %6.2f  max %7.2f ms  gw cpu %5.2f us/delivery  rss %5.0f MB  cut off %v  cores: gateway %.2f load %.2f\n",
-		"", rate, r.Rate, r.Lost, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, r.CPUusPer, r.RSSMB, r.Disconnects, r.GatewayCores, r.LoadCores)
 	return r, nil
+}
+
+// wsPublish sends JSON ticks carrying their send time at msgRate a second,
+// round-robin over the topics, until stop. One goroutine owns the socket.
+func wsPublish(ingress string, o options, msgRate int, subsPerTopic []int64, from, to, published, expected *atomic.Int64, stop chan struct{}) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pub, err := zmq.NewSocket(zmq.PUB)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	pub.SetLinger(0)
+	pub.SetSndhwm(0)
+	if err := pub.Connect(ingress); err != nil {
+		return err
+	}
+	pad := strings.Repeat("x", max(o.payload-30, 1))
+	topics := make([]string, o.topics)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("lt.t%03d", i)
+	}
+	start := time.Now()
+	sent := 0
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+		}
+		due := int(time.Since(start).Seconds() * float64(msgRate))
+		for ; sent < due; sent++ {
+			t := time.Now().UnixNano()
+			topic := sent % o.topics
+			pub.SendMessage(topics[topic], fmt.Sprintf(`{"t":%d,"pad":"%s"}`, t, pad))
+			if f := from.Load(); f != 0 && t >= f && t < to.Load() {
+				published.Add(1)
+				expected.Add(subsPerTopic[topic])
+			}
+		}
+	}
 }
 
 // idleMemory opens n idle connections and reports the gateway's RSS growth
 // per connection.
-func idleMemory(g *gateway, n int) error {
+func idleMemory(g *gateway, n int) (result, error) {
 	_, rss0 := g.procStats()
 	u := url.URL{Scheme: "ws", Host: g.http, Path: "/ws"}
 	conns := make([]*websocket.Conn, 0, n)
@@ -230,21 +258,19 @@ func idleMemory(g *gateway, n int) error {
 	for i := range n {
 		c, _, err := websocket.DefaultDialer.Dial(u.String(), nil)
 		if err != nil {
-			return fmt.Errorf("idle connection %d: %w (raise ulimit -n?)", i, err)
+			return result{}, fmt.Errorf("idle connection %d: %w (raise ulimit -n?)", i, err)
 		}
 		conns = append(conns, c)
 	}
 	for deadline := time.Now().Add(10 * time.Second); g.metric("mdgate_ws_connections") < float64(n); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the gateway counts %v connections, want %d", g.metric("mdgate_ws_connections"), n)
+			return result{}, fmt.Errorf("the gateway counts %v connections, want %d", g.metric("mdgate_ws_connections"), n)
 		}
 	}
 	time.Sleep(time.Second) // let the heap settle before reading RSS; a measurement, not synchronisation
 	_, rss1 := g.procStats()
-	fmt.Printf("%d idle WebSocket connections: gateway RSS %.1f MB -> %.1f MB, %.1f KB a connection (Go stacks %.1f MB, heap in use %.1f MB, goroutines %.0f)\n",
-		n, float64(rss0)/(1<<20), float64(rss1)/(1<<20), float64(rss1-rss0)/1024/float64(n),
-		g.metric("go_memstats_stack_inuse_bytes")/(1<<20), g.metric("go_memstats_heap_inuse_bytes")/(1<<20), g.metric("go_goroutines"))
-	return nil
+	return result{Kind: "idle", Path: "mdgate", Clients: n, RSSMB: float64(rss1) / (1 << 20),
+		KBPerConn: float64(rss1-rss0) / 1024 / float64(n)}, nil
 }
 
 // selfCPU is this process's CPU time (user + system).
