@@ -34,6 +34,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	PongWait         time.Duration // a client silent this long (no message, no pong) is dropped
 	SendBuffer       int           // the socket's send buffer (SO_SNDBUF) in bytes; 0: the kernel's
+	Auth             *Auth         // nil: open (anyone who reaches /ws may subscribe to anything)
+	MaxConns         int           // WebSocket connections in all; 0: no limit
+	MaxConnsPerIP    int           // ... from one remote address; 0: no limit
 	Limits           slowsub.Limits
 }
 
@@ -76,7 +79,10 @@ type Bridge struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every connection's reader and writer
 	mu     sync.Mutex
-	closed bool // guarded by mu; no connection is added once set
+	closed bool           // guarded by mu; no connection is added once set
+	conns  int            // guarded by mu: connections admitted
+	perIP  map[string]int // guarded by mu
+	logged time.Time      // guarded by mu: last refusal logged (one a second at most)
 }
 
 // New returns a bridge delivering through engine (format 0 must be
@@ -115,6 +121,11 @@ func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Regist
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{}, // idle connections hold no write buffer
 		CheckOrigin:      b.checkOrigin,
+		Subprotocols:     []string{"mdgate"}, // chosen when a browser offers it beside its token
+	}
+	b.perIP = map[string]int{}
+	if cfg.Auth == nil {
+		log.Warn().Msg("WebSocket clients are NOT authenticated: anyone who reaches /ws may subscribe to every topic (set --ws-jwt-secret-file or --ws-jwt-public-key)")
 	}
 	return b
 }
@@ -157,14 +168,34 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	var grant *Grant
+	if b.cfg.Auth != nil {
+		g, err := b.cfg.Auth.Verify(tokenFrom(r))
+		if err != nil {
+			b.m.rejected["auth"].Inc()
+			b.logRefusal(r, "auth", err)
+			http.Error(w, "unauthorized: "+err.Error(), http.StatusUnauthorized)
+			return
+		}
+		grant = g
+	}
+	ip := remoteIP(r)
+	if reason := b.admit(ip); reason != "" {
+		b.m.rejected[reason].Inc()
+		b.logRefusal(r, reason, nil)
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := b.up.Upgrade(w, r, nil)
 	if err != nil {
+		b.release(ip)
 		b.m.rejected["handshake"].Inc()
 		return // the upgrader has answered with an HTTP error
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.release(ip)
 		ws.Close()
 		return
 	}
@@ -173,7 +204,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := ws.UnderlyingConn().(*net.TCPConn); ok && b.cfg.SendBuffer > 0 {
 		tc.SetWriteBuffer(b.cfg.SendBuffer)
 	}
-	s := &session{b: b, ws: ws,
+	s := &session{b: b, ws: ws, grant: grant,
 		subRate: newBucket(b.cfg.SubscribeBurst, time.Duration(float64(time.Second)/b.cfg.SubscribeRate)),
 		abuse:   newBucket(b.cfg.AbuseLimit, b.cfg.AbuseRefill),
 	}
@@ -188,9 +219,22 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// net/http lets go of its per-connection buffers and its goroutine's
 	// grown stack: about 10 KB less per idle connection.
 	remote := r.RemoteAddr
+	expiry := time.AfterFunc(time.Hour, func() {
+		b.m.closes["token_expired"].Inc()
+		ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "token expired"), time.Now().Add(time.Second))
+		ws.Close()
+	})
+	if grant == nil || grant.Expires.IsZero() {
+		expiry.Stop()
+	} else {
+		expiry.Reset(time.Until(grant.Expires))
+	}
 	go func() {
 		defer b.wg.Done()
+		defer expiry.Stop()
 		defer b.m.connections.Dec()
+		defer b.release(ip)
 		s.read()
 		s.c.Close()
 		err := <-writerDone
@@ -205,6 +249,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // session is one connection's read side; owned by its reader goroutine.
 type session struct {
 	b       *Bridge
+	grant   *Grant // nil: no auth
 	ws      *websocket.Conn
 	c       *blackbox.Client
 	subRate *bucket
@@ -287,6 +332,12 @@ func (s *session) subscribe(r *Request) bool {
 	if err != nil {
 		return s.refuse(r.ID, &ProtoError{CodeBadRequest, err.Error()})
 	}
+	for _, key := range append(append([]string(nil), r.Topics...), r.Prefixes...) {
+		if !s.grant.Allows(key) {
+			s.b.m.denied.Inc()
+			return s.refuse(r.ID, &ProtoError{CodeForbidden, fmt.Sprintf("your token does not cover %q; none added", key)})
+		}
+	}
 	subs := subscriptions(r, policy == slowsub.Conflate)
 	if n := s.c.Subscriptions() + len(subs); n > s.b.cfg.MaxSubs {
 		return s.refuse(r.ID, &ProtoError{CodeTooManySubs,
@@ -316,4 +367,50 @@ func (s *session) subscribe(r *Request) bool {
 		return append([]blackbox.Replay{{Item: slowsub.Item{Data: ack}}}, values...)
 	})
 	return true
+}
+
+// admit counts a new connection from ip against the limits; it returns the
+// refusal reason, or "" (then release must follow when it ends).
+func (b *Bridge) admit(ip string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cfg.MaxConns > 0 && b.conns >= b.cfg.MaxConns {
+		return "max_conns"
+	}
+	if b.cfg.MaxConnsPerIP > 0 && b.perIP[ip] >= b.cfg.MaxConnsPerIP {
+		return "max_conns_per_ip"
+	}
+	b.conns++
+	b.perIP[ip]++
+	return ""
+}
+
+func (b *Bridge) release(ip string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.conns--
+	if b.perIP[ip]--; b.perIP[ip] <= 0 {
+		delete(b.perIP, ip)
+	}
+}
+
+// logRefusal logs a refused connection, at most one a second.
+func (b *Bridge) logRefusal(r *http.Request, reason string, err error) {
+	b.mu.Lock()
+	ok := time.Since(b.logged) >= time.Second
+	if ok {
+		b.logged = time.Now()
+	}
+	b.mu.Unlock()
+	if ok {
+		b.log.Warn().Str("remote", r.RemoteAddr).Str("reason", reason).AnErr("error", err).Msg("WebSocket connection refused (further refusals this second not logged; see mdgate_ws_rejected_total)")
+	}
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -8,6 +8,7 @@ type metrics struct {
 	errors      map[string]prometheus.Counter // by code, fixed
 	closes      map[string]prometheus.Counter // by reason, fixed
 	rejected    map[string]prometheus.Counter // by reason, fixed
+	denied      prometheus.Counter            // subscriptions a token did not cover
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,8 +30,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.requests = vec("mdgate_ws_requests_total", "Valid WebSocket requests, by op.", "op", "subscribe", "unsubscribe", "ping")
 	m.errors = vec("mdgate_ws_errors_total", "Requests refused with an error frame, by code.", "code", errorCodes...)
-	m.closes = vec("mdgate_ws_closes_total", "Connections the bridge closed for bad input, by reason.", "reason", "abuse", "read_limit")
-	m.rejected = vec("mdgate_ws_rejected_total", "WebSocket upgrades refused, by reason.", "reason", "origin", "handshake")
+	m.closes = vec("mdgate_ws_closes_total", "Connections the bridge closed for bad input, by reason.", "reason", "abuse", "read_limit", "token_expired")
+	m.rejected = vec("mdgate_ws_rejected_total", "WebSocket upgrades refused, by reason.", "reason", "origin", "handshake", "auth", "max_conns", "max_conns_per_ip")
+	m.denied = prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_ws_denied_subscriptions_total",
+		Help: "Subscribe requests refused because the client's token does not cover a topic."})
+	reg.MustRegister(m.denied)
 	reg.MustRegister(m.connections)
 	return m
 }

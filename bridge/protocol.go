@@ -39,9 +39,10 @@ const (
 	CodeBadFrame    = "bad_frame"
 	CodeTooManySubs = "too_many_subscriptions"
 	CodeRateLimited = "rate_limited"
+	CodeForbidden   = "forbidden"
 )
 
-var errorCodes = []string{CodeBadJSON, CodeBadRequest, CodeUnknownOp, CodeBadFrame, CodeTooManySubs, CodeRateLimited}
+var errorCodes = []string{CodeBadJSON, CodeBadRequest, CodeUnknownOp, CodeBadFrame, CodeTooManySubs, CodeRateLimited, CodeForbidden}
 
 // ProtoError is a request the bridge refuses, with its code.
 type ProtoError struct {

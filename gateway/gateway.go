@@ -47,6 +47,7 @@ type Config struct {
 	SnapshotBind   string        // ROUTER for snapshot requests; "" off
 
 	Pprof  bool            // serve /debug/pprof/ on the HTTP address
+	TLSCert, TLSKey string // serve HTTP and WebSocket over TLS with this certificate and key
 	Fanout blackbox.Config // the fan-out engine and per-client limits
 	Bridge bridge.Config   // WebSocket clients
 }
@@ -176,7 +177,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	srv := &http.Server{Handler: g.mux(), ReadHeaderTimeout: hs} // a slow handshake times out
 	grp.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return srv.Serve(ln) }
+		if g.cfg.TLSCert != "" {
+			serve = func() error { return srv.ServeTLS(ln, g.cfg.TLSCert, g.cfg.TLSKey) }
+		}
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mdgate/mdgate/bridge"
 	"github.com/mdgate/mdgate/config"
 	"github.com/mdgate/mdgate/gateway"
 	"github.com/mdgate/mdgate/lvc"
@@ -21,6 +24,8 @@ type options struct {
 	logLevel string
 	logJSON  bool
 	file     string
+
+	jwtSecretFile, jwtPublicKey string
 }
 
 const usageHead = `mdgate gateway: a ZeroMQ market-data gateway.
@@ -98,6 +103,12 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.DurationVar(&b.HandshakeTimeout, "ws-handshake-timeout", b.HandshakeTimeout, "bound on reading a request's headers and on the WebSocket handshake")
 	fs.DurationVar(&b.PongWait, "ws-pong-wait", b.PongWait, "a WebSocket client silent this long (no message, no pong) is dropped; keep it above --ws-heartbeat")
 	fs.IntVar(&b.SendBuffer, "ws-send-buffer", b.SendBuffer, "socket send buffer per WebSocket client in `bytes` (0: the kernel's); small keeps a slow client's lag visible to --slow-max-lag")
+	fs.StringVar(&o.jwtSecretFile, "ws-jwt-secret-file", "", "WebSocket clients must present a JWT signed HS256 with the secret in this `file` (at least 32 bytes); see docs/security.md")
+	fs.StringVar(&o.jwtPublicKey, "ws-jwt-public-key", "", "WebSocket clients must present a JWT signed RS256/ES256 by the private half of this PEM public key `file`")
+	fs.IntVar(&b.MaxConns, "ws-max-conns", 0, "most WebSocket connections in all (0: no limit)")
+	fs.IntVar(&b.MaxConnsPerIP, "ws-max-conns-per-ip", 0, "most WebSocket connections from one address (0: no limit)")
+	fs.StringVar(&o.cfg.TLSCert, "tls-cert", "", "serve HTTP and WebSocket over TLS with this certificate `file` (PEM; with --tls-key)")
+	fs.StringVar(&o.cfg.TLSKey, "tls-key", "", "the TLS private key `file` (PEM)")
 	fs.BoolVar(&o.cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on --http (for profiling under load; keep --http private)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "JSON logs even on a terminal (they are JSON whenever stderr is not one)")
@@ -120,6 +131,29 @@ func parse(args []string, w io.Writer) (*options, error) {
 	p.EgressBind = o.lists["egress-bind"].Values()
 	p.StampedBind = o.lists["stamped-bind"].Values()
 	o.cfg.Bridge.AllowedOrigins = o.lists["ws-origin"].Values()
+	if (o.cfg.TLSCert == "") != (o.cfg.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	switch {
+	case o.jwtSecretFile != "" && o.jwtPublicKey != "":
+		return nil, errors.New("give --ws-jwt-secret-file or --ws-jwt-public-key, not both")
+	case o.jwtSecretFile != "":
+		secret, err := os.ReadFile(o.jwtSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ws-jwt-secret-file: %w", err)
+		}
+		if o.cfg.Bridge.Auth, err = bridge.NewHMACAuth(bytes.TrimSpace(secret)); err != nil {
+			return nil, fmt.Errorf("--ws-jwt-secret-file: %w", err)
+		}
+	case o.jwtPublicKey != "":
+		pemBytes, err := os.ReadFile(o.jwtPublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("--ws-jwt-public-key: %w", err)
+		}
+		if o.cfg.Bridge.Auth, err = bridge.NewPublicKeyAuth(pemBytes); err != nil {
+			return nil, fmt.Errorf("--ws-jwt-public-key: %w", err)
+		}
+	}
 	o.cfg.Bridge.Limits = o.cfg.Fanout.Limits
 	for _, r := range o.lists["lvc-ttl"].Values() {
 		prefix, d, ok := strings.Cut(r, "=")
