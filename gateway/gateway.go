@@ -46,10 +46,10 @@ type Config struct {
 	CacheSaveEvery time.Duration // how often the file is rewritten
 	SnapshotBind   string        // ROUTER for snapshot requests; "" off
 
-	Pprof  bool            // serve /debug/pprof/ on the HTTP address
-	TLSCert, TLSKey string // serve HTTP and WebSocket over TLS with this certificate and key
-	Fanout blackbox.Config // the fan-out engine and per-client limits
-	Bridge bridge.Config   // WebSocket clients
+	Pprof           bool            // serve /debug/pprof/ on the HTTP address
+	TLSCert, TLSKey string          // serve HTTP and WebSocket over TLS with this certificate and key
+	Fanout          blackbox.Config // the fan-out engine and per-client limits
+	Bridge          bridge.Config   // WebSocket clients
 }
 
 // DefaultConfig returns the defaults documented in --help.
