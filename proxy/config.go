@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	zmq "github.com/pebbe/zmq4"
 )
 
 // Config is everything the proxy loop needs. The zero value is not usable:
@@ -39,6 +41,12 @@ type Config struct {
 	MulticastRate     int           // ZMQ_RATE, kbit/s, 1 to MaxMulticastRate
 	MulticastRecovery time.Duration // ZMQ_RECOVERY_IVL: how far back a receiver may ask for repairs
 	MulticastHops     int           // ZMQ_MULTICAST_HOPS (TTL): 1 stays on the LAN segment
+
+	// CURVE on every bound ingress and egress socket: the server's secret
+	// key (Z85) and the public keys (Z85) of the publishers and subscribers
+	// allowed in. Empty CurveSecret: no encryption, anyone may connect.
+	CurveSecret  string
+	CurveClients []string
 
 	// Linger bounds how long Close waits for queued egress at shutdown.
 	Linger time.Duration
@@ -120,6 +128,22 @@ func (c *Config) Validate() error {
 	}
 	if c.MulticastHops < 1 || c.MulticastHops > 255 {
 		errs = append(errs, fmt.Errorf("multicast hops %d: want 1 to 255", c.MulticastHops))
+	}
+	if c.CurveSecret != "" {
+		if len(c.CurveSecret) != 40 || len(zmq.Z85decode(c.CurveSecret)) != 32 {
+			errs = append(errs, errors.New("CURVE secret key: want 40 characters of Z85"))
+		}
+		if len(c.CurveClients) == 0 {
+			errs = append(errs, errors.New("CURVE is on but no client key is allowed: nobody could connect"))
+		}
+		for _, k := range c.CurveClients {
+			if len(k) != 40 || len(zmq.Z85decode(k)) != 32 {
+				errs = append(errs, fmt.Errorf("CURVE client key %q: want 40 characters of Z85", k))
+			}
+		}
+		if !zmq.HasCurve() {
+			errs = append(errs, errors.New("CURVE: this libzmq was built without it"))
+		}
 	}
 	if c.HeartbeatIvl < 0 || c.HeartbeatTimeout < 0 || c.HeartbeatTTL < 0 {
 		errs = append(errs, errors.New("heartbeat durations must be >= 0"))

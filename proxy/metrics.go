@@ -51,7 +51,13 @@ type metrics struct {
 	peerDisconnect [3]prometheus.Counter
 	topics         prometheus.Gauge
 	forward        prometheus.Observer
+	auth           [2]prometheus.Counter // by authAllowed, authDenied
 }
+
+const (
+	authAllowed = iota
+	authDenied
+)
 
 // Socket roles for peer metrics.
 const (
@@ -106,5 +112,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.peers[r] = peers.WithLabelValues(n)
 		m.peerDisconnect[r] = disc.WithLabelValues(n)
 	}
+	auth := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mdgate_zmq_auth_total",
+		Help: "CURVE handshakes decided by the gateway's ZAP handler, by result."}, []string{"result"})
+	m.auth[authAllowed] = auth.WithLabelValues("allowed")
+	m.auth[authDenied] = auth.WithLabelValues("denied")
+	reg.MustRegister(auth)
 	return m
 }

@@ -59,6 +59,8 @@ type Proxy struct {
 	mu        sync.Mutex    // guards endpoints
 	endpoints Endpoints
 
+	authLog rateLimit // refusal logs, at most one a second
+
 	running atomic.Bool
 	peers   [3]atomic.Int64 // by role; written by the loop, read by Health
 
@@ -203,6 +205,20 @@ func (p *Proxy) Run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
+	if p.cfg.CurveSecret != "" {
+		allowed := map[string]bool{}
+		for _, k := range p.cfg.CurveClients {
+			allowed[k] = true
+		}
+		zctx, zcancel := context.WithCancel(ctx)
+		zdone := make(chan struct{})
+		ready := make(chan error, 1)
+		go func() { defer close(zdone); p.runZAP(zctx, allowed, ready) }()
+		defer func() { zcancel(); <-zdone }()
+		if err := <-ready; err != nil {
+			return err
+		}
+	}
 	s := &sockets{}
 	defer s.close(p.cfg.Linger)
 	if err := p.open(s); err != nil {
@@ -360,8 +376,12 @@ func (p *Proxy) openXPUB(s *sockets, endpoints []string, role int) (*zmq.Socket,
 // common sets the options every core socket shares.
 func (p *Proxy) common(s *zmq.Socket) error {
 	c := &p.cfg
-	errs := []error{s.SetTcpKeepalive(1), s.SetLinger(c.Linger),
-		s.SetRate(c.MulticastRate), s.SetRecoveryIvl(c.MulticastRecovery), s.SetMulticastHops(c.MulticastHops)}
+	var errs []error
+	if c.CurveSecret != "" {
+		errs = append(errs, s.SetCurveServer(1), s.SetCurveSecretkey(c.CurveSecret), s.SetZapDomain(zapDomain))
+	}
+	errs = append(errs, s.SetTcpKeepalive(1), s.SetLinger(c.Linger),
+		s.SetRate(c.MulticastRate), s.SetRecoveryIvl(c.MulticastRecovery), s.SetMulticastHops(c.MulticastHops))
 	if c.HeartbeatIvl > 0 {
 		errs = append(errs, s.SetHeartbeatIvl(c.HeartbeatIvl))
 		if c.HeartbeatTimeout > 0 {
@@ -676,4 +696,20 @@ func (p *Proxy) drainMonitor(mon *zmq.Socket, role int) {
 			p.log.Debug().Str("socket", roleNames[role]).Str("peer", addr).Msg("peer disconnected")
 		}
 	}
+}
+
+// rateLimit allows one event a second.
+type rateLimit struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (r *rateLimit) Allow() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.last) < time.Second {
+		return false
+	}
+	r.last = time.Now()
+	return true
 }

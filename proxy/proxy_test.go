@@ -388,6 +388,8 @@ func TestConfigValidate(t *testing.T) {
 		{"multicast rate zero", func(c *Config) { c.MulticastRate = 0 }, "multicast rate 0"},
 		{"multicast hops", func(c *Config) { c.MulticastHops = 0 }, "multicast hops 0"},
 		{"multicast recovery", func(c *Config) { c.MulticastRecovery = 0 }, "multicast recovery interval 0s"},
+		{"curve without clients", func(c *Config) { c.CurveSecret = strings.Repeat("A", 40) }, "no client key is allowed"},
+		{"curve bad key", func(c *Config) { c.CurveSecret = "short" }, "CURVE secret key: want 40 characters"},
 	}
 	for _, tt := range tests {
 		c := DefaultConfig()

@@ -26,6 +26,7 @@ type options struct {
 	file     string
 
 	jwtSecretFile, jwtPublicKey string
+	curveSecretFile, curveDir   string
 }
 
 const usageHead = `mdgate gateway: a ZeroMQ market-data gateway.
@@ -105,6 +106,8 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.IntVar(&b.SendBuffer, "ws-send-buffer", b.SendBuffer, "socket send buffer per WebSocket client in `bytes` (0: the kernel's); small keeps a slow client's lag visible to --slow-max-lag")
 	fs.StringVar(&o.jwtSecretFile, "ws-jwt-secret-file", "", "WebSocket clients must present a JWT signed HS256 with the secret in this `file` (at least 32 bytes); see docs/security.md")
 	fs.StringVar(&o.jwtPublicKey, "ws-jwt-public-key", "", "WebSocket clients must present a JWT signed RS256/ES256 by the private half of this PEM public key `file`")
+	fs.StringVar(&o.curveSecretFile, "curve-secret-key-file", "", "turn CURVE on for the ingress and egress sockets with the server secret key in this `file` (`gateway keygen` makes one); docs/security.md")
+	fs.StringVar(&o.curveDir, "curve-clients-dir", "", "with CURVE: a `directory` of the public keys (one per file) of the publishers and subscribers allowed in")
 	fs.IntVar(&b.MaxConns, "ws-max-conns", 0, "most WebSocket connections in all (0: no limit)")
 	fs.IntVar(&b.MaxConnsPerIP, "ws-max-conns-per-ip", 0, "most WebSocket connections from one address (0: no limit)")
 	fs.StringVar(&o.cfg.TLSCert, "tls-cert", "", "serve HTTP and WebSocket over TLS with this certificate `file` (PEM; with --tls-key)")
@@ -131,6 +134,18 @@ func parse(args []string, w io.Writer) (*options, error) {
 	p.EgressBind = o.lists["egress-bind"].Values()
 	p.StampedBind = o.lists["stamped-bind"].Values()
 	o.cfg.Bridge.AllowedOrigins = o.lists["ws-origin"].Values()
+	if o.curveSecretFile != "" {
+		var err error
+		if p.CurveSecret, err = readKey(o.curveSecretFile, "secret"); err != nil {
+			return nil, fmt.Errorf("--curve-secret-key-file: %w", err)
+		}
+		if o.curveDir == "" {
+			return nil, errors.New("--curve-secret-key-file needs --curve-clients-dir: with no allowed keys nobody could connect")
+		}
+		if p.CurveClients, err = readClientKeys(o.curveDir); err != nil {
+			return nil, fmt.Errorf("--curve-clients-dir: %w", err)
+		}
+	}
 	if (o.cfg.TLSCert == "") != (o.cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}

@@ -29,6 +29,9 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "tap" {
 		return runTap(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "keygen" {
+		return runKeygen()
+	}
 	o, err := parse(args, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

@@ -126,3 +126,21 @@ func TestBinaryDemoAndGracefulShutdown(t *testing.T) {
 	}
 	t.Logf("stopped %v after SIGTERM", time.Since(sent).Round(time.Millisecond))
 }
+
+func TestReadKeyFormats(t *testing.T) {
+	dir := t.TempDir()
+	const pub, sec = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
+	cert := dir + "/server.cert"
+	os.WriteFile(cert, []byte("curve\n    public-key = \""+pub+"\"\n    secret-key = \""+sec+"\"\n"), 0o600)
+	bare := dir + "/bare.key"
+	os.WriteFile(bare, []byte(pub+"\n"), 0o600)
+	for _, tc := range []struct{ path, kind, want string }{{cert, "secret", sec}, {cert, "public", pub}, {bare, "public", pub}} {
+		if got, err := readKey(tc.path, tc.kind); got != tc.want || err != nil {
+			t.Errorf("readKey(%q, %q) = %q, %v, want %q", tc.path, tc.kind, got, err, tc.want)
+		}
+	}
+	os.WriteFile(dir+"/bad", []byte("nope"), 0o600)
+	if _, err := readKey(dir+"/bad", "public"); err == nil {
+		t.Error("readKey accepted a file without a key")
+	}
+}

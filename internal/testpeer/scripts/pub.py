@@ -2,7 +2,7 @@
 
 spec: {"endpoint": str, "socket": "pub"|"xpub", "rate": kbit/s (epgm), "messages": [[frame...]...],
        "b64": bool, "repeat": int, "interval_ms": int, "abort_mid_message": bool,
-       "curve": {...} (optional)}
+       "curve": {"server_key", "public", "secret"} (optional, Z85)}
 With socket "xpub" the publisher waits for the gateway's subscription before it
 sends (no slow-joiner loss); with "pub" it is a plain PUB and sends at once.
 Prints {"event":"sent","count":N} then exits; with abort_mid_message it sends
@@ -19,6 +19,11 @@ s.setsockopt(zmq.SNDHWM, 0)
 s.setsockopt(zmq.LINGER, 5000)
 if "rate" in spec:
     s.setsockopt(zmq.RATE, spec["rate"])  # multicast: before connect
+c = spec.get("curve")
+if c:  # a CURVE client: the gateway's public key, then our own pair
+    s.curve_serverkey = c["server_key"].encode()
+    s.curve_publickey = c["public"].encode()
+    s.curve_secretkey = c["secret"].encode()
 s.connect(spec["endpoint"])
 if kind == zmq.XPUB:
     s.recv()  # the gateway's subscribe frame

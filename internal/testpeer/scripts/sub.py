@@ -1,6 +1,7 @@
 """A libzmq subscriber for mdgate's tests.
 
-spec: {"endpoint": str, "prefixes": [str], "count": int, "timeout_ms": int}
+spec: {"endpoint": str, "prefixes": [str], "count": int, "timeout_ms": int,
+       "curve": {"server_key", "public", "secret"} (optional, Z85)}
 Prints {"event":"ready"} once connected, then one line per message:
 {"frames": [base64...]}. Exits after count messages or timeout_ms of silence.
 """
@@ -13,6 +14,11 @@ s = ctx.socket(zmq.SUB)
 s.setsockopt(zmq.RCVHWM, 0)
 for p in spec.get("prefixes", [""]):
     s.setsockopt(zmq.SUBSCRIBE, p.encode())
+c = spec.get("curve")
+if c:  # a CURVE client: the gateway's public key, then our own pair
+    s.curve_serverkey = c["server_key"].encode()
+    s.curve_publickey = c["public"].encode()
+    s.curve_secretkey = c["secret"].encode()
 s.connect(spec["endpoint"])
 print(json.dumps({"event": "ready"}), flush=True)
 s.setsockopt(zmq.RCVTIMEO, spec.get("timeout_ms", 10000))
