@@ -129,22 +129,14 @@ func (s *Server) serve(sock *zmq.Socket, id []byte, req [][]byte) error {
 		}
 		return fmt.Errorf("%s: %s", code, text)
 	}
-	switch {
-	case len(req) == 0 || string(req[0]) != CmdSnap:
-		cmd := ""
-		if len(req) > 0 {
-			cmd = string(req[0])
-		}
-		return fail(ErrUnknownCommand, fmt.Sprintf("unknown command %q: send [%q, prefix]", trim(cmd), CmdSnap))
-	case len(req) != 2:
-		return fail(ErrBadRequest, fmt.Sprintf("request has %d frames: send [%q, prefix]", len(req), CmdSnap))
-	case len(req[1]) > MaxPrefix:
-		return fail(ErrPrefixTooLong, fmt.Sprintf("prefix of %d bytes: at most %d", len(req[1]), MaxPrefix))
+	prefix, code, text := parseRequest(req)
+	if code != "" {
+		return fail(code, text)
 	}
 	var n uint64
 	var err error
 	stamp := make([]byte, 0, tick.StampSize)
-	s.Source.Scan(string(req[1]), func(m *tick.Message) {
+	s.Source.Scan(prefix, func(m *tick.Message) {
 		if err != nil {
 			return
 		}
@@ -158,6 +150,24 @@ func (s *Server) serve(sock *zmq.Socket, id []byte, req [][]byte) error {
 	}
 	end := binary.BigEndian.AppendUint64(nil, n)
 	return reply([]byte(RepEnd), end, binary.BigEndian.AppendUint64(nil, s.Epoch))
+}
+
+// parseRequest checks a request's frames: [CmdSnap, prefix]. It returns the
+// prefix, or the error code and text to answer with.
+func parseRequest(req [][]byte) (prefix, code, text string) {
+	switch {
+	case len(req) == 0 || string(req[0]) != CmdSnap:
+		cmd := ""
+		if len(req) > 0 {
+			cmd = string(req[0])
+		}
+		return "", ErrUnknownCommand, fmt.Sprintf("unknown command %q: send [%q, prefix]", trim(cmd), CmdSnap)
+	case len(req) != 2:
+		return "", ErrBadRequest, fmt.Sprintf("request has %d frames: send [%q, prefix]", len(req), CmdSnap)
+	case len(req[1]) > MaxPrefix:
+		return "", ErrPrefixTooLong, fmt.Sprintf("prefix of %d bytes: at most %d", len(req[1]), MaxPrefix)
+	}
+	return string(req[1]), "", ""
 }
 
 func trim(s string) string {
