@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 TESTTIMEOUT ?= 15m
 
-.PHONY: run test bench loadtest lint deps deps-test build clean
+.PHONY: run test bench loadtest soak lint deps deps-test build clean
 
 build: deps
 	$(GO) build -o bin/gateway ./cmd/gateway
@@ -35,6 +35,11 @@ loadtest: build
 	$(GO) run ./loadtest -rate 100000
 	$(GO) run ./loadtest -rate 100000 -pin
 	$(GO) run ./loadtest -scenario idle -idle 10000
+
+## soak: 10 minutes of churning publishers and clients and stalled clients; fails on any loss
+## for well-behaved clients or goroutine/heap growth (not in CI).
+soak: build
+	$(GO) run ./loadtest -scenario soak -duration 10m
 
 lint: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

@@ -34,11 +34,12 @@ type options struct {
 	jsonOut, htmlOut, mdOut    string
 	attachHTTP, attachIngress  string
 	attachEgress               string
+	duration                   time.Duration
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "ws", "ws (WebSocket fan-out), zmq (ingress -> ZeroMQ egress beside zmq_proxy and direct), slow (fast clients with and without a stalled one), idle, or standard (the set `make bench` runs)")
+	flag.StringVar(&o.scenario, "scenario", "ws", "ws (WebSocket fan-out), zmq (ingress -> ZeroMQ egress beside zmq_proxy and direct), slow (fast clients with and without a stalled one), idle, soak (churn for -duration, fail on loss or leaks), or standard (the set `make bench` runs)")
 	flag.IntVar(&o.clients, "clients", 1000, "WebSocket clients")
 	flag.IntVar(&o.perClient, "subs", 5, "topics each WebSocket client subscribes to")
 	flag.IntVar(&o.topics, "topics", 100, "topics")
@@ -64,6 +65,7 @@ func main() {
 	flag.StringVar(&o.attachHTTP, "http", "", "use the gateway already running with this --http address (loopback) instead of starting one")
 	flag.StringVar(&o.attachIngress, "ingress", "tcp://127.0.0.1:5556", "with -http: its ingress endpoint")
 	flag.StringVar(&o.attachEgress, "egress", "tcp://127.0.0.1:5557", "with -http: its raw egress endpoint")
+	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "soak: how long to churn")
 	child := flag.String("zmq-proxy-child", "", "internal: run libzmq's zmq_proxy between IN,OUT")
 	flag.Parse()
 	if *child != "" {
@@ -146,6 +148,8 @@ func run(o options) error {
 		if err := slowScenario(gw, o, add); err != nil {
 			return err
 		}
+	case "soak":
+		return soak(gw, o)
 	case "idle":
 		r, err := idleMemory(gw, o.idle)
 		if err != nil {
