@@ -32,7 +32,9 @@ function subscribe() {
 function connect() {
   retryTimer = null;
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
-  ws = new WebSocket(url);
+  // With auth on, open the page as /?token=<JWT>: the token goes as a subprotocol.
+  const token = new URLSearchParams(location.search).get("token");
+  ws = token ? new WebSocket(url, ["mdgate", "bearer." + token]) : new WebSocket(url);
   ws.onopen = () => { backoff = 500; setConn("live", ""); subscribe(); };
   ws.onmessage = (ev) => {
     for (const line of ev.data.split("\n")) {
