@@ -60,6 +60,7 @@ type Proxy struct {
 	endpoints Endpoints
 
 	authLog rateLimit // refusal logs, at most one a second
+	dropLog rateLimit // ingress drop logs below debug level, at most one a second
 
 	running atomic.Bool
 	peers   [3]atomic.Int64 // by role; written by the loop, read by Health
@@ -514,12 +515,16 @@ func (p *Proxy) admit(frames [][]byte) *tick.Message {
 
 func (p *Proxy) drop(r DropReason, frames [][]byte) *tick.Message {
 	p.m.dropped[r].Inc()
-	if e := p.log.Debug(); e.Enabled() {
+	e := p.log.Debug()
+	if !e.Enabled() && p.dropLog.Allow() {
+		e = p.log.Warn() // refusals are visible at the default level, one a second
+	}
+	if e.Enabled() {
 		topic := []byte(nil)
 		if len(frames) > 0 {
 			topic = frames[0]
 		}
-		e.Str("reason", r.String()).Int("frames", len(frames)).Bytes("topic", trim(topic)).Msg("ingress message dropped")
+		e.Str("reason", r.String()).Int("frames", len(frames)).Bytes("topic", trim(topic)).Msg("ingress message dropped (see mdgate_ingress_dropped_total; at info level at most one logged a second)")
 	}
 	return nil
 }
