@@ -12,6 +12,8 @@ import (
 // CloseSlowConsumer is the close code of a client cut off as too slow.
 const CloseSlowConsumer = 4008
 
+var newline = []byte{'\n'} // shared: a literal here would allocate per message
+
 // maxFrame is where a write batch starts a new WebSocket frame.
 const maxFrame = 64 << 10
 
@@ -37,7 +39,7 @@ func (c *wsConn) WriteBatch(deadline time.Time, items []slowsub.Item) error {
 				if n >= maxFrame {
 					break
 				}
-				w.Write([]byte{'\n'})
+				w.Write(newline)
 			}
 			if it.Skipped > 0 && len(it.Data) > 0 && it.Data[len(it.Data)-1] == '}' {
 				// Conflated: this client only is told how many it skipped.
@@ -51,7 +53,6 @@ func (c *wsConn) WriteBatch(deadline time.Time, items []slowsub.Item) error {
 			}
 			n += len(it.Data) + 1
 			items = items[1:]
-			_ = i
 		}
 		if err := w.Close(); err != nil {
 			return err
