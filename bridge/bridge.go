@@ -219,20 +219,18 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// net/http lets go of its per-connection buffers and its goroutine's
 	// grown stack: about 10 KB less per idle connection.
 	remote := r.RemoteAddr
-	expiry := time.AfterFunc(time.Hour, func() {
-		b.m.closes["token_expired"].Inc()
-		ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "token expired"), time.Now().Add(time.Second))
-		ws.Close()
-	})
-	if grant == nil || grant.Expires.IsZero() {
-		expiry.Stop()
-	} else {
-		expiry.Reset(time.Until(grant.Expires))
+	stopExpiry := func() bool { return false }
+	if grant != nil && !grant.Expires.IsZero() {
+		stopExpiry = time.AfterFunc(time.Until(grant.Expires), func() {
+			b.m.closes["token_expired"].Inc()
+			ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "token expired"), time.Now().Add(time.Second))
+			ws.Close()
+		}).Stop
 	}
 	go func() {
 		defer b.wg.Done()
-		defer expiry.Stop()
+		defer stopExpiry()
 		defer b.m.connections.Dec()
 		defer b.release(ip)
 		s.read()
