@@ -25,14 +25,19 @@ func newIndex() *index {
 	return &index{exact: map[string][]entry{}, prefix: map[string][]entry{}, nlen: map[int]int{}}
 }
 
+// table is the map of exact topics or of prefixes. x.mu is held.
+func (x *index) table(isPrefix bool) map[string][]entry {
+	if isPrefix {
+		return x.prefix
+	}
+	return x.exact
+}
+
 // add adds or updates c's subscription to key; it reports whether it is new.
 func (x *index) add(key string, isPrefix bool, e entry) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	m := x.exact
-	if isPrefix {
-		m = x.prefix
-	}
+	m := x.table(isPrefix)
 	list := m[key]
 	for i := range list {
 		if list[i].c == e.c {
@@ -55,10 +60,7 @@ func (x *index) add(key string, isPrefix bool, e entry) bool {
 func (x *index) remove(key string, isPrefix bool, c *Client) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	m := x.exact
-	if isPrefix {
-		m = x.prefix
-	}
+	m := x.table(isPrefix)
 	list := m[key]
 	i := slices.IndexFunc(list, func(e entry) bool { return e.c == c })
 	if i < 0 {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	zmq "github.com/pebbe/zmq4"
 )
 
 // soak churns the gateway for o.duration: publishers come and go, WebSocket
@@ -39,10 +38,12 @@ func soak(g *gateway, o options) error {
 			defer wg.Done()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			pub, _ := zmq.NewSocket(zmq.PUB)
+			pub, err := openPub(g.ingress, false)
+			if err != nil {
+				fmt.Println("soak publisher:", err)
+				return
+			}
 			defer pub.Close()
-			pub.SetLinger(0)
-			pub.Connect(g.ingress)
 			for i := 0; ; i++ {
 				select {
 				case <-q:

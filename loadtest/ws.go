@@ -13,7 +13,6 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gorilla/websocket"
-	zmq "github.com/pebbe/zmq4"
 )
 
 // wsClient reads one connection and keeps its own histogram (no sharing on
@@ -206,16 +205,11 @@ func wsRun(g *gateway, o options, rate, stalled int) (result, error) {
 func wsPublish(ingress string, o options, msgRate int, subsPerTopic []int64, from, to, published, expected *atomic.Int64, stop chan struct{}) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	pub, err := zmq.NewSocket(zmq.PUB)
+	pub, err := openPub(ingress, false)
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	pub.SetLinger(0)
-	pub.SetSndhwm(0)
-	if err := pub.Connect(ingress); err != nil {
-		return err
-	}
 	pad := strings.Repeat("x", max(o.payload-30, 1))
 	topics := make([]string, o.topics)
 	for i := range topics {

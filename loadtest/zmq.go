@@ -250,21 +250,11 @@ func zmqPublish(ctx context.Context, ep string, bind bool, id int, o options, wa
 	defer once()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	pub, err := zmq.NewSocket(zmq.PUB)
+	pub, err := openPub(ep, bind)
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	pub.SetSndhwm(0)
-	pub.SetLinger(0)
-	if bind {
-		err = pub.Bind(ep)
-	} else {
-		err = pub.Connect(ep)
-	}
-	if err != nil {
-		return err
-	}
 	topic := []byte(fmt.Sprintf("md.eq.P%02d", id))
 	payload := make([]byte, max(o.payload, zmqHeader))
 	binary.BigEndian.PutUint32(payload[8:12], uint32(id))
@@ -297,4 +287,25 @@ func zmqPublish(ctx context.Context, ep string, bind bool, id int, o options, wa
 	once()
 	<-ctx.Done()
 	return nil
+}
+
+// openPub is a load publisher: unbounded queue, no linger, bound or
+// connected to ep. The caller's goroutine owns it.
+func openPub(ep string, bind bool) (*zmq.Socket, error) {
+	pub, err := zmq.NewSocket(zmq.PUB)
+	if err != nil {
+		return nil, err
+	}
+	pub.SetSndhwm(0)
+	pub.SetLinger(0)
+	if bind {
+		err = pub.Bind(ep)
+	} else {
+		err = pub.Connect(ep)
+	}
+	if err != nil {
+		pub.Close()
+		return nil, err
+	}
+	return pub, nil
 }
