@@ -170,7 +170,7 @@ func TestRestartKeepsCacheMarkedStale(t *testing.T) {
 // topic, the stream after the snapshot continues at exactly snapshot seq+1.
 func TestSnapshotConsistentUnderFullSpeed(t *testing.T) {
 	c := testConfig()
-	c.Proxy.EgressHWM = 0
+	c.Proxy.EgressHWM, c.Proxy.EgressMaxBytes = 0, 0 // no bound: nothing may drop
 	g := start(t, c)
 	ep := g.Proxy().Endpoints()
 	const topics, total = 100, 100_000

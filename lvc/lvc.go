@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/btree"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mdgate/mdgate/tick"
@@ -47,9 +48,12 @@ const (
 var refuseNames = [numRefuse]string{"topics", "bytes"}
 
 type entry struct {
-	m      *tick.Message // guarded by the shard's mu
-	inHeap bool          // owned by the writer
+	topic  string
+	m      atomic.Pointer[tick.Message] // the latest value; nil once removed
+	inHeap bool                         // owned by the writer
 }
+
+func byTopic(a, b *entry) bool { return a.topic < b.topic }
 
 type shard struct {
 	mu sync.RWMutex
@@ -64,6 +68,13 @@ type Cache struct {
 	topics atomic.Int64
 	bytes  atomic.Int64
 	rules  []TTLRule // sorted longest prefix first
+
+	// idx orders the topics, so a prefix costs what it matches, not the
+	// whole cache. The writer changes it and readers Clone it (O(1), copy
+	// on write) under idxMu; nobody iterates it while holding idxMu except
+	// the writer, in budgeted steps.
+	idxMu sync.Mutex
+	idx   *btree.BTreeG[*entry]
 
 	// Owned by the writer.
 	expiry expiryHeap
@@ -83,7 +94,7 @@ type metrics struct {
 
 // New returns an empty cache registered with reg (nil: not registered).
 func New(cfg Config, reg prometheus.Registerer) *Cache {
-	c := &Cache{cfg: cfg, seed: maphash.MakeSeed()}
+	c := &Cache{cfg: cfg, seed: maphash.MakeSeed(), idx: btree.NewG(32, byTopic)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*entry)
 	}
@@ -141,36 +152,27 @@ func IsDelete(m *tick.Message) bool {
 func (c *Cache) Update(m *tick.Message) bool {
 	sh := c.shard(m.Topic)
 	if IsDelete(m) {
-		sh.mu.Lock()
-		e, ok := sh.m[m.Topic]
-		if ok {
-			delete(sh.m, m.Topic)
-		}
-		sh.mu.Unlock()
-		if ok {
-			c.topics.Add(-1)
-			c.bytes.Add(-int64(e.m.Size()))
-			c.met.deleted.Inc()
-		}
+		c.remove(sh, m.Topic, nil)
 		return true
 	}
 	size := int64(m.Size())
-	sh.mu.Lock()
-	e, ok := sh.m[m.Topic]
+	e, ok := sh.m[m.Topic] // the writer is the only one changing the map
 	if ok {
-		old := e.m
-		e.m = m
-		sh.mu.Unlock()
+		old := e.m.Swap(m)
 		c.bytes.Add(size - int64(old.Size()))
 	} else {
 		if r, refused := c.refuse(size); refused {
-			sh.mu.Unlock()
 			c.met.refused[r].Inc()
 			return false
 		}
-		e = &entry{m: m}
+		e = &entry{topic: m.Topic}
+		e.m.Store(m)
+		sh.mu.Lock()
 		sh.m[m.Topic] = e
 		sh.mu.Unlock()
+		c.idxMu.Lock()
+		c.idx.ReplaceOrInsert(e)
+		c.idxMu.Unlock()
 		c.topics.Add(1)
 		c.bytes.Add(size)
 	}
@@ -179,6 +181,28 @@ func (c *Cache) Update(m *tick.Message) bool {
 			e.inHeap = true
 			heap.Push(&c.expiry, expiryItem{at: m.Stamp.Ingress + int64(ttl), topic: m.Topic, e: e})
 		}
+	}
+	return true
+}
+
+// remove deletes topic (only if its entry is want, when want is set) and
+// reports whether it did. Writer only.
+func (c *Cache) remove(sh *shard, topic string, want *entry) bool {
+	e, ok := sh.m[topic]
+	if !ok || (want != nil && e != want) {
+		return false
+	}
+	sh.mu.Lock()
+	delete(sh.m, topic)
+	sh.mu.Unlock()
+	c.idxMu.Lock()
+	c.idx.Delete(e)
+	c.idxMu.Unlock()
+	old := e.m.Swap(nil)
+	c.topics.Add(-1)
+	c.bytes.Add(-int64(old.Size()))
+	if want == nil {
+		c.met.deleted.Inc()
 	}
 	return true
 }
@@ -218,33 +242,84 @@ func (c *Cache) Expire(now int64, fn func(topic string)) {
 	for len(c.expiry) > 0 && c.expiry[0].at <= now {
 		it := heap.Pop(&c.expiry).(expiryItem)
 		sh := c.shard(it.topic)
-		sh.mu.Lock()
 		e, ok := sh.m[it.topic]
 		if !ok || e != it.e {
-			sh.mu.Unlock()
 			continue // deleted meanwhile (and perhaps created again, with its own item)
 		}
-		at := e.m.Stamp.Ingress + int64(c.ttl(it.topic))
+		at := e.m.Load().Stamp.Ingress + int64(c.ttl(it.topic))
 		if at > now { // updated since: wait for the new expiry
-			sh.mu.Unlock()
 			heap.Push(&c.expiry, expiryItem{at: at, topic: it.topic, e: e})
 			continue
 		}
-		delete(sh.m, it.topic)
-		sh.mu.Unlock()
-		c.topics.Add(-1)
-		c.bytes.Add(-int64(e.m.Size()))
+		c.remove(sh, it.topic, e)
 		c.met.expired.Inc()
 		fn(it.topic)
 	}
 }
 
-// Replay calls fn with every cached value under prefix, for a new ZeroMQ
-// subscription. Writer only (it runs on the proxy loop).
-func (c *Cache) Replay(prefix string, fn func(*tick.Message)) {
+// ReplayFrom calls fn with at most max cached values under prefix whose
+// topics sort after `after` ("" for the first), in topic order, for a ZeroMQ
+// subscription's replay done in steps. It returns the last topic given and
+// whether the prefix is done. The cost is that of the values given, not of
+// the cache. Writer only (it runs on the proxy loop).
+func (c *Cache) ReplayFrom(prefix, after string, max int, fn func(*tick.Message)) (last string, done bool) {
 	n := 0
-	c.Scan(prefix, func(m *tick.Message) { n++; fn(m) })
+	done = true
+	c.idxMu.Lock()
+	ascend(c.idx, prefix, after, func(e *entry, m *tick.Message) bool {
+		if n == max {
+			done = false
+			return false
+		}
+		fn(m)
+		n++
+		last = e.topic
+		return true
+	})
+	c.idxMu.Unlock()
 	c.met.replayed.Add(float64(n))
+	return last, done
+}
+
+// ascend walks t's values under prefix after `after`, in topic order, until
+// fn returns false; removed entries are passed over.
+func ascend(t *btree.BTreeG[*entry], prefix, after string, fn func(*entry, *tick.Message) bool) {
+	from := prefix
+	if after > from {
+		from = after
+	}
+	t.AscendGreaterOrEqual(&entry{topic: from}, func(e *entry) bool {
+		if !strings.HasPrefix(e.topic, prefix) {
+			return false
+		}
+		if e.topic == after {
+			return true
+		}
+		m := e.m.Load()
+		if m == nil {
+			return true
+		}
+		return fn(e, m)
+	})
+}
+
+// View is an ordered, point-in-time set of the cache's topics; each value
+// read through it is its topic's latest at the time of reading (nil-safe:
+// topics removed since are passed over). Taking one costs O(1) and takes no
+// lock the writer holds for long; reading it takes none.
+type View struct{ t *btree.BTreeG[*entry] }
+
+// View returns the cache's topics as they stand. Safe for concurrent use.
+func (c *Cache) View() View {
+	c.idxMu.Lock()
+	defer c.idxMu.Unlock()
+	return View{c.idx.Clone()}
+}
+
+// Ascend calls fn with each value under prefix whose topic sorts after
+// `after` ("" for all), in topic order, until fn returns false.
+func (v View) Ascend(prefix, after string, fn func(*tick.Message) bool) {
+	ascend(v.t, prefix, after, func(_ *entry, m *tick.Message) bool { return fn(m) })
 }
 
 // Get returns the latest value of topic. Safe for concurrent use.
@@ -252,33 +327,18 @@ func (c *Cache) Get(topic string) (*tick.Message, bool) {
 	sh := c.shard(topic)
 	sh.mu.RLock()
 	e, ok := sh.m[topic]
-	var m *tick.Message
-	if ok {
-		m = e.m
-	}
 	sh.mu.RUnlock()
-	return m, ok
+	if !ok {
+		return nil, false
+	}
+	m := e.m.Load()
+	return m, m != nil
 }
 
-// Scan calls fn with every value under prefix, one shard at a time; each
-// value is a consistent message, and fn runs without any lock held. Safe for
-// concurrent use.
+// Scan calls fn with every value under prefix, in topic order, holding no
+// lock. Safe for concurrent use.
 func (c *Cache) Scan(prefix string, fn func(*tick.Message)) {
-	var buf []*tick.Message
-	for i := range c.shards {
-		sh := &c.shards[i]
-		buf = buf[:0]
-		sh.mu.RLock()
-		for t, e := range sh.m {
-			if strings.HasPrefix(t, prefix) {
-				buf = append(buf, e.m)
-			}
-		}
-		sh.mu.RUnlock()
-		for _, m := range buf {
-			fn(m)
-		}
-	}
+	c.View().Ascend(prefix, "", func(m *tick.Message) bool { fn(m); return true })
 }
 
 // Snapshot returns every value under prefix, sorted by topic. Safe for
@@ -286,7 +346,6 @@ func (c *Cache) Scan(prefix string, fn func(*tick.Message)) {
 func (c *Cache) Snapshot(prefix string) []*tick.Message {
 	var out []*tick.Message
 	c.Scan(prefix, func(m *tick.Message) { out = append(out, m) })
-	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
 	return out
 }
 

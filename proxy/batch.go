@@ -202,7 +202,16 @@ type sendBatch struct {
 	buf    []byte
 	sizes  []uint32
 	frames []uint16
+	hi     int // the most bytes queued by a flush in this window
+	nflush int // flushes in this window
 }
+
+// sendBatchKeep is what a batch keeps whatever its use: past it, a buffer
+// grown by a burst is let go once a window of flushes used a quarter of it.
+const (
+	sendBatchKeep   = 1 << 20
+	sendBatchWindow = 64
+)
 
 // add queues frames, then the optional trailer frame, as one message.
 func (b *sendBatch) add(frames [][]byte, trailer []byte) {
@@ -232,6 +241,13 @@ func (b *sendBatch) flush(sock *zmq.Socket) int {
 	}
 	failed := C.mdg_send_batch(handle(sock), buf, (*C.uint32_t)(unsafe.Pointer(&b.sizes[0])),
 		(*C.uint16_t)(unsafe.Pointer(&b.frames[0])), C.int(len(b.frames)))
+	b.hi = max(b.hi, len(b.buf))
 	b.buf, b.sizes, b.frames = b.buf[:0], b.sizes[:0], b.frames[:0]
+	if b.nflush++; b.nflush == sendBatchWindow {
+		if cap(b.buf) > sendBatchKeep && b.hi < cap(b.buf)/4 {
+			b.buf, b.sizes, b.frames = nil, nil, nil
+		}
+		b.hi, b.nflush = 0, 0
+	}
 	return int(failed)
 }

@@ -88,7 +88,7 @@ func mdgateCachePath(tb testing.TB) (string, string, func()) {
 func mdgateWith(tb testing.TB, cache Cache) (string, string, func()) {
 	c := testConfig()
 	c.StampedBind = nil
-	c.IngressHWM, c.EgressHWM = 0, 0
+	c.IngressHWM, c.EgressHWM, c.EgressMaxBytes = 0, 0, 0
 	opts := Options{}
 	if cache != nil {
 		opts.Cache = cache

@@ -26,11 +26,27 @@ type Config struct {
 	StampedBind []string // XPUB: the publisher's frames plus one stamp frame
 	CaptureBind string   // PUB copy of all traffic, for `gateway tap`
 
-	MaxMsgSize int64 // ZMQ_MAXMSGSIZE on ingress, bytes per frame; -1 unlimited
-	MaxFrames  int   // frames per message, topic included
-	MaxTopics  int   // distinct topics sequenced; new ones past it are dropped
-	IngressHWM int
-	EgressHWM  int
+	MaxMsgSize    int64 // ZMQ_MAXMSGSIZE on ingress, bytes per frame; -1 unlimited
+	MaxMsgBytes   int   // bytes of a whole message, all frames; larger ones are dropped (too_large)
+	MaxTopicBytes int   // bytes of a topic; longer ones are dropped (topic_too_long)
+	MaxFrames     int   // frames per message, topic included
+	MaxTopics     int   // distinct topics sequenced; new ones past it are dropped
+	IngressHWM    int
+	// EgressHWM bounds in messages what libzmq holds for one ZeroMQ
+	// subscriber (0: no message bound); EgressMaxBytes bounds it in bytes:
+	// the HWM used is at most EgressMaxBytes / MaxMsgBytes, so a stalled
+	// subscriber holds at most EgressMaxBytes of messages. 0: no byte bound.
+	EgressHWM      int
+	EgressMaxBytes int64
+
+	// Replays of cached values to new ZeroMQ subscriptions (replay.go).
+	ReplayInterval    time.Duration // a prefix is replayed at most once per interval on an egress
+	ReplayBatch       int           // messages replayed per loop iteration at most
+	ReplayRate        int           // messages replayed a second at most, all prefixes
+	MaxPendingReplays int           // prefixes waiting for a replay; more are refused
+	// MaxSubscriptions bounds the distinct prefixes the loop tracks per
+	// egress; a new prefix past it is not replayed (counted).
+	MaxSubscriptions int
 
 	// ZMTP heartbeats on every core socket; zero interval turns them off.
 	HeartbeatIvl     time.Duration
@@ -66,10 +82,19 @@ func DefaultConfig() Config {
 		EgressBind:       []string{"tcp://*:5557"},
 		StampedBind:      []string{"tcp://*:5559"},
 		MaxMsgSize:       1 << 20,
+		MaxMsgBytes:      64 << 10,
+		MaxTopicBytes:    256,
 		MaxFrames:        16,
 		MaxTopics:        1_000_000,
 		IngressHWM:       100_000,
 		EgressHWM:        100_000,
+		EgressMaxBytes:   256 << 20,
+
+		ReplayInterval:    time.Second,
+		ReplayBatch:       256,
+		ReplayRate:        100_000,
+		MaxPendingReplays: 4096,
+		MaxSubscriptions:  100_000,
 		HeartbeatTimeout: 0,
 		Linger:           time.Second,
 		Batch:            512,
@@ -78,6 +103,19 @@ func DefaultConfig() Config {
 		MulticastRecovery: 10 * time.Second,
 		MulticastHops:     1,
 	}
+}
+
+// egressHWM is the high-water mark set on each XPUB: EgressHWM capped so a
+// stalled subscriber holds at most EgressMaxBytes of messages.
+func (c *Config) egressHWM() int {
+	if c.EgressMaxBytes == 0 {
+		return c.EgressHWM
+	}
+	byBytes := int(min(c.EgressMaxBytes/int64(max(c.MaxMsgBytes, 1)), 1<<30))
+	if c.EgressHWM == 0 {
+		return max(byBytes, 1)
+	}
+	return max(min(c.EgressHWM, byBytes), 1)
 }
 
 // MaxMulticastRate is the highest ZMQ_RATE (kbit/s) the gateway accepts.
@@ -113,6 +151,18 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTopics < 1 {
 		errs = append(errs, fmt.Errorf("max topics %d: want at least 1", c.MaxTopics))
+	}
+	if c.MaxMsgBytes < 1 {
+		errs = append(errs, fmt.Errorf("max message bytes %d: want at least 1", c.MaxMsgBytes))
+	}
+	if c.MaxTopicBytes < 1 || c.MaxTopicBytes > 65536 {
+		errs = append(errs, fmt.Errorf("max topic bytes %d: want 1 to 65536", c.MaxTopicBytes))
+	}
+	if c.EgressMaxBytes != 0 && c.EgressMaxBytes < int64(c.MaxMsgBytes) {
+		errs = append(errs, fmt.Errorf("egress max bytes %d: want 0 (no byte bound) or at least one message of max message bytes (%d)", c.EgressMaxBytes, c.MaxMsgBytes))
+	}
+	if c.ReplayInterval < 0 || c.ReplayBatch < 1 || c.ReplayRate < 0 || c.MaxPendingReplays < 1 || c.MaxSubscriptions < 1 {
+		errs = append(errs, errors.New("replay settings: want interval >= 0, batch >= 1, rate >= 0 (0: no rate bound), pending >= 1, subscriptions >= 1"))
 	}
 	if c.IngressHWM < 0 || c.EgressHWM < 0 {
 		errs = append(errs, errors.New("high-water marks must be >= 0 (0 means none)"))

@@ -12,6 +12,8 @@ const (
 	DropBadStamp                        // stamped ingress without a valid stamp frame
 	DropDuplicate                       // stamped ingress: seq already seen for this epoch
 	DropTopicLimit                      // a new topic past MaxTopics
+	DropTopicTooLong                    // a topic longer than MaxTopicBytes
+	DropTooLarge                        // a message larger than MaxMsgBytes
 	numDropReasons
 )
 
@@ -21,6 +23,8 @@ var dropReasonNames = [numDropReasons]string{
 	DropBadStamp:      "bad_stamp",
 	DropDuplicate:     "duplicate",
 	DropTopicLimit:    "topic_limit",
+	DropTopicTooLong:  "topic_too_long",
+	DropTooLarge:      "too_large",
 }
 
 func (r DropReason) String() string { return dropReasonNames[r] }
@@ -52,6 +56,12 @@ type metrics struct {
 	topics         prometheus.Gauge
 	forward        prometheus.Observer
 	auth           [2]prometheus.Counter // by authAllowed, authDenied
+
+	replays       [numEgress][numReplayOutcomes]prometheus.Counter
+	replayCarried prometheus.Counter
+	replayPending prometheus.Gauge
+	loop          prometheus.Observer
+	loopLongest   prometheus.Gauge
 }
 
 const (
@@ -117,5 +127,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.auth[authAllowed] = auth.WithLabelValues("allowed")
 	m.auth[authDenied] = auth.WithLabelValues("denied")
 	reg.MustRegister(auth)
+
+	replays := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mdgate_zmq_replay_requests_total",
+		Help: "Subscribes asking for a replay of cached values, by egress and outcome (queued, coalesced into one pending, refused)."},
+		[]string{"egress", "outcome"})
+	for e := range numEgress {
+		for o := range numReplayOutcomes {
+			m.replays[e][o] = replays.WithLabelValues(egressNames[e], replayOutcomeNames[o])
+		}
+	}
+	m.replayCarried = prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_zmq_replay_carried_over_total",
+		Help: "Loop iterations that left due replay work for the next, past the replay budget."})
+	m.replayPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_zmq_replay_pending",
+		Help: "Prefixes waiting for, or in, a replay."})
+	loop := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mdgate_proxy_loop_seconds",
+		Help:    "Work done in one proxy loop iteration (poll wait excluded).",
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 11)})
+	m.loopLongest = prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_proxy_loop_longest_seconds",
+		Help: "The longest proxy loop iteration since start (poll wait excluded)."})
+	m.loop = loop
+	reg.MustRegister(replays, m.replayCarried, m.replayPending, loop, m.loopLongest)
 	return m
 }

@@ -29,8 +29,10 @@ type Sink interface {
 type Cache interface {
 	// Update stores m (or removes its topic when m is a delete).
 	Update(m *tick.Message) bool
-	// Replay calls fn with every cached value under prefix.
-	Replay(prefix string, fn func(*tick.Message))
+	// ReplayFrom calls fn with at most max cached values under prefix
+	// after topic `after`, in topic order; it returns the last topic given
+	// and whether the prefix is done.
+	ReplayFrom(prefix, after string, max int, fn func(*tick.Message)) (last string, done bool)
 	// NextExpiry is the Unix ns of the earliest expiry, 0 for none.
 	NextExpiry() int64
 	// Expire removes values whose time to live ran out by now.
@@ -67,7 +69,9 @@ type Proxy struct {
 
 	// Owned by the loop goroutine.
 	seq     *sequencer
-	subs    [numEgress]map[string]int
+	subs    [numEgress]subscriptions
+	replays *replayer
+	longest time.Duration // the longest loop iteration
 	scratch []byte
 	out     [numEgress]sendBatch // messages queued per egress, flushed per batch
 	ingress []int64              // ingress times of the batch being forwarded
@@ -108,10 +112,10 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p := &Proxy{
 		cfg: cfg, log: opts.Logger, m: newMetrics(reg), sinks: opts.Sinks, cache: opts.Cache,
 		now: now, epoch: epoch, ready: make(chan struct{}),
-		seq: newSequencer(epoch, cfg.MaxTopics),
+		seq: newSequencer(epoch, cfg.MaxTopics), replays: newReplayer(&cfg),
 	}
 	for i := range p.subs {
-		p.subs[i] = make(map[string]int)
+		p.subs[i] = newSubscriptions(cfg.MaxSubscriptions)
 	}
 	return p, nil
 }
@@ -250,6 +254,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 				timeout = min(timeout, max(time.Duration(at-p.now().UnixNano()), time.Millisecond))
 			}
 		}
+		if w := p.replays.wait(p.now().UnixNano()); w >= 0 {
+			timeout = min(timeout, time.Duration(w))
+		}
 		polled, err := poller.Poll(timeout)
 		if err != nil {
 			if zmq.AsErrno(err) == zmq.Errno(4) { // EINTR
@@ -257,6 +264,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("proxy poll: %w", err)
 		}
+		start := p.now()
 		for _, pd := range polled {
 			switch sock := pd.Socket; sock {
 			case s.xsub:
@@ -276,6 +284,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 			}
 		}
 		p.expire(s)
+		p.runReplays(s)
+		p.observeLoop(p.now().Sub(start))
 	}
 	p.log.Info().Msg("proxy stopping")
 	return nil
@@ -339,7 +349,7 @@ func (p *Proxy) open(s *sockets) (err error) {
 		if s.capture, err = s.newSocket(zmq.PUB); err != nil {
 			return err
 		}
-		if err := s.capture.SetSndhwm(c.EgressHWM); err != nil {
+		if err := s.capture.SetSndhwm(c.egressHWM()); err != nil {
 			return fmt.Errorf("capture options: %w", err)
 		}
 		if ep.Capture, err = bind(s.capture, c.CaptureBind); err != nil {
@@ -357,7 +367,7 @@ func (p *Proxy) openXPUB(s *sockets, endpoints []string, role int) (*zmq.Socket,
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := errors.Join(checkHandle(x), x.SetSndhwm(p.cfg.EgressHWM), x.SetXpubVerbose(1), p.common(x)); err != nil {
+	if err := errors.Join(checkHandle(x), x.SetSndhwm(p.cfg.egressHWM()), x.SetXpubVerbose(1), p.common(x)); err != nil {
 		return nil, nil, fmt.Errorf("options: %w", err)
 	}
 	if s.monitors[role], err = p.monitor(s, x); err != nil {
@@ -489,6 +499,12 @@ func (p *Proxy) admit(frames [][]byte) *tick.Message {
 	if len(frames) > p.cfg.MaxFrames {
 		return p.drop(DropTooManyFrames, frames)
 	}
+	if len(frames[0]) > p.cfg.MaxTopicBytes {
+		return p.drop(DropTopicTooLong, frames)
+	}
+	if size := frameBytes(frames); size > p.cfg.MaxMsgBytes {
+		return p.drop(DropTooLarge, frames)
+	}
 	n := len(p.seq.topics)
 	ts := p.seq.lookup(frames[0])
 	if ts == nil {
@@ -510,7 +526,19 @@ func (p *Proxy) admit(frames [][]byte) *tick.Message {
 			m.Stamp.Flags |= tick.FlagDelete // a publisher's delete: [topic, ""]
 		}
 	}
+	if m.Stamp.Flags&tick.FlagDelete != 0 {
+		p.seq.free(ts) // a deleted topic gives its --max-topics slot back
+		p.m.topics.Set(float64(len(p.seq.topics)))
+	}
 	return m
+}
+
+func frameBytes(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
 }
 
 func (p *Proxy) drop(r DropReason, frames [][]byte) *tick.Message {
@@ -582,6 +610,8 @@ func (p *Proxy) expire(s *sockets) {
 		}
 		st := p.seq.next(ts, now)
 		st.Flags |= tick.FlagDelete
+		p.seq.free(ts)
+		p.m.topics.Set(float64(len(p.seq.topics)))
 		m := &tick.Message{Topic: ts.topic, Frames: [][]byte{[]byte(ts.topic), {}}, Stamp: st}
 		p.scratch = tick.AppendStamp(p.scratch[:0], m.Stamp)
 		if s.spub != nil {
@@ -597,24 +627,44 @@ func (p *Proxy) expire(s *sockets) {
 	p.flush(s)
 }
 
-// replay sends the cached values under prefix to a new subscription's
-// egress. libzmq delivers them to every subscriber of that prefix; on the
-// stamped egress they carry the replay flag and their original seq, so a
-// subscriber that has them already drops them.
-func (p *Proxy) replay(e egress, prefix string) {
-	if p.cache == nil {
+// runReplays does this iteration's share of replay work and flushes it.
+func (p *Proxy) runReplays(s *sockets) {
+	if p.replays.pending() == 0 {
 		return
 	}
-	p.cache.Replay(prefix, func(m *tick.Message) {
-		if e == egressStamped {
+	if p.replays.step(p.now().UnixNano(), p.replayStep) {
+		p.m.replayCarried.Inc()
+	}
+	p.m.replayPending.Set(float64(p.replays.pending()))
+	p.flush(s)
+}
+
+// replayStep queues up to n cached values of k's prefix after topic `after`
+// on k's egress. On the stamped egress they carry the replay flag and their
+// original seq, so a subscriber that has them already drops them.
+func (p *Proxy) replayStep(k replayKey, after string, n int) (string, int, bool) {
+	sent := 0
+	last, done := p.cache.ReplayFrom(k.prefix, after, n, func(m *tick.Message) {
+		sent++
+		if k.e == egressStamped {
 			st := m.Stamp
 			st.Flags |= tick.FlagReplay
 			p.scratch = tick.AppendStamp(p.scratch[:0], st)
-			p.out[e].add(m.Frames, p.scratch)
+			p.out[k.e].add(m.Frames, p.scratch)
 		} else {
-			p.out[e].add(m.Frames, nil)
+			p.out[k.e].add(m.Frames, nil)
 		}
 	})
+	return last, sent, done
+}
+
+// observeLoop records one iteration's work time.
+func (p *Proxy) observeLoop(d time.Duration) {
+	p.m.loop.Observe(d.Seconds())
+	if d > p.longest {
+		p.longest = d
+		p.m.loopLongest.Set(d.Seconds())
+	}
 }
 
 // flush sends what every egress has queued. XPUB never blocks: libzmq drops
@@ -652,7 +702,7 @@ func (p *Proxy) queueCapture(kind string, head []byte, frames [][]byte) {
 
 // drainSubscriptions reads subscribe (1) and unsubscribe (0) frames.
 func (p *Proxy) drainSubscriptions(s *sockets, sock *zmq.Socket, e egress) {
-	defer p.flush(s) // replays and capture copies
+	defer p.flush(s) // capture copies
 	for range p.cfg.Batch {
 		b, err := sock.RecvBytes(zmq.DONTWAIT)
 		if err != nil {
@@ -661,23 +711,39 @@ func (p *Proxy) drainSubscriptions(s *sockets, sock *zmq.Socket, e egress) {
 		if len(b) == 0 || b[0] > 1 {
 			continue // not a subscription frame: XPUB passes other frames through
 		}
-		prefix := string(b[1:])
 		kind := captureSub
 		if b[0] == 1 {
 			p.m.subscribes[e].Inc()
-			p.subs[e][prefix]++
-			p.replay(e, prefix)
+			p.m.replays[e][p.subscribe(e, b[1:])].Inc()
 		} else {
 			kind = captureUnsub
 			p.m.unsubscribes[e].Inc()
-			delete(p.subs[e], prefix) // libzmq reports only the last unsubscribe
+			if p.subs[e].remove(b[1:]) { // libzmq reports only the last unsubscribe
+				p.replays.cancel(replayKey{e, string(b[1:])})
+			}
 		}
-		p.m.activeSubs[e].Set(float64(len(p.subs[e])))
+		p.m.activeSubs[e].Set(float64(p.subs[e].len()))
 		if s.capture != nil {
 			p.queueCapture(kind, []byte(egressNames[e]), [][]byte{b[1:]})
 		}
-		p.log.Debug().Str("egress", egressNames[e]).Str("op", kind).Bytes("prefix", trim(b[1:])).Msg("subscription")
+		if ev := p.log.Debug(); ev.Enabled() {
+			ev.Str("egress", egressNames[e]).Str("op", kind).Bytes("prefix", trim(b[1:])).Msg("subscription")
+		}
 	}
+}
+
+// subscribe records a subscription to prefix and schedules its replay.
+func (p *Proxy) subscribe(e egress, prefix []byte) ReplayOutcome {
+	if len(prefix) > p.cfg.MaxTopicBytes {
+		return ReplayRefusedTooLong // matches nothing: neither tracked nor replayed
+	}
+	if !p.subs[e].add(prefix) {
+		return ReplayRefusedSubLimit
+	}
+	if p.cache == nil {
+		return ReplayQueued
+	}
+	return p.replays.request(replayKey{e, string(prefix)}, p.now().UnixNano())
 }
 
 // drainMonitor keeps the peer gauges current.

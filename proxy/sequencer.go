@@ -14,6 +14,7 @@ type sequencer struct {
 	epoch  uint64
 	max    int
 	topics map[string]*topicState
+	base   uint64 // a new topic's first seq is base+1: above any freed topic's
 }
 
 func newSequencer(epoch uint64, max int) *sequencer {
@@ -29,7 +30,7 @@ func (s *sequencer) lookup(topic []byte) *topicState {
 		return nil
 	}
 	t := string(topic)
-	ts := &topicState{topic: t, epoch: s.epoch}
+	ts := &topicState{topic: t, epoch: s.epoch, seq: s.base}
 	s.topics[t] = ts
 	return ts
 }
@@ -52,4 +53,15 @@ func (s *sequencer) keep(ts *topicState, st tick.Stamp) bool {
 	}
 	ts.epoch, ts.seq = st.Epoch, st.Seq
 	return true
+}
+
+// free forgets a deleted topic, giving its slot back. A topic created again
+// later in the same epoch starts above every seq a freed topic reached, so
+// its seqs never repeat one a subscriber may hold (a subscriber that saw the
+// delete starts the topic afresh; one that missed it sees a gap).
+func (s *sequencer) free(ts *topicState) {
+	if ts.epoch == s.epoch {
+		s.base = max(s.base, ts.seq)
+	}
+	delete(s.topics, ts.topic)
 }
