@@ -43,11 +43,11 @@ type replayJob struct {
 type ReplayOutcome uint8
 
 const (
-	ReplayQueued            ReplayOutcome = iota // a replay was scheduled
-	ReplayCoalesced                              // joined a pending replay, or one more after the running one
-	ReplayRefusedQueueFull                       // MaxPendingReplays prefixes were waiting
-	ReplayRefusedSubLimit                        // the egress tracks MaxSubscriptions prefixes already
-	ReplayRefusedTooLong                         // a prefix longer than MaxTopicBytes can match no topic
+	ReplayQueued           ReplayOutcome = iota // a replay was scheduled
+	ReplayCoalesced                             // joined a pending replay, or one more after the running one
+	ReplayRefusedQueueFull                      // MaxPendingReplays prefixes were waiting
+	ReplayRefusedSubLimit                       // the egress tracks MaxSubscriptions prefixes already
+	ReplayRefusedTooLong                        // a prefix longer than MaxTopicBytes can match no topic
 	numReplayOutcomes
 )
 
@@ -68,9 +68,9 @@ type replayer struct {
 	rate     float64 // messages a second
 	maxJobs  int
 
-	jobs   []*replayJob // FIFO
-	byKey  map[replayKey]*replayJob
-	last   map[replayKey]int64 // when each prefix's latest replay started
+	jobs    []*replayJob // FIFO
+	byKey   map[replayKey]*replayJob
+	last    map[replayKey]int64 // when each prefix's latest replay started
 	tokens  float64
 	refill  int64 // Unix ns of the last refill
 	pruneAt int   // len(last) at which prune next runs
