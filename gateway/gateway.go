@@ -236,8 +236,11 @@ func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 	h := g.proxy.Health()
 	status := "ok"
 	code := http.StatusOK
-	if !h.Running {
+	switch {
+	case !h.Running:
 		status, code = "down", http.StatusServiceUnavailable
+	case len(h.AcceptPaused) > 0:
+		status = "degraded" // a listener waits for descriptors; the rest serves: still 200
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

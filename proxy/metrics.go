@@ -56,6 +56,7 @@ type metrics struct {
 	topics         prometheus.Gauge
 	forward        prometheus.Observer
 	auth           [2]prometheus.Counter // by authAllowed, authDenied
+	accept         acceptMetrics         // listener pauses (accept.go)
 
 	replays       [numEgress][numReplayOutcomes]prometheus.Counter
 	replayCarried prometheus.Counter
@@ -127,6 +128,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.auth[authAllowed] = auth.WithLabelValues("allowed")
 	m.auth[authDenied] = auth.WithLabelValues("denied")
 	reg.MustRegister(auth)
+	m.accept = newAcceptMetrics(reg)
 
 	replays := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mdgate_zmq_replay_requests_total",
 		Help: "Subscribes asking for a replay of cached values, by egress and outcome (queued, coalesced into one pending, refused)."},

@@ -65,6 +65,7 @@ type Proxy struct {
 	dropLog rateLimit // ingress drop logs below debug level, at most one a second
 
 	running atomic.Bool
+	accept  acceptGuard     // listeners paused for lack of descriptors (accept.go)
 	peers   [3]atomic.Int64 // by role; written by the loop, read by Health
 
 	// Owned by the loop goroutine.
@@ -142,6 +143,9 @@ type Health struct {
 	EgressPeers    int64     `json:"egress_peers"`
 	StampedPeers   int64     `json:"stamped_peers"`
 	IngressStamped bool      `json:"ingress_stamped"`
+	// AcceptPaused are listeners unbound because accepts failed for lack of
+	// descriptors, until descriptors are free (accept.go).
+	AcceptPaused []string `json:"accept_paused,omitempty"`
 }
 
 // Health reports the loop's state; safe from any goroutine.
@@ -154,6 +158,7 @@ func (p *Proxy) Health() Health {
 		EgressPeers:    p.peers[roleEgress].Load(),
 		StampedPeers:   p.peers[roleStamped].Load(),
 		IngressStamped: p.cfg.IngressStamped,
+		AcceptPaused:   p.accept.pausedEndpoints(),
 	}
 }
 
@@ -284,6 +289,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			}
 		}
 		p.expire(s)
+		p.tickAccept(ctx, s)
 		p.runReplays(s)
 		p.observeLoop(p.now().Sub(start))
 	}
@@ -412,7 +418,7 @@ func (p *Proxy) common(s *zmq.Socket) error {
 // connect or disconnect and the loop drains them on every poll.
 func (p *Proxy) monitor(s *sockets, sock *zmq.Socket) (*zmq.Socket, error) {
 	addr := fmt.Sprintf("inproc://mdgate-monitor-%d", monitorSeq.Add(1))
-	if err := sock.Monitor(addr, zmq.EVENT_ACCEPTED|zmq.EVENT_CONNECTED|zmq.EVENT_DISCONNECTED); err != nil {
+	if err := sock.Monitor(addr, zmq.EVENT_ACCEPTED|zmq.EVENT_CONNECTED|zmq.EVENT_DISCONNECTED|zmq.EVENT_ACCEPT_FAILED); err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	s.monitored = append(s.monitored, sock)
@@ -746,14 +752,22 @@ func (p *Proxy) subscribe(e egress, prefix []byte) ReplayOutcome {
 	return p.replays.request(replayKey{e, string(prefix)}, p.now().UnixNano())
 }
 
-// drainMonitor keeps the peer gauges current.
+// drainMonitor keeps the peer gauges current and hands accept failures to
+// the accept guard.
 func (p *Proxy) drainMonitor(mon *zmq.Socket, role int) {
 	for {
-		ev, addr, _, err := mon.RecvEvent(zmq.DONTWAIT)
+		ev, addr, val, err := mon.RecvEvent(zmq.DONTWAIT)
 		if err != nil {
 			return
 		}
 		switch ev {
+		case zmq.EVENT_ACCEPT_FAILED:
+			// Out of descriptors, the I/O thread emits this in a loop:
+			// back to the loop, which unbinds the listener, before
+			// reading more.
+			if p.accept.failed(role, addr, val) {
+				return
+			}
 		case zmq.EVENT_ACCEPTED, zmq.EVENT_CONNECTED:
 			p.m.peers[role].Set(float64(p.peers[role].Add(1)))
 		case zmq.EVENT_DISCONNECTED:

@@ -41,6 +41,7 @@ func run(args []string) int {
 		return 2
 	}
 	log := newLogger(o)
+	raiseFDLimit(log)
 	cores := reserveLoopP()
 	if o.cfg.Fanout.Shards == 0 {
 		o.cfg.Fanout.Shards = cores

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mdgate/mdgate/internal/promscrape"
+	"github.com/mdgate/mdgate/internal/testpeer"
+)
+
+// lockedBuffer is a gateway's stderr, written by exec's copier and read by
+// the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// cpuTicks is a process's user plus system time in clock ticks
+// (/proc/PID/stat fields 14 and 15).
+func cpuTicks(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("gateway stat: %v", err)
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
+}
+
+const clockTicks = 100 // USER_HZ: what /proc/PID/stat counts in on Linux
+
+type healthz struct {
+	Status string
+	Proxy  struct {
+		AcceptPaused []string `json:"accept_paused"`
+		Endpoints    struct{ Egress []string }
+	}
+}
+
+// getHealth GETs /healthz on a fresh connection with a 2 s bound.
+func getHealth(addr string) (healthz, error) {
+	var h healthz
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return h, fmt.Errorf("status %s", resp.Status)
+	}
+	return h, json.NewDecoder(resp.Body).Decode(&h)
+}
+
+// TestAcceptFloodAtDescriptorLimit runs the binary with 256 descriptors and
+// holds 300 idle TCP connections to its ingress: the ingress listener is
+// paused (unbound) instead of spinning an I/O thread on failed accepts,
+// /healthz keeps answering and names it, and once the connections go the
+// listener is bound again on the same port and a publisher reaches a
+// subscriber.
+func TestAcceptFloodAtDescriptorLimit(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) not found: cannot run the gateway at a 256-descriptor limit")
+	}
+	testpeer.Require(t)
+	httpAddr, ingress := freeAddr(t), "tcp://"+freeAddr(t)
+	cmd := exec.Command(prlimit, "--nofile=256:256", binary, "--http", httpAddr, "--ingress-bind", ingress,
+		"--egress-bind", "tcp://127.0.0.1:*", "--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--log-json")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("gateway log (last 4 KB):\n%s", tail(stderr.String(), 4096))
+		}
+	})
+	var h healthz
+	testpeer.Eventually(t, 10*time.Second, "/healthz", func() bool {
+		h, err = getHealth(httpAddr)
+		return err == nil
+	})
+	egress := h.Proxy.Endpoints.Egress[0]
+
+	// 300 idle connections, never a byte sent, held by an attacker that
+	// dials again whenever the gateway drops one (unbinding a listener drops
+	// the connections still in the ZMTP handshake) or refuses it, every
+	// 100 ms per connection.
+	stop := make(chan struct{})
+	var attackers sync.WaitGroup
+	var mu sync.Mutex
+	var held, dials, refused int
+	for range 300 {
+		attackers.Add(1)
+		go func() {
+			defer attackers.Done()
+			pace := time.NewTicker(100 * time.Millisecond)
+			defer pace.Stop()
+			for {
+				c, err := net.DialTimeout("tcp", strings.TrimPrefix(ingress, "tcp://"), 2*time.Second)
+				mu.Lock()
+				dials++
+				if err != nil {
+					refused++
+				} else {
+					held++
+				}
+				mu.Unlock()
+				if err == nil {
+					go func() { <-stop; c.Close() }()
+					io.Copy(io.Discard, c) // the gateway's greeting, then blocks until it drops us or stop closes c
+					c.Close()
+					mu.Lock()
+					held--
+					mu.Unlock()
+				}
+				select {
+				case <-stop:
+					return
+				case <-pace.C:
+				}
+			}
+		}()
+	}
+	stopAttack := sync.OnceFunc(func() { close(stop); attackers.Wait() })
+	defer stopAttack()
+	testpeer.Eventually(t, wait, "300 dials", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return dials >= 300
+	})
+
+	// A 2 s window while they are held: /healthz on a fresh connection
+	// again and again, and the gateway's CPU time over the window.
+	pid := cmd.Process.Pid
+	start, t0 := cpuTicks(t, pid), time.Now()
+	var ok, failed, reported int
+	var lastErr error
+	pace := time.NewTicker(20 * time.Millisecond) // pacing the probe, not synchronisation
+	defer pace.Stop()
+	for ; time.Since(t0) < 2*time.Second; <-pace.C {
+		h, err := getHealth(httpAddr)
+		switch {
+		case err != nil:
+			failed++
+			lastErr = err
+		default:
+			ok++
+			if slices.Contains(h.Proxy.AcceptPaused, ingress) && h.Status == "degraded" {
+				reported++
+			}
+		}
+	}
+	cpu := float64(cpuTicks(t, pid)-start) / clockTicks / time.Since(t0).Seconds()
+	mu.Lock()
+	t.Logf("attacker: %d dials, %d refused, %d connections held now", dials, refused, held)
+	mu.Unlock()
+	t.Logf("while held: /healthz answered %d, failed %d (last error %v), reported the paused ingress %d times; gateway CPU %.0f%% of a core",
+		ok, failed, lastErr, reported, 100*cpu)
+	if failed > 0 || ok == 0 {
+		t.Errorf("/healthz failed %d of %d times while the idle connections were held (last: %v), want every answer within 2 s", failed, ok+failed, lastErr)
+	}
+	if reported == 0 {
+		t.Errorf("/healthz never reported %s in accept_paused with status degraded", ingress)
+	}
+	if cpu >= 0.5 {
+		t.Errorf("gateway CPU %.0f%% of a core while idle connections were held, want under 50%%", 100*cpu)
+	}
+	if f, err := promscrape.Scrape(context.Background(), "http://"+httpAddr+"/metrics"); err != nil {
+		t.Errorf("/metrics while held: %v", err)
+	} else if v, _ := f.Value("mdgate_zmq_accept_pauses_total", "socket", "ingress"); v < 1 {
+		t.Errorf("mdgate_zmq_accept_pauses_total{socket=ingress} = %v, want at least 1", v)
+	}
+
+	// The connections go: the listener comes back on the same port.
+	stopAttack()
+	testpeer.Eventually(t, 15*time.Second, "/healthz with no paused listener", func() bool {
+		h, err := getHealth(httpAddr)
+		return err == nil && h.Status == "ok" && len(h.Proxy.AcceptPaused) == 0
+	})
+	sub := testpeer.Start(t, "sub", map[string]any{"endpoint": egress, "prefixes": []string{"iso."}, "count": 1})
+	sub.Next(t, wait) // ready
+	testpeer.Start(t, "pub", map[string]any{"endpoint": ingress, "messages": [][]string{{"iso.x", "after the flood"}},
+		"repeat": 100, "interval_ms": 20})
+	got := sub.Until(t, "done", wait)
+	if len(got) != 1 || got[0].Strings()[1] != "after the flood" {
+		t.Fatalf("subscriber got %v after the listener came back, want one message", got)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// TestOpenFileLimitRaisedAndLogged: started with a soft limit of 256 under
+// a hard one of 1024, the gateway runs with (about) 1024 and says so at
+// start.
+func TestOpenFileLimitRaisedAndLogged(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) not found: cannot start the gateway with a low soft limit")
+	}
+	cmd := exec.Command(prlimit, "--nofile=256:1024", binary, "--http", freeAddr(t), "--ingress-bind", "tcp://127.0.0.1:*",
+		"--egress-bind", "tcp://127.0.0.1:*", "--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--log-json")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var line struct {
+		Message    string
+		Soft, Hard uint64
+	}
+	testpeer.Eventually(t, wait, "the open-file limit logged", func() bool {
+		for _, l := range strings.Split(stderr.String(), "\n") {
+			if json.Unmarshal([]byte(l), &line) == nil && strings.HasPrefix(line.Message, "open-file limit") {
+				return true
+			}
+		}
+		return false
+	})
+	// Go's runtime raises it to the hard limit minus one (go.dev/issue/46279).
+	if line.Soft < 1023 || line.Hard != 1024 {
+		t.Errorf("logged open-file limit soft %d hard %d, want at least 1023 and 1024", line.Soft, line.Hard)
+	}
+	testpeer.Eventually(t, wait, "the running gateway's limit", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/limits", cmd.Process.Pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); strings.HasPrefix(l, "Max open files") && len(f) >= 5 {
+				soft, _ := strconv.Atoi(f[3])
+				return soft >= 1023
+			}
+		}
+		return false
+	})
+}
