@@ -102,7 +102,9 @@ func (s *Sub) SetTimeout(d time.Duration) error { return s.sock.SetRcvtimeo(d) }
 
 // Recv returns the next message, or an error wrapping ErrTooSlow or ErrGap
 // (after which the subscriber should stop: it no longer has a true picture),
-// or the socket's error. Replays of values already seen are skipped.
+// or the socket's error. Replays of values already seen are skipped. A
+// delete (tick.FlagDelete) forgets its topic: the topic's next seq, whatever
+// it is, starts it afresh.
 func (s *Sub) Recv() (*tick.Message, error) {
 	for {
 		frames, err := s.sock.RecvMessageBytes(0)
@@ -126,7 +128,14 @@ func (s *Sub) Recv() (*tick.Message, error) {
 		case ok && st.Seq != prev.seq+1 && st.Flags&tick.FlagReplay == 0:
 			return m, &GapError{Topic: m.Topic, Want: prev.seq + 1, Got: st.Seq}
 		}
-		s.seen[m.Topic] = last{st.Epoch, st.Seq}
+		if st.Flags&tick.FlagDelete != 0 {
+			// The topic is gone. The gateway starts a topic created again
+			// above every seq it has handed out, not at this one plus one:
+			// whatever seq comes next is the new topic's start.
+			delete(s.seen, m.Topic)
+		} else {
+			s.seen[m.Topic] = last{st.Epoch, st.Seq}
+		}
 		if s.cfg.MaxLag > 0 && st.Flags&tick.FlagReplay == 0 {
 			if lag := s.cfg.Now().Sub(time.Unix(0, st.Ingress)); lag > s.cfg.MaxLag {
 				return m, &LagError{Topic: m.Topic, Lag: lag, Max: s.cfg.MaxLag}
