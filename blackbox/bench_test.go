@@ -20,9 +20,9 @@ func (c countConn) WriteBatch(_ time.Time, items []slowsub.Item) error {
 	c.n.Add(int64(len(items)))
 	return nil
 }
-func (countConn) WriteHeartbeat(time.Time) error                     { return nil }
-func (countConn) WriteClose(time.Time, slowsub.Reason, string) error { return nil }
-func (countConn) Abort()                                             {}
+func (countConn) WriteHeartbeat(time.Time) error    { return nil }
+func (countConn) WriteClose(time.Time, Close) error { return nil }
+func (countConn) Abort()                            {}
 
 // BenchmarkFanOut publishes one topic to n subscribers and waits until every
 // writer has taken every message: ns/op is per message, so per delivery it is
@@ -39,7 +39,7 @@ func BenchmarkFanOut(b *testing.B) {
 			var got atomic.Int64
 			for range n {
 				c := e.NewClient(countConn{&got}, 0, slowsub.Limits{})
-				c.Subscribe([]Subscription{{Key: "md.eq.AAPL"}}, nil)
+				c.Subscribe([]Subscription{{Key: "md.eq.AAPL"}}, nil, nil)
 				go c.Run(ctx)
 			}
 			m := &tick.Message{Topic: "md.eq.AAPL", Frames: [][]byte{[]byte("md.eq.AAPL"), make([]byte, 100)}}

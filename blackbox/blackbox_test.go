@@ -79,9 +79,9 @@ func (c *memConn) Abort() {
 		close(ch)
 	}
 }
-func (c *memConn) WriteClose(_ time.Time, r slowsub.Reason, _ string) error {
+func (c *memConn) WriteClose(_ time.Time, why Close) error {
 	c.mu.Lock()
-	c.closed, c.closedN = r, c.closedN+1
+	c.closed, c.closedN = why.Slow, c.closedN+1
 	c.mu.Unlock()
 	return nil
 }
@@ -106,7 +106,7 @@ func run(t testing.TB, cfg Config) *Engine {
 // client starts a client's writer; the returned channel gets Run's result.
 func client(t testing.TB, e *Engine, conn Conn, l slowsub.Limits, subs ...Subscription) (*Client, <-chan error) {
 	c := e.NewClient(conn, 0, l)
-	c.Subscribe(subs, nil)
+	c.Subscribe(subs, nil, nil)
 	errc := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { errc <- c.Run(ctx) }()
@@ -282,23 +282,83 @@ func TestConflatingClientEndsWithLatestOfEveryTopic(t *testing.T) {
 	}
 }
 
+// listSnapshot replays a fixed list, one value a Next.
+type listSnapshot struct{ rs []Replay }
+
+func (l *listSnapshot) Next(_ int, fn func(Replay)) bool {
+	if len(l.rs) > 0 {
+		fn(l.rs[0])
+		l.rs = l.rs[1:]
+	}
+	return len(l.rs) == 0
+}
+
+func (l *listSnapshot) Covers(topic string) bool {
+	for _, r := range l.rs {
+		if r.Item.Topic == topic {
+			return true
+		}
+	}
+	return false
+}
+
 func TestSnapshotFirstThenOnlyNewer(t *testing.T) {
 	e := run(t, Config{Shards: 1})
 	conn := &memConn{}
 	c := e.NewClient(conn, 0, slowsub.Limits{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go c.Run(ctx)
-	c.Subscribe([]Subscription{{Key: "x"}}, func(int) []Replay {
-		// Live updates 5 and 6 arrive while the snapshot (seq 6) is read.
+	// Live updates 5 and 6 arrive while the snapshot (seq 6) is taken.
+	c.Subscribe([]Subscription{{Key: "x"}}, func(int) []byte { return []byte("ack") }, func() Snapshot {
 		e.Publish(msg("x", 5))
 		e.Publish(msg("x", 6))
-		return []Replay{{Item: slowsub.Item{Topic: "x", Data: []byte("snapshot 6")}, Epoch: 1, Seq: 6}}
+		return &listSnapshot{[]Replay{{Item: slowsub.Item{Topic: "x", Data: []byte("snapshot 6")}, Epoch: 1, Seq: 6}}}
 	})
+	go c.Run(ctx)
 	e.Publish(msg("x", 7))
-	testpeer.Eventually(t, wait, "two messages", func() bool { return len(conn.lines()) >= 2 })
-	if got := conn.lines(); fmt.Sprint(got) != "[snapshot 6 x 7]" {
-		t.Fatalf("client got %q, want the snapshot then x 7 only", got)
+	testpeer.Eventually(t, wait, "three messages", func() bool { return len(conn.lines()) >= 3 })
+	if got := conn.lines(); fmt.Sprint(got) != "[ack snapshot 6 x 7]" {
+		t.Fatalf("client got %q, want the ack, the snapshot, then x 7 only", got)
+	}
+}
+
+// TestSnapshotPacedPastByteLimit: a snapshot many times the client's byte
+// limit is written in chunks as the client reads, never cutting it off.
+func TestSnapshotPacedPastByteLimit(t *testing.T) {
+	e := run(t, Config{Shards: 1})
+	conn := &memConn{}
+	c, errc := client(t, e, conn, slowsub.Limits{MaxBytes: 1000})
+	var rs []Replay
+	for i := range 500 {
+		topic := fmt.Sprintf("t%03d", i)
+		rs = append(rs, Replay{Item: slowsub.Item{Topic: topic, Data: []byte(topic + " " + strings.Repeat("x", 100))}, Epoch: 1, Seq: 1})
+	}
+	if _, err := c.Subscribe([]Subscription{{Key: "t", Prefix: true}}, nil, func() Snapshot { return &listSnapshot{rs} }); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, wait, "the whole snapshot", func() bool { return len(conn.lines()) >= 500 })
+	select {
+	case err := <-errc:
+		t.Fatalf("client ended with %v while taking a 50 KB snapshot under a 1000-byte limit", err)
+	default:
+	}
+	if got := len(conn.lines()); got != 500 {
+		t.Fatalf("got %d snapshot values, want 500", got)
+	}
+}
+
+func TestSnapshotBusy(t *testing.T) {
+	e := run(t, Config{Shards: 1})
+	c := e.NewClient(&memConn{}, 0, slowsub.Limits{}) // no writer: snapshots stay pending
+	snap := func() Snapshot { return &listSnapshot{[]Replay{{Item: slowsub.Item{Topic: "x", Data: []byte("v")}}}} }
+	for i := range MaxPendingSnapshots {
+		if _, err := c.Subscribe([]Subscription{{Key: "x"}}, nil, snap); err != nil {
+			t.Fatalf("subscribe %d: %v", i, err)
+		}
+	}
+	n, err := c.Subscribe([]Subscription{{Key: "y"}}, nil, snap)
+	if !errors.Is(err, ErrSnapshotBusy) || n != 1 {
+		t.Fatalf("subscribe past %d pending snapshots = %d, %v; want 1, ErrSnapshotBusy", MaxPendingSnapshots, n, err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mdgate/mdgate/slowsub"
@@ -22,13 +21,22 @@ type Conn interface {
 	WriteBatch(deadline time.Time, items []slowsub.Item) error
 	// WriteHeartbeat tells an idle subscriber the gateway is alive.
 	WriteHeartbeat(deadline time.Time) error
-	// WriteClose tells the subscriber it is cut off (r is not None) or that
-	// the gateway is closing the connection (r is None), then closes.
-	WriteClose(deadline time.Time, r slowsub.Reason, detail string) error
+	// WriteClose tells the subscriber why its connection ends and stops
+	// writing for good (a WebSocket: the close frame, then a half-close).
+	// The connection's owner closes it once the peer has finished, within
+	// a bound; the writer calls Abort if WriteClose fails.
+	WriteClose(deadline time.Time, why Close) error
 	// Abort closes the connection at once, failing a write in progress. It
 	// may be called from any goroutine: a client cut off while its writer
 	// is blocked on a peer that stopped reading gets no close message.
 	Abort()
+}
+
+// Close says why a client's connection ends.
+type Close struct {
+	Slow   slowsub.Reason // not None: cut off as too slow
+	Code   int            // otherwise: the transport's code given to CloseWith; 0 means the gateway is closing
+	Detail string
 }
 
 // Subscription is one topic (or prefix) a client follows.
@@ -38,34 +46,26 @@ type Subscription struct {
 	Conflate bool // conflate this subscription's topics when the client falls behind
 }
 
-// Replay is a cached value queued for one client (a snapshot); an Item.At
-// of 0 means now. Live updates
-// of the same topic and epoch with seq <= Seq are then skipped, so the client
-// never sees a value older than one it already has.
-type Replay struct {
-	Item       slowsub.Item
-	Epoch, Seq uint64
-}
-
 type floor struct{ epoch, seq uint64 }
 
 // Client is one subscriber. Create it with Engine.NewClient and run its
 // writer with Run.
 type Client struct {
-	e       *Engine
-	conn    Conn // used only by Run
-	format  int
-	marks   []uint64      // marks[i] is owned by shard i's worker
-	wake    chan struct{} // cap 1: something was queued
-	writing atomic.Bool   // Run is inside a write
-	done    chan struct{} // closed by stop
-	once    sync.Once
+	e      *Engine
+	conn   Conn // written only by Run; Abort from a cut-off too
+	format int
+	marks  []uint64      // marks[i] is owned by shard i's worker
+	wake   chan struct{} // cap 1: something was queued
+	done   chan struct{} // closed by stop
+	once   sync.Once
 
-	mu     sync.Mutex
-	q      *slowsub.Queue            // guarded by mu
-	floors map[string]floor          // guarded by mu
-	subs   map[Subscription]struct{} // guarded by mu; Conflate is false in keys
-	detail string                    // guarded by mu: why it was cut off
+	mu      sync.Mutex
+	q       *slowsub.Queue            // guarded by mu
+	floors  map[string]floor          // guarded by mu
+	subs    map[Subscription]struct{} // guarded by mu; Conflate is false in keys
+	snaps   []Snapshot                // guarded by mu: the oldest is being sent
+	writing bool                      // guarded by mu: Run is inside a write
+	closing Close                     // guarded by mu: why it is closing
 }
 
 // NewClient registers a client writing format (an index into the engine's
@@ -93,16 +93,20 @@ func (c *Client) SetLimits(l slowsub.Limits) {
 	c.mu.Unlock()
 }
 
-// Subscribe adds subscriptions, then queues what snapshot returns (it is
-// given the client's new subscription count), both before any live update of
-// those topics can be queued: the client sees each topic's snapshot first
-// and then only newer updates. A Replay with nil Data queues nothing and
-// only sets the floor (the client already has that value); one with an
-// empty Topic sets no floor (a reply). snapshot must not call the client.
-// Subscribe returns how many subscriptions the client now has.
-func (c *Client) Subscribe(subs []Subscription, snapshot func(total int) []Replay) int {
+// Subscribe adds subscriptions, queues reply (given the client's new
+// subscription count; nil: none), and registers the snapshot that snap
+// builds (nil: none), all before any live update of those topics can be
+// queued: the client sees the reply, then each topic's snapshot value or a
+// newer live update, never an older value after a newer one. snap runs with
+// the client's lock held and must be cheap (take a point-in-time view; the
+// writer reads it in chunks). With MaxPendingSnapshots snapshots still
+// being sent, nothing is added and the error is ErrSnapshotBusy.
+func (c *Client) Subscribe(subs []Subscription, reply func(total int) []byte, snap func() Snapshot) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if snap != nil && len(c.snaps) >= MaxPendingSnapshots {
+		return len(c.subs), ErrSnapshotBusy
+	}
 	for _, s := range subs {
 		c.e.m.subscriptions.Inc()
 		k := Subscription{Key: s.Key, Prefix: s.Prefix}
@@ -119,27 +123,15 @@ func (c *Client) Subscribe(subs []Subscription, snapshot func(total int) []Repla
 			c.e.shardOf(s.Key).idx.add(s.Key, false, en)
 		}
 	}
-	if snapshot != nil {
-		now := c.e.cfg.Now().UnixNano()
-		for _, r := range snapshot(len(c.subs)) {
-			if r.Item.Topic != "" {
-				if c.floors == nil {
-					c.floors = map[string]floor{}
-				}
-				c.floors[r.Item.Topic] = floor{r.Epoch, r.Seq}
-			}
-			if r.Item.Data == nil {
-				continue
-			}
-			if r.Item.At == 0 {
-				r.Item.At = now // a replay's lag counts from when it was queued
-			}
-			if !c.pushLocked(r.Item, now) {
-				break
-			}
-		}
+	if snap != nil {
+		c.snaps = append(c.snaps, snap())
 	}
-	return len(c.subs)
+	now := c.e.cfg.Now().UnixNano()
+	if reply != nil {
+		c.pushLocked(slowsub.Item{Data: reply(len(c.subs)), At: now}, now)
+	}
+	c.wakeLocked()
+	return len(c.subs), nil
 }
 
 // Unsubscribe removes subscriptions; it returns how many were there.
@@ -190,10 +182,7 @@ func (c *Client) Send(data []byte) bool {
 func (c *Client) pushLocked(it slowsub.Item, now int64) bool {
 	switch c.q.Push(it, now) {
 	case slowsub.Queued:
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.wakeLocked()
 	case slowsub.Conflated:
 		c.e.m.conflated.Inc()
 	case slowsub.CutOff:
@@ -205,9 +194,22 @@ func (c *Client) pushLocked(it slowsub.Item, now int64) bool {
 	return true
 }
 
+// wakeLocked makes sure the writer looks at the queue again.
+func (c *Client) wakeLocked() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
 // deliver queues a live update. Called by shard workers.
 func (c *Client) deliver(m *tick.Message, data []byte, conflate bool, now int64) {
 	c.mu.Lock()
+	if c.snaps != nil && c.coveredLocked(m.Topic) {
+		c.mu.Unlock()
+		c.e.m.duplicates.Inc() // the snapshot will carry this value or a newer one
+		return
+	}
 	if f, ok := c.floors[m.Topic]; ok {
 		if f.epoch == m.Stamp.Epoch && m.Stamp.Seq <= f.seq {
 			c.mu.Unlock()
@@ -237,15 +239,17 @@ func (c *Client) check(now int64) {
 func (c *Client) cutOffLocked(now int64) {
 	_, r := c.q.Closed()
 	l := c.q.Limits()
+	c.closing = Close{Slow: r}
 	switch r {
 	case slowsub.Lag:
-		c.detail = fmt.Sprintf("lag over %v", l.MaxLag)
+		c.closing.Detail = fmt.Sprintf("lag over %v", l.MaxLag)
 	default:
-		c.detail = fmt.Sprintf("queue over %d bytes", l.MaxBytes)
+		c.closing.Detail = fmt.Sprintf("queue over %d bytes", l.MaxBytes)
 	}
+	c.snaps = nil
 	c.e.m.disconnects[fromSlow(r)].Inc()
 	c.stop()
-	if c.writing.Load() {
+	if c.writing {
 		c.conn.Abort()
 	}
 }
@@ -254,9 +258,18 @@ func (c *Client) stop() { c.once.Do(func() { close(c.done) }) }
 
 // Close stops the client: Run writes a close and returns. Safe to call more
 // than once and from any goroutine.
-func (c *Client) Close() {
+func (c *Client) Close() { c.CloseWith(0, "") }
+
+// CloseWith stops the client with a transport close code and detail (for a
+// WebSocket: 1008, 1009, ...) that Run writes before it returns. The first
+// reason to close wins. Safe from any goroutine.
+func (c *Client) CloseWith(code int, detail string) {
 	c.mu.Lock()
-	c.q.Close(slowsub.None)
+	if closed, _ := c.q.Closed(); !closed {
+		c.q.Close(slowsub.None)
+		c.closing = Close{Code: code, Detail: detail}
+		c.snaps = nil
+	}
 	c.mu.Unlock()
 	c.stop()
 }
@@ -265,9 +278,11 @@ func (c *Client) Close() {
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Run is the client's writer: the only goroutine that writes to its
-// connection. Each wake-up drains the whole queue into one WriteBatch with a
-// deadline. It returns nil when ctx ends or Close was called, a
-// *CutOffError when the client was too slow, or the write error.
+// connection. Each wake-up drains the whole queue, and the next chunk of a
+// pending snapshot, into one WriteBatch with a deadline. Every exit ends the
+// connection: with WriteClose (Abort when that fails) or Abort. It returns
+// nil when ctx ends or the client was closed, a *CutOffError when the
+// client was too slow, or the write error.
 func (c *Client) Run(ctx context.Context) (err error) {
 	defer c.release()
 	cfg := &c.e.cfg
@@ -283,17 +298,13 @@ func (c *Client) Run(ctx context.Context) (err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			c.Close()
-			c.conn.WriteClose(cfg.Now().Add(cfg.WriteTimeout), slowsub.None, "gateway shutting down")
+			c.CloseWith(0, "gateway shutting down")
+			c.writeClose()
 			return nil
 		case <-c.done:
-			c.mu.Lock()
-			_, r := c.q.Closed()
-			detail := c.detail
-			c.mu.Unlock()
-			c.conn.WriteClose(cfg.Now().Add(cfg.WriteTimeout), r, detail)
-			if r != slowsub.None {
-				return &CutOffError{Reason: r, Detail: detail}
+			why := c.writeClose()
+			if why.Slow != slowsub.None {
+				return &CutOffError{Reason: why.Slow, Detail: why.Detail}
 			}
 			return nil
 		case <-hb:
@@ -303,39 +314,54 @@ func (c *Client) Run(ctx context.Context) (err error) {
 			continue
 		case <-c.wake:
 		}
+		now := cfg.Now()
 		c.mu.Lock()
 		_, bytes := c.q.Len()
 		buf = c.q.Drain(buf)
+		queued := len(buf)
+		var more bool
+		buf, more = c.takeSnapshotLocked(buf, now.UnixNano())
+		if more {
+			c.wakeLocked() // the rest of the snapshot after this write
+		}
+		c.writing = len(buf) > 0 // set under mu: a cut-off from now on aborts the write
 		c.mu.Unlock()
 		if len(buf) == 0 {
 			continue
 		}
-		now := cfg.Now()
 		c.e.m.batch.Observe(float64(len(buf)))
-		c.e.m.queueBytes.Observe(float64(bytes))
-		c.e.m.lag.Observe(float64(max(now.UnixNano()-buf[0].At, 0)) / 1e9)
-		c.writing.Store(true)
+		if queued > 0 {
+			c.e.m.queueBytes.Observe(float64(bytes))
+			c.e.m.lag.Observe(float64(max(now.UnixNano()-buf[0].At, 0)) / 1e9)
+		}
 		err := c.conn.WriteBatch(now.Add(cfg.WriteTimeout), buf)
-		c.writing.Store(false)
+		c.mu.Lock()
+		c.writing = false
+		closed, r := c.q.Closed()
+		c.mu.Unlock()
 		if err != nil {
-			if closed, r := c.closedReason(); closed && r != slowsub.None {
-				return &CutOffError{Reason: r, Detail: c.cutDetail()} // aborted by the cut-off
+			if closed && r != slowsub.None {
+				return &CutOffError{Reason: r, Detail: c.closeReason().Detail} // aborted by the cut-off
 			}
 			return c.writeFailed(err)
 		}
 	}
 }
 
-func (c *Client) closedReason() (bool, slowsub.Reason) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.q.Closed()
+// writeClose writes why the client is closing, aborting the connection if
+// that fails, and returns it.
+func (c *Client) writeClose() Close {
+	why := c.closeReason()
+	if err := c.conn.WriteClose(c.e.cfg.Now().Add(c.e.cfg.WriteTimeout), why); err != nil {
+		c.conn.Abort()
+	}
+	return why
 }
 
-func (c *Client) cutDetail() string {
+func (c *Client) closeReason() Close {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.detail
+	return c.closing
 }
 
 // writeFailed counts a failed write by kind and closes the client.
@@ -347,6 +373,7 @@ func (c *Client) writeFailed(err error) error {
 	}
 	c.e.m.disconnects[r].Inc()
 	c.Close()
+	c.conn.Abort() // a peer we cannot write to gets no close frame
 	return fmt.Errorf("write (%s): %w", r, err)
 }
 
@@ -358,7 +385,7 @@ func (c *Client) release() {
 		c.unindex(k)
 	}
 	clear(c.subs)
-	c.floors = nil
+	c.floors, c.snaps = nil, nil
 	c.mu.Unlock()
 	c.e.mu.Lock()
 	delete(c.e.clients, c)

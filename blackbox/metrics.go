@@ -33,6 +33,7 @@ type metrics struct {
 	dropShardFull        prometheus.Counter
 	conflated            prometheus.Counter
 	duplicates           prometheus.Counter
+	snapshotValues       prometheus.Counter
 	disconnects          [len(disconnectNames)]prometheus.Counter
 	clients              prometheus.Gauge
 	subscriptions        prometheus.Gauge
@@ -54,6 +55,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Undelivered values replaced by a newer value of the same topic for clients that asked to conflate."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_snapshot_overlap_total",
 			Help: "Live updates not queued because the client's snapshot already held them or a newer value."}),
+		snapshotValues: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_snapshot_values_total",
+			Help: "Snapshot values written to clients, taken in chunks as each client's writer drains."}),
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_clients",
 			Help: "Clients connected to the fan-out."}),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_subscriptions",
@@ -76,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for i, name := range disconnectNames {
 		m.disconnects[i] = disc.WithLabelValues(name)
 	}
-	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.clients, m.subscriptions,
+	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.snapshotValues, m.clients, m.subscriptions,
 		m.queueBytes, m.lag, m.batch, dropped, disc)
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,14 +13,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/slowsub"
-	"github.com/mdgate/mdgate/tick"
 )
 
 // Config bounds what one WebSocket client may do.
@@ -37,8 +39,15 @@ type Config struct {
 	Auth             *Auth         // nil: open (anyone who reaches /ws may subscribe to anything)
 	MaxConns         int           // WebSocket connections in all; 0: no limit
 	MaxConnsPerIP    int           // ... from one remote address; 0: no limit
-	Limits           slowsub.Limits
+	// CloseGrace bounds how long a closing connection waits for the
+	// client's close (reading and discarding at most closeDrainBytes) after
+	// the gateway's close frame and half-close, before it is dropped.
+	CloseGrace time.Duration
+	Limits     slowsub.Limits
 }
+
+// closeDrainBytes bounds what a closing connection reads and discards.
+const closeDrainBytes = 1 << 20
 
 // DefaultConfig: 64 KiB frames, 1000 subscriptions, 20 subscribes a second
 // (burst 50), 10 bad requests, same-origin, 10 s handshake, 60 s pong wait,
@@ -57,32 +66,34 @@ func DefaultConfig() Config {
 		HandshakeTimeout: 10 * time.Second,
 		PongWait:         60 * time.Second,
 		SendBuffer:       512 << 10,
+		CloseGrace:       2 * time.Second,
 		Limits:           slowsub.DefaultLimits(),
 	}
 }
 
-// Cache is the part of the last-value cache the bridge reads for snapshots.
+// Cache is the part of the last-value cache the bridge reads for
+// snapshots: an O(1) point-in-time view, read as each client takes it.
 type Cache interface {
-	Get(topic string) (*tick.Message, bool)
-	Snapshot(prefix string) []*tick.Message
+	View() lvc.View
 }
 
 // Bridge is the /ws handler.
 type Bridge struct {
-	cfg    Config
-	engine *blackbox.Engine
-	cache  Cache // nil: no snapshots
-	log    zerolog.Logger
-	up     websocket.Upgrader
-	m      *metrics
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // every connection's reader and writer
-	mu     sync.Mutex
-	closed bool           // guarded by mu; no connection is added once set
-	conns  int            // guarded by mu: connections admitted
-	perIP  map[string]int // guarded by mu
-	logged time.Time      // guarded by mu: last refusal logged (one a second at most)
+	cfg      Config
+	engine   *blackbox.Engine
+	cache    Cache // nil: no snapshots
+	log      zerolog.Logger
+	up       websocket.Upgrader
+	m        *metrics
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // every connection's reader and writer
+	mu       sync.Mutex
+	closed   bool                  // guarded by mu; no connection is added once set
+	sessions map[*session]struct{} // guarded by mu: open connections, for a forced shutdown
+	conns    int                   // guarded by mu: connections admitted
+	perIP    map[string]int        // guarded by mu
+	logged   time.Time             // guarded by mu: last refusal logged (one a second at most)
 }
 
 // New returns a bridge delivering through engine (format 0 must be
@@ -110,6 +121,9 @@ func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Regist
 	if cfg.PongWait <= 0 {
 		cfg.PongWait = d.PongWait
 	}
+	if cfg.CloseGrace <= 0 {
+		cfg.CloseGrace = d.CloseGrace
+	}
 	if cfg.Limits == (slowsub.Limits{}) {
 		cfg.Limits = d.Limits
 	}
@@ -123,21 +137,42 @@ func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Regist
 		CheckOrigin:      b.checkOrigin,
 		Subprotocols:     []string{"mdgate"}, // chosen when a browser offers it beside its token
 	}
-	b.perIP = map[string]int{}
+	b.perIP, b.sessions = map[string]int{}, map[*session]struct{}{}
 	if cfg.Auth == nil {
 		log.Warn().Msg("WebSocket clients are NOT authenticated: anyone who reaches /ws may subscribe to every topic (set --ws-jwt-secret-file or --ws-jwt-public-key)")
 	}
 	return b
 }
 
-// Close closes every connection (1001, going away) and waits for their
-// handlers. New connections are refused.
-func (b *Bridge) Close() {
+// Close is Shutdown without a bound.
+func (b *Bridge) Close() { b.Shutdown(context.Background()) }
+
+// Shutdown refuses new connections, closes every connection (1001, going
+// away) and waits for them until ctx ends; then it drops the rest at once
+// (a client that stopped reading cannot take a close frame) and waits for
+// their goroutines, which then end promptly. It returns ctx's error when it
+// had to drop connections.
+func (b *Bridge) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
 	b.cancel()
-	b.wg.Wait()
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	n := len(b.sessions)
+	for s := range b.sessions {
+		s.ws.Close()
+	}
+	b.mu.Unlock()
+	b.m.closes["shutdown_forced"].Add(float64(n))
+	<-done
+	return fmt.Errorf("WebSocket shutdown: %d connections dropped: %w", n, ctx.Err())
 }
 
 // checkOrigin allows clients without an Origin (not browsers), then the
@@ -192,6 +227,10 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.m.rejected["handshake"].Inc()
 		return // the upgrader has answered with an HTTP error
 	}
+	s := &session{b: b, ws: ws, grant: grant, ip: ip,
+		subRate: newBucket(b.cfg.SubscribeBurst, time.Duration(float64(time.Second)/b.cfg.SubscribeRate)),
+		abuse:   newBucket(b.cfg.AbuseLimit, b.cfg.AbuseRefill),
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -199,16 +238,15 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
+	b.sessions[s] = struct{}{}
 	b.wg.Add(2)
 	b.mu.Unlock()
-	if tc, ok := ws.UnderlyingConn().(*net.TCPConn); ok && b.cfg.SendBuffer > 0 {
+	// By method, not *net.TCPConn: the gateway's HTTP listener hands out a
+	// TCP connection wrapped to count it (gateway/httplimit.go).
+	if tc, ok := ws.UnderlyingConn().(interface{ SetWriteBuffer(int) error }); ok && b.cfg.SendBuffer > 0 {
 		tc.SetWriteBuffer(b.cfg.SendBuffer)
 	}
-	s := &session{b: b, ws: ws, grant: grant,
-		subRate: newBucket(b.cfg.SubscribeBurst, time.Duration(float64(time.Second)/b.cfg.SubscribeRate)),
-		abuse:   newBucket(b.cfg.AbuseLimit, b.cfg.AbuseRefill),
-	}
-	s.c = b.engine.NewClient(&wsConn{ws: ws}, 0, b.cfg.Limits)
+	s.c = b.engine.NewClient(&wsConn{ws: ws, grace: b.cfg.CloseGrace}, 0, b.cfg.Limits)
 	b.m.connections.Inc()
 	writerDone := make(chan error, 1)
 	go func() {
@@ -223,52 +261,88 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if grant != nil && !grant.Expires.IsZero() {
 		stopExpiry = time.AfterFunc(time.Until(grant.Expires), func() {
 			b.m.closes["token_expired"].Inc()
-			ws.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "token expired"), time.Now().Add(time.Second))
-			ws.Close()
+			s.c.CloseWith(websocket.ClosePolicyViolation, "token expired")
 		}).Stop
 	}
 	go func() {
 		defer b.wg.Done()
-		defer stopExpiry()
-		defer b.m.connections.Dec()
-		defer b.release(ip)
-		s.read()
-		s.c.Close()
-		err := <-writerDone
-		ws.Close()
-		var cut *blackbox.CutOffError
-		if errors.As(err, &cut) && b.log.Debug().Enabled() {
-			b.log.Debug().Str("remote", remote).Str("reason", cut.Reason.String()).Msg("slow client cut off")
-		}
+		s.run(writerDone, stopExpiry, remote)
 	}()
 }
 
-// session is one connection's read side; owned by its reader goroutine.
+// session is one connection. Its reader goroutine (run) owns the
+// connection's lifetime: it reads, then waits for the writer (the client's
+// Run, the only goroutine that writes) to write the close, drains what the
+// client still sends, bounded, and closes the connection.
 type session struct {
 	b       *Bridge
 	grant   *Grant // nil: no auth
+	ip      string
 	ws      *websocket.Conn
 	c       *blackbox.Client
 	subRate *bucket
 	abuse   *bucket
 }
 
+// run is the reader goroutine's whole life.
+func (s *session) run(writerDone <-chan error, stopExpiry func() bool, remote string) {
+	b := s.b
+	defer func() {
+		b.mu.Lock()
+		delete(b.sessions, s)
+		b.mu.Unlock()
+	}()
+	defer b.release(s.ip)
+	defer b.m.connections.Dec()
+	defer stopExpiry()
+	s.read()
+	s.c.Close() // the first reason given wins; here: the client left
+	err := <-writerDone
+	s.drain()
+	s.ws.Close()
+	var cut *blackbox.CutOffError
+	if errors.As(err, &cut) && b.log.Debug().Enabled() {
+		b.log.Debug().Str("remote", remote).Str("reason", cut.Reason.String()).Msg("slow client cut off")
+	}
+}
+
+// drain reads and discards what the client still sends after the close
+// (the rest of an over-limit frame, its close frame) until it closes, for
+// at most CloseGrace and closeDrainBytes: closing a socket with unread input
+// would reset the connection, and the client would never see the close
+// frame's code.
+func (s *session) drain() {
+	conn := s.ws.UnderlyingConn()
+	conn.SetReadDeadline(time.Now().Add(s.b.cfg.CloseGrace))
+	io.CopyN(io.Discard, conn, closeDrainBytes)
+}
+
+// read handles the client's messages until it leaves or must be closed.
 func (s *session) read() {
 	ws, cfg := s.ws, &s.b.cfg
 	ws.SetReadLimit(cfg.ReadLimit)
 	ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
-	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(cfg.PongWait)) })
+	ws.SetPongHandler(func(string) error {
+		if s.closing() {
+			return nil // the close's grace is running: keep its deadline
+		}
+		return ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	})
 	for {
 		kind, msg, err := ws.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				s.b.m.closes["read_limit"].Inc()
-				s.c.Send(errorReply(nil, &ProtoError{CodeBadFrame, "frame over the read limit"}))
-			}
+			s.readFailed(err)
+			return
+		}
+		if s.closing() {
 			return
 		}
 		ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		if kind == websocket.TextMessage && !utf8.Valid(msg) {
+			s.b.m.closes["bad_utf8"].Inc()
+			s.c.CloseWith(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
+		}
 		if kind != websocket.TextMessage {
 			if !s.refuse(nil, &ProtoError{CodeBadFrame, "binary frames are not part of the protocol; send JSON text"}) {
 				return
@@ -296,13 +370,37 @@ func (s *session) read() {
 func (s *session) refuse(id json.RawMessage, e *ProtoError) bool {
 	s.b.m.errors[e.Code].Inc()
 	s.c.Send(errorReply(id, e))
-	if e.Code == CodeRateLimited || s.abuse.take(time.Now()) {
+	if e.Code == CodeRateLimited || e.Code == CodeSnapshotBusy || s.abuse.take(time.Now()) {
 		return true
 	}
 	s.b.m.closes["abuse"].Inc()
-	s.ws.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "too many bad requests"), time.Now().Add(time.Second))
+	s.c.CloseWith(websocket.ClosePolicyViolation, "too many bad requests")
 	return false
+}
+
+// closing reports whether the connection is closing (the writer is writing,
+// or has written, its close).
+func (s *session) closing() bool {
+	select {
+	case <-s.c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// readFailed closes the client for what ended its reads.
+func (s *session) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case s.closing(): // the close's grace ran out, or the client answered it
+	case errors.Is(err, websocket.ErrReadLimit):
+		s.b.m.closes["read_limit"].Inc()
+		s.c.CloseWith(websocket.CloseMessageTooBig, fmt.Sprintf("frame over the read limit of %d bytes", s.b.cfg.ReadLimit))
+	case errors.As(err, &ne) && ne.Timeout():
+		s.b.m.closes["no_pong"].Inc()
+		s.c.CloseWith(CloseNoPong, fmt.Sprintf("nothing received for %v: no pong, no message", s.b.cfg.PongWait))
+	}
 }
 
 func (s *session) handle(r *Request) bool {
@@ -346,24 +444,32 @@ func (s *session) subscribe(r *Request) bool {
 		s.c.SetLimits(limits)
 	}
 	want := limits.Within(s.b.cfg.Limits)
-	snap := r.Snapshot == nil || *r.Snapshot || len(r.Resume) > 0
-	s.c.Subscribe(subs, func(total int) []blackbox.Replay {
-		var values []blackbox.Replay
-		if snap && s.b.cache != nil {
-			values = s.b.snapshot(r)
+	var plan *snapshotPlan
+	sent := 0
+	if (r.Snapshot == nil || *r.Snapshot || len(r.Resume) > 0) && s.b.cache != nil {
+		if s.c.PendingSnapshots() >= blackbox.MaxPendingSnapshots {
+			return s.refuse(r.ID, &ProtoError{CodeSnapshotBusy, fmt.Sprintf("%d snapshots are still being sent; none added, try again when they are done", blackbox.MaxPendingSnapshots)})
 		}
-		sent := 0
-		for _, v := range values {
-			if v.Item.Data != nil {
-				sent++
-			}
-		}
-		ack := reply("ack", r.ID, map[string]any{"req": "subscribe", "topics": nonNil(r.Topics),
+		// Counting runs here, on this client's goroutine, holding no lock;
+		// the values themselves are read as the writer sends them.
+		plan = newSnapshotPlan(r)
+		sent = plan.count(s.b.cache.View())
+	}
+	ack := func(total int) []byte {
+		return reply("ack", r.ID, map[string]any{"req": "subscribe", "topics": nonNil(r.Topics),
 			"prefixes": nonNil(r.Prefixes), "slow": policy.String(), "snapshot": sent,
 			"max_lag_ms": want.MaxLag.Milliseconds(), "max_queue_bytes": want.MaxBytes,
 			"subscriptions": total})
-		return append([]blackbox.Replay{{Item: slowsub.Item{Data: ack}}}, values...)
-	})
+	}
+	var snap func() blackbox.Snapshot
+	if plan != nil {
+		// Taken under the client's lock after its subscriptions are
+		// indexed: a value either is in the view or arrives live.
+		snap = func() blackbox.Snapshot { return plan.start(s.b.cache.View()) }
+	}
+	if _, err := s.c.Subscribe(subs, ack, snap); err != nil {
+		return s.refuse(r.ID, &ProtoError{CodeSnapshotBusy, err.Error() + "; none added"})
+	}
 	return true
 }
 

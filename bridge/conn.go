@@ -6,11 +6,17 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/slowsub"
 )
 
-// CloseSlowConsumer is the close code of a client cut off as too slow.
-const CloseSlowConsumer = 4008
+// Close codes of the gateway's own (RFC 6455 leaves 4000-4999 to
+// applications); the standard ones are 1001 (shutdown), 1007 (invalid
+// UTF-8), 1008 (abuse, token expired) and 1009 (frame over the read limit).
+const (
+	CloseSlowConsumer = 4008 // cut off as too slow
+	CloseNoPong       = 4009 // nothing received, not even a pong, for --ws-pong-wait
+)
 
 var newline = []byte{'\n'} // shared: a literal here would allocate per message
 
@@ -20,8 +26,9 @@ const maxFrame = 64 << 10
 // wsConn is a client's connection as the fan-out writer sees it. Its Write
 // methods are called only by the client's writer goroutine.
 type wsConn struct {
-	ws  *websocket.Conn
-	buf []byte // owned by the writer: the "skipped" suffix
+	ws    *websocket.Conn
+	grace time.Duration // Config.CloseGrace
+	buf   []byte        // owned by the writer: the "skipped" suffix
 }
 
 // WriteBatch writes items as text frames of newline-separated JSON messages,
@@ -74,18 +81,29 @@ func (c *wsConn) WriteHeartbeat(deadline time.Time) error {
 	return c.ws.WriteMessage(websocket.TextMessage, c.buf)
 }
 
-// WriteClose sends the close frame: 4008 "slow consumer: ..." for a client
-// cut off, 1001 when the gateway closes the connection.
-func (c *wsConn) WriteClose(deadline time.Time, r slowsub.Reason, detail string) error {
-	code, text := websocket.CloseGoingAway, detail
-	if r != slowsub.None {
-		code, text = CloseSlowConsumer, "slow consumer: "+detail
+// WriteClose sends the close frame (4008 "slow consumer: ..." for a client
+// cut off, the code given to CloseWith, or 1001 when the gateway closes the
+// connection), then half-closes the TCP connection and gives the reader
+// CloseGrace to see the client's answer; the session closes it after.
+func (c *wsConn) WriteClose(deadline time.Time, why blackbox.Close) error {
+	code, text := websocket.CloseGoingAway, why.Detail
+	switch {
+	case why.Slow != slowsub.None:
+		code, text = CloseSlowConsumer, "slow consumer: "+why.Detail
+	case why.Code != 0:
+		code = why.Code
+	case text == "":
+		text = "gateway closing the connection"
 	}
-	if len(text) > 120 {
+	if len(text) > 120 { // a close frame's payload is at most 125 bytes
 		text = text[:120]
 	}
 	err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline)
-	c.ws.Close()
+	conn := c.ws.UnderlyingConn()
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok && err == nil {
+		cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(c.grace))
 	return err
 }
 

@@ -40,9 +40,12 @@ const (
 	CodeTooManySubs = "too_many_subscriptions"
 	CodeRateLimited = "rate_limited"
 	CodeForbidden   = "forbidden"
+	// CodeSnapshotBusy: the connection has blackbox.MaxPendingSnapshots
+	// snapshots still being sent; the subscribe is refused whole.
+	CodeSnapshotBusy = "snapshot_busy"
 )
 
-var errorCodes = []string{CodeBadJSON, CodeBadRequest, CodeUnknownOp, CodeBadFrame, CodeTooManySubs, CodeRateLimited, CodeForbidden}
+var errorCodes = []string{CodeBadJSON, CodeBadRequest, CodeUnknownOp, CodeBadFrame, CodeTooManySubs, CodeRateLimited, CodeForbidden, CodeSnapshotBusy}
 
 // ProtoError is a request the bridge refuses, with its code.
 type ProtoError struct {

@@ -45,6 +45,7 @@ type Config struct {
 	CacheFile      string        // persist the cache here; "" off
 	CacheSaveEvery time.Duration // how often the file is rewritten
 	SnapshotBind   string        // ROUTER for snapshot requests; "" off
+	Snapshot       snapshot.Config
 
 	Pprof           bool            // serve /debug/pprof/ on the HTTP address
 	TLSCert, TLSKey string          // serve HTTP and WebSocket over TLS with this certificate and key
@@ -64,6 +65,7 @@ func DefaultConfig() Config {
 		Cache:           lvc.DefaultConfig(),
 		CacheSaveEvery:  5 * time.Second,
 		SnapshotBind:    "tcp://*:5558",
+		Snapshot:        snapshot.DefaultConfig(),
 		Fanout:          blackbox.DefaultConfig(),
 		Bridge:          bridge.DefaultConfig(),
 	}
@@ -114,7 +116,10 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 	ws := bridge.New(cfg.Bridge, fan, snapCache, reg, log.With().Str("stage", "bridge").Logger())
 	g := &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, cache: cache, fan: fan, ws: ws, httpReady: make(chan struct{})}
 	if cache != nil && cfg.SnapshotBind != "" {
-		g.snap = snapshot.NewServer(cfg.SnapshotBind, cache, cache, p.Epoch(), log.With().Str("stage", "snapshot").Logger())
+		if g.snap, err = snapshot.NewServer(cfg.SnapshotBind, cache, p.Epoch(), cfg.Snapshot, reg, log.With().Str("stage", "snapshot").Logger()); err != nil {
+			return nil, err
+		}
+		g.snap.Observer = cache
 	}
 	return g, nil
 }

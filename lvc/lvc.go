@@ -388,3 +388,13 @@ func (c *Cache) ObserveSnapshot(ok bool, d time.Duration) {
 	c.met.snapshots.WithLabelValues(r).Inc()
 	c.met.snapDur.Observe(d.Seconds())
 }
+
+// Get returns topic's latest value if the view holds the topic.
+func (v View) Get(topic string) (*tick.Message, bool) {
+	e, ok := v.t.Get(&entry{topic: topic})
+	if !ok {
+		return nil, false
+	}
+	m := e.m.Load()
+	return m, m != nil
+}

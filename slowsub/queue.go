@@ -28,12 +28,13 @@ type Queue struct {
 	items  []Item
 	bytes  int
 	latest map[string]int // topic -> index in items of its conflatable value
+	hard   int            // index of the oldest item that cannot be conflated; -1: none
 	reason Reason         // why the queue closed
 	closed bool
 }
 
 // NewQueue returns an empty queue bounded by l.
-func NewQueue(l Limits) *Queue { return &Queue{limits: l} }
+func NewQueue(l Limits) *Queue { return &Queue{limits: l, hard: -1} }
 
 // SetLimits changes the bounds; they apply from the next Push or Check.
 func (q *Queue) SetLimits(l Limits) { q.limits = l }
@@ -60,6 +61,9 @@ func (q *Queue) Push(it Item, now int64) Verdict {
 				q.latest = make(map[string]int)
 			}
 			q.latest[it.Topic] = len(q.items)
+		}
+		if !it.Conflate && q.hard < 0 {
+			q.hard = len(q.items)
 		}
 		q.items = append(q.items, it)
 		q.bytes += len(it.Data)
@@ -91,18 +95,22 @@ func (q *Queue) Close(r Reason) {
 	}
 	q.closed, q.reason = true, r
 	clear(q.items)
-	q.items, q.bytes, q.latest = nil, 0, nil
+	q.items, q.bytes, q.latest, q.hard = nil, 0, nil, -1
 }
 
 // Closed says whether the queue is closed, and why.
 func (q *Queue) Closed() (bool, Reason) { return q.closed, q.reason }
 
-// Lag is the age of the oldest queued item at now, or 0 when empty.
+// Lag is the age at now of the oldest queued item that cannot be
+// conflated, or 0 when there is none. A conflatable item is its topic's
+// latest value: a subscriber holding only those is not behind the feed,
+// however old they are (a quiet feed), so only the byte limit and the write
+// deadline apply to it.
 func (q *Queue) Lag(now int64) time.Duration {
-	if len(q.items) == 0 {
+	if q.hard < 0 {
 		return 0
 	}
-	return time.Duration(max(now-q.items[0].At, 0))
+	return time.Duration(max(now-q.items[q.hard].At, 0))
 }
 
 // Len returns the number of items and bytes queued.
@@ -115,7 +123,7 @@ func (q *Queue) Drain(dst []Item) []Item {
 	out := q.items
 	clear(dst[:cap(dst)])
 	q.items = dst[:0]
-	q.bytes = 0
+	q.bytes, q.hard = 0, -1
 	clear(q.latest)
 	return out
 }
