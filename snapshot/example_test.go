@@ -23,7 +23,11 @@ func ExampleFetch() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	srv := snapshot.NewServer("tcp://127.0.0.1:*", cache, cache, 7, zerolog.Nop())
+	srv, err := snapshot.NewServer("tcp://127.0.0.1:*", cache, 7, snapshot.DefaultConfig(), nil, zerolog.Nop())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	<-srv.Ready()

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
-	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/tick"
 )
@@ -31,126 +30,10 @@ const (
 	ErrUnknownCommand = "unknown_command"
 	ErrBadRequest     = "bad_request"
 	ErrPrefixTooLong  = "prefix_too_long"
+	ErrBusy           = "busy"    // too many requests in progress, in all or from this peer
+	ErrEvicted        = "evicted" // a waiting request dropped to make room for another requester's first
+	ErrStalled        = "stalled" // nothing could be sent for the stall timeout: its requester was not reading
 )
-
-// Source is what the server reads: the cache (lvc.Cache.Scan).
-type Source interface {
-	Scan(prefix string, fn func(*tick.Message))
-}
-
-// Observer counts requests; lvc.Cache implements it.
-type Observer interface {
-	ObserveSnapshot(ok bool, d time.Duration)
-}
-
-// Server answers snapshot requests on a ROUTER socket it owns.
-type Server struct {
-	Endpoint string
-	Source   Source
-	Observer Observer // may be nil
-	Epoch    uint64   // the gateway's current epoch, sent in END
-	Log      zerolog.Logger
-
-	ready chan struct{}
-	bound string
-}
-
-// NewServer returns a server for endpoint.
-func NewServer(endpoint string, src Source, obs Observer, epoch uint64, log zerolog.Logger) *Server {
-	return &Server{Endpoint: endpoint, Source: src, Observer: obs, Epoch: epoch, Log: log, ready: make(chan struct{})}
-}
-
-// Ready is closed once the socket is bound.
-func (s *Server) Ready() <-chan struct{} { return s.ready }
-
-// Bound is the bound endpoint (a wildcard port resolved); valid after Ready.
-func (s *Server) Bound() string { return s.bound }
-
-// Run serves until ctx is done.
-func (s *Server) Run(ctx context.Context) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sock, err := zmq.NewSocket(zmq.ROUTER)
-	if err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	defer sock.Close()
-	err = errors.Join(sock.SetLinger(0), sock.SetRouterMandatory(1), sock.SetSndhwm(100_000),
-		sock.SetSndtimeo(time.Second), sock.SetMaxmsgsize(64<<10))
-	if err != nil {
-		return fmt.Errorf("snapshot options: %w", err)
-	}
-	if err := sock.Bind(s.Endpoint); err != nil {
-		return fmt.Errorf("snapshot bind %s: %w", s.Endpoint, err)
-	}
-	s.bound, _ = sock.GetLastEndpoint()
-	close(s.ready)
-	poller := zmq.NewPoller()
-	poller.Add(sock, zmq.POLLIN)
-	for ctx.Err() == nil {
-		polled, err := poller.Poll(100 * time.Millisecond)
-		if err != nil || len(polled) == 0 {
-			continue
-		}
-		req, err := sock.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil || len(req) == 0 {
-			continue
-		}
-		start := time.Now()
-		err = s.serve(sock, req[0], req[1:])
-		if s.Observer != nil {
-			s.Observer.ObserveSnapshot(err == nil, time.Since(start))
-		}
-		if err != nil {
-			s.Log.Warn().Err(err).Msg("snapshot request failed")
-		}
-	}
-	return nil
-}
-
-// serve answers one request from peer id.
-func (s *Server) serve(sock *zmq.Socket, id []byte, req [][]byte) error {
-	reply := func(frames ...[]byte) error {
-		all := append([][]byte{id}, frames...)
-		for i, f := range all {
-			flag := zmq.SNDMORE
-			if i == len(all)-1 {
-				flag = 0
-			}
-			if _, err := sock.SendBytes(f, flag); err != nil {
-				return fmt.Errorf("snapshot reply: %w", err)
-			}
-		}
-		return nil
-	}
-	fail := func(code, text string) error {
-		if err := reply([]byte(RepErr), []byte(code), []byte(text)); err != nil {
-			return err
-		}
-		return fmt.Errorf("%s: %s", code, text)
-	}
-	prefix, code, text := parseRequest(req)
-	if code != "" {
-		return fail(code, text)
-	}
-	var n uint64
-	var err error
-	stamp := make([]byte, 0, tick.StampSize)
-	s.Source.Scan(prefix, func(m *tick.Message) {
-		if err != nil {
-			return
-		}
-		stamp = tick.AppendStamp(stamp[:0], m.Stamp)
-		frames := append([][]byte{[]byte(RepVal), stamp}, m.Frames...)
-		err = reply(frames...)
-		n++
-	})
-	if err != nil {
-		return err
-	}
-	end := binary.BigEndian.AppendUint64(nil, n)
-	return reply([]byte(RepEnd), end, binary.BigEndian.AppendUint64(nil, s.Epoch))
-}
 
 // parseRequest checks a request's frames: [CmdSnap, prefix]. It returns the
 // prefix, or the error code and text to answer with.

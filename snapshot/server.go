@@ -1,0 +1,553 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"syscall"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/mdgate/mdgate/lvc"
+	"github.com/mdgate/mdgate/tick"
+)
+
+// Source is what the server reads: a point-in-time view of the cache
+// (*lvc.Cache), taken when a request starts to be served.
+type Source interface {
+	View() lvc.View
+}
+
+// Observer counts requests; lvc.Cache implements it
+// (mdgate_lvc_snapshot_requests_total, mdgate_lvc_snapshot_seconds).
+type Observer interface {
+	ObserveSnapshot(ok bool, d time.Duration)
+}
+
+// result is how a request ended; a metric label.
+type result uint8
+
+const (
+	resOK       result = iota // answered in full (END sent)
+	resError                  // a bad request, answered with ERR
+	resBusy                   // refused at once: MaxRequests or MaxPerPeer reached
+	resEvicted                // a waiting request dropped at MaxRequests to admit another peer's
+	resStalled                // nothing could be sent for StallTimeout: its requester does not read
+	resGone                   // the requester disconnected
+	resShutdown               // the server stopped first
+	numResults
+)
+
+var resultNames = [numResults]string{"ok", "error", "busy", "evicted", "stalled", "gone", "shutdown"}
+
+// Waits of the serving loop.
+const (
+	idleWait   = 100 * time.Millisecond // nothing to send: how often ctx is checked
+	minBackoff = time.Millisecond       // every requester's pipe was full: first wait before retrying
+	maxBackoff = 16 * time.Millisecond  // and the longest, doubling in between
+	recvBatch  = 256                    // requests taken per loop iteration at most
+)
+
+var valWord = []byte(RepVal)
+
+// Server answers snapshot requests on a ROUTER socket it owns. Requests are
+// served a chunk at a time, taking turns, with non-blocking sends: a
+// requester that does not read holds at most Config.HWM messages and loses
+// its request after Config.StallTimeout, and nobody else waits for it.
+type Server struct {
+	// Observer, when set before Run, also sees every request's end.
+	Observer Observer
+
+	endpoint string
+	src      Source
+	epoch    uint64 // the gateway's current epoch, sent in END
+	cfg      Config
+	log      zerolog.Logger
+	met      metrics
+	ready    chan struct{}
+	bound    string
+}
+
+type metrics struct {
+	requests [numResults]prometheus.Counter
+	active   prometheus.Gauge
+	values   prometheus.Counter
+	blocked  prometheus.Counter
+	seconds  prometheus.Observer
+}
+
+// NewServer returns a server for endpoint reading src, with its metrics
+// registered with reg (nil: not registered). It rejects a config that does
+// not Validate.
+func NewServer(endpoint string, src Source, epoch uint64, cfg Config, reg prometheus.Registerer, log zerolog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{endpoint: endpoint, src: src, epoch: epoch, cfg: cfg, log: log, ready: make(chan struct{})}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mdgate_snapshot_requests_total", Help: "Snapshot requests, by how they ended."}, []string{"result"})
+	for r := range s.met.requests {
+		s.met.requests[r] = requests.WithLabelValues(resultNames[r])
+	}
+	active := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mdgate_snapshot_active_requests", Help: "Snapshot requests accepted and not finished (served or waiting behind their peer's previous one)."})
+	values := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mdgate_snapshot_values_total", Help: "Values sent in snapshot replies."})
+	blocked := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mdgate_snapshot_blocked_total", Help: "Times a request found its requester's pipe full (at --snapshot-hwm) and waited."})
+	seconds := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "mdgate_snapshot_seconds", Help: "Time from accepting a snapshot request to its END.",
+		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10)})
+	s.met.active, s.met.values, s.met.blocked, s.met.seconds = active, values, blocked, seconds
+	if reg != nil {
+		if err := errors.Join(reg.Register(requests), reg.Register(active), reg.Register(values),
+			reg.Register(blocked), reg.Register(seconds)); err != nil {
+			return nil, fmt.Errorf("snapshot metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Ready is closed once the socket is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Bound is the bound endpoint (a wildcard port resolved); valid after Ready.
+func (s *Server) Bound() string { return s.bound }
+
+// Config returns the server's bounds.
+func (s *Server) Config() Config { return s.cfg }
+
+// Run serves until ctx is done (then it returns nil) or the socket fails.
+func (s *Server) Run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	sock, err := zmq.NewSocket(zmq.ROUTER)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	defer sock.Close()
+	err = errors.Join(sock.SetLinger(0), sock.SetRouterMandatory(1), sock.SetSndhwm(s.cfg.HWM),
+		sock.SetMaxmsgsize(64<<10))
+	if err != nil {
+		return fmt.Errorf("snapshot options: %w", err)
+	}
+	if err := sock.Bind(s.endpoint); err != nil {
+		return fmt.Errorf("snapshot bind %s: %w", s.endpoint, err)
+	}
+	s.bound, _ = sock.GetLastEndpoint()
+	close(s.ready)
+	l := &loop{s: s, sock: sock, peers: make(map[string]*peer)}
+	defer l.dropAll(resShutdown)
+	return l.run(ctx)
+}
+
+// loop is Run's state. Owned by Run's goroutine, like the socket.
+type loop struct {
+	s     *Server
+	sock  *zmq.Socket
+	peers map[string]*peer // every peer with a request accepted and not finished
+	ring  []*peer          // the same peers, in turn order
+	turn  int              // where in ring the next turn starts
+	total int              // requests accepted and not finished
+
+	order  []*peer  // scratch: this turn's order
+	frames [][]byte // scratch: one reply's frames
+	stamp  []byte   // scratch: one encoded stamp
+
+	logNext       time.Time // refusals and drops are logged at warn at most once a second
+	logSuppressed int
+}
+
+// peer is one requester (a ZeroMQ identity) and its requests in order.
+type peer struct {
+	id    []byte
+	queue []*request // queue[0] is being served; the rest wait
+}
+
+// request is one accepted SNAP.
+type request struct {
+	delim    bool // came with REQ's empty delimiter, echoed on every reply
+	prefix   string
+	view     lvc.View // taken when the request starts to be served
+	after    string   // the cursor: the last topic sent
+	sent     uint64
+	done     bool // every value sent; END still to go
+	blocked  bool // the last send found the pipe full
+	accepted time.Time
+	progress time.Time // the last send that went through, or the start
+}
+
+func (l *loop) run(ctx context.Context) error {
+	poller := zmq.NewPoller()
+	poller.Add(l.sock, zmq.POLLIN)
+	var backoff time.Duration
+	for ctx.Err() == nil {
+		wait := idleWait
+		if l.total > 0 {
+			wait = backoff
+		}
+		polled, err := poller.Poll(wait)
+		if err != nil {
+			if zmq.AsErrno(err) == zmq.Errno(syscall.EINTR) {
+				continue
+			}
+			return fmt.Errorf("snapshot poll: %w", err)
+		}
+		if len(polled) > 0 {
+			if err := l.receive(time.Now()); err != nil {
+				return err
+			}
+		}
+		progressed, err := l.serveTurn(time.Now())
+		if err != nil {
+			return err
+		}
+		switch {
+		case progressed:
+			backoff = 0
+		case backoff == 0:
+			backoff = minBackoff
+		default:
+			backoff = min(2*backoff, maxBackoff)
+		}
+	}
+	return nil
+}
+
+// receive takes the requests waiting on the socket.
+func (l *loop) receive(now time.Time) error {
+	for range recvBatch {
+		msg, err := l.sock.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			switch zmq.AsErrno(err) {
+			case zmq.Errno(syscall.EAGAIN):
+				return nil
+			case zmq.Errno(syscall.EINTR):
+				continue
+			}
+			return fmt.Errorf("snapshot recv: %w", err)
+		}
+		if err := l.admit(msg[0], msg[1:], now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// admit answers a bad or refused request at once, or queues it behind its
+// peer's earlier ones.
+func (l *loop) admit(id []byte, req [][]byte, now time.Time) error {
+	delim := len(req) > 0 && len(req[0]) == 0
+	if delim {
+		req = req[1:]
+	}
+	prefix, code, text := parseRequest(req)
+	if code != "" {
+		return l.refuse(id, delim, resError, code, text, prefix, now)
+	}
+	p := l.peers[string(id)]
+	if p != nil && len(p.queue) >= l.s.cfg.MaxPerPeer {
+		return l.refuse(id, delim, resBusy, ErrBusy,
+			fmt.Sprintf("%d requests of yours in progress, at most %d: send the next after END", len(p.queue), l.s.cfg.MaxPerPeer), prefix, now)
+	}
+	if l.total >= l.s.cfg.MaxRequests {
+		mine := 0
+		if p != nil {
+			mine = len(p.queue)
+		}
+		evicted, err := l.evict(mine, now)
+		if err != nil {
+			return err
+		}
+		if !evicted {
+			return l.refuse(id, delim, resBusy, ErrBusy,
+				fmt.Sprintf("%d requests in progress, at most %d: try again later", l.total, l.s.cfg.MaxRequests), prefix, now)
+		}
+	}
+	if p == nil {
+		p = &peer{id: id}
+		l.peers[string(id)] = p
+		l.ring = append(l.ring, p)
+	}
+	r := &request{delim: delim, prefix: prefix, accepted: now}
+	p.queue = append(p.queue, r)
+	l.total++
+	l.s.met.active.Set(float64(l.total))
+	if len(p.queue) == 1 {
+		l.start(r, now)
+	}
+	return nil
+}
+
+func (l *loop) start(r *request, now time.Time) {
+	r.view = l.s.src.View()
+	r.progress = now
+}
+
+// refuse answers ERR (best effort: a full pipe loses it) and counts it.
+func (l *loop) refuse(id []byte, delim bool, res result, code, text, prefix string, now time.Time) error {
+	if _, err := l.send(id, delim, RepErr, []byte(code), []byte(text)); err != nil {
+		return err
+	}
+	l.count(res, 0)
+	l.logDrop(now, res, id, prefix, text)
+	return nil
+}
+
+// evict makes room for a request from a peer holding mine requests by
+// dropping the last waiting (not yet started) request of a peer holding more
+// than mine+1: a peer's first request goes before another's second. The
+// victim is a peer whose served request is blocked on a full pipe if there is
+// one (the longest blocked), else the peer with the most requests.
+func (l *loop) evict(mine int, now time.Time) (bool, error) {
+	var victim *peer
+	better := func(p, q *peer) bool {
+		if a, b := p.queue[0].blocked, q.queue[0].blocked; a != b {
+			return a
+		}
+		if p.queue[0].blocked {
+			return p.queue[0].progress.Before(q.queue[0].progress)
+		}
+		return len(p.queue) > len(q.queue)
+	}
+	for _, p := range l.ring {
+		if len(p.queue) > mine+1 && (victim == nil || better(p, victim)) {
+			victim = p
+		}
+	}
+	if victim == nil {
+		return false, nil
+	}
+	last := len(victim.queue) - 1
+	r := victim.queue[last]
+	victim.queue[last] = nil
+	victim.queue = victim.queue[:last]
+	text := "a waiting request dropped to make room for another requester's"
+	if _, err := l.send(victim.id, r.delim, RepErr, []byte(ErrEvicted), []byte(text)); err != nil {
+		return false, err
+	}
+	l.end(r, resEvicted, now)
+	l.logDrop(now, resEvicted, victim.id, r.prefix, text)
+	return true, nil
+}
+
+// serveTurn gives every peer's current request one chunk, starting with a
+// different peer each time, and drops those stalled or gone. It reports
+// whether anything was sent.
+func (l *loop) serveTurn(now time.Time) (progressed bool, err error) {
+	if len(l.ring) == 0 {
+		return false, nil
+	}
+	start := l.turn % len(l.ring)
+	l.turn = start + 1
+	l.order = append(append(l.order[:0], l.ring[start:]...), l.ring[:start]...)
+	emptied := false
+	for _, p := range l.order {
+		r := p.queue[0]
+		moved, st, err := l.sendChunk(p, r)
+		if err != nil {
+			return progressed, err
+		}
+		progressed = progressed || moved
+		switch {
+		case st == sendGone:
+			l.dropPeer(p, resGone, "disconnected with a request in progress", now)
+			emptied = true
+			continue
+		case moved:
+			r.progress = now
+		case now.Sub(r.progress) >= l.s.cfg.StallTimeout:
+			text := fmt.Sprintf("nothing could be sent for %v: you are not reading", l.s.cfg.StallTimeout)
+			if _, err := l.send(p.id, r.delim, RepErr, []byte(ErrStalled), []byte(text)); err != nil {
+				return progressed, err
+			}
+			l.dropPeer(p, resStalled, text, now)
+			emptied = true
+			continue
+		}
+		if r.done && !r.blocked { // END went through
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
+			l.end(r, resOK, now)
+			if len(p.queue) > 0 {
+				l.start(p.queue[0], now)
+			} else {
+				emptied = true
+			}
+		}
+	}
+	clear(l.order)
+	if emptied {
+		l.prune()
+	}
+	return progressed, nil
+}
+
+// sendChunk sends the next chunk of r, then its END once every value is
+// out. It stops early at a full pipe (r.blocked) or a gone peer.
+func (l *loop) sendChunk(p *peer, r *request) (moved bool, st sendStatus, err error) {
+	cfg := l.s.cfg
+	if !r.done {
+		values, bytes, more := 0, 0, false
+		st = sendOK
+		r.view.Ascend(r.prefix, r.after, func(m *tick.Message) bool {
+			if values == cfg.ChunkValues || bytes >= cfg.ChunkBytes {
+				more = true
+				return false
+			}
+			l.stamp = tick.AppendStamp(l.stamp[:0], m.Stamp)
+			l.frames = append(append(l.frames[:0], valWord, l.stamp), m.Frames...)
+			st, err = l.sendFrames(p.id, r.delim, l.frames)
+			if err != nil || st != sendOK {
+				more = true
+				return false
+			}
+			r.after = m.Topic
+			r.sent++
+			values++
+			bytes += tick.StampSize + m.Size()
+			return true
+		})
+		l.s.met.values.Add(float64(values))
+		moved = values > 0
+		if err != nil || st != sendOK {
+			l.block(r, st)
+			return moved, st, err
+		}
+		if more {
+			r.blocked = false
+			return moved, st, nil
+		}
+		r.done = true
+	}
+	st, err = l.send(p.id, r.delim, RepEnd, binary.BigEndian.AppendUint64(nil, r.sent), binary.BigEndian.AppendUint64(nil, l.s.epoch))
+	if err != nil {
+		return moved, st, err
+	}
+	l.block(r, st)
+	return moved || st == sendOK, st, nil
+}
+
+func (l *loop) block(r *request, st sendStatus) {
+	if st == sendFull && !r.blocked {
+		l.s.met.blocked.Inc()
+	}
+	r.blocked = st == sendFull
+}
+
+// dropPeer ends every request of p with res.
+func (l *loop) dropPeer(p *peer, res result, text string, now time.Time) {
+	for _, r := range p.queue {
+		l.end(r, res, now)
+	}
+	l.logDrop(now, res, p.id, p.queue[0].prefix, text)
+	p.queue = nil
+}
+
+// prune forgets the peers with no request left.
+func (l *loop) prune() {
+	ring := l.ring[:0]
+	for _, p := range l.ring {
+		if len(p.queue) > 0 {
+			ring = append(ring, p)
+		} else {
+			delete(l.peers, string(p.id))
+		}
+	}
+	clear(l.ring[len(ring):])
+	l.ring = ring
+}
+
+// dropAll ends every request (the server is stopping).
+func (l *loop) dropAll(res result) {
+	now := time.Now()
+	for _, p := range l.ring {
+		for _, r := range p.queue {
+			l.end(r, res, now)
+		}
+		p.queue = nil
+	}
+	l.prune()
+}
+
+// end counts an accepted request out.
+func (l *loop) end(r *request, res result, now time.Time) {
+	l.total--
+	l.s.met.active.Set(float64(l.total))
+	r.view = lvc.View{} // let go of the index it pins
+	l.count(res, now.Sub(r.accepted))
+	if res == resOK {
+		l.s.met.seconds.Observe(now.Sub(r.accepted).Seconds())
+	}
+}
+
+func (l *loop) count(res result, d time.Duration) {
+	l.s.met.requests[res].Inc()
+	if l.s.Observer != nil {
+		l.s.Observer.ObserveSnapshot(res == resOK, d)
+	}
+}
+
+// logDrop logs a refusal or drop: every one at debug, at most one a second
+// at warn with the number left out since.
+func (l *loop) logDrop(now time.Time, res result, id []byte, prefix, text string) {
+	if e := l.s.log.Debug(); e.Enabled() {
+		e.Str("result", resultNames[res]).Hex("peer", id).Str("prefix", trim(prefix)).Msg(text)
+	}
+	if now.Before(l.logNext) {
+		l.logSuppressed++
+		return
+	}
+	l.s.log.Warn().Str("result", resultNames[res]).Hex("peer", id).Str("prefix", trim(prefix)).
+		Int("not_logged_since", l.logSuppressed).Msg("snapshot request refused or dropped: " + text)
+	l.logNext, l.logSuppressed = now.Add(time.Second), 0
+}
+
+type sendStatus uint8
+
+const (
+	sendOK   sendStatus = iota
+	sendFull            // the peer's pipe is at its HWM (EAGAIN)
+	sendGone            // the peer has disconnected (EHOSTUNREACH)
+)
+
+// send sends one reply [word, frames...] to peer id without waiting.
+func (l *loop) send(id []byte, delim bool, word string, frames ...[]byte) (sendStatus, error) {
+	l.frames = append(append(l.frames[:0], []byte(word)), frames...)
+	return l.sendFrames(id, delim, l.frames)
+}
+
+// sendFrames sends [id, (""), frames...] without waiting. Only the identity
+// frame can meet a full pipe or a gone peer (ROUTER_MANDATORY); once it is
+// through, the rest of the message is accepted whole.
+func (l *loop) sendFrames(id []byte, delim bool, frames [][]byte) (sendStatus, error) {
+	if _, err := l.sock.SendBytes(id, zmq.SNDMORE|zmq.DONTWAIT); err != nil {
+		switch zmq.AsErrno(err) {
+		case zmq.Errno(syscall.EAGAIN):
+			return sendFull, nil
+		case zmq.Errno(syscall.EHOSTUNREACH):
+			return sendGone, nil
+		}
+		return sendOK, fmt.Errorf("snapshot send: %w", err)
+	}
+	if delim {
+		if _, err := l.sock.SendBytes(nil, zmq.SNDMORE|zmq.DONTWAIT); err != nil {
+			return sendOK, fmt.Errorf("snapshot send: %w", err)
+		}
+	}
+	for i, f := range frames {
+		flag := zmq.DONTWAIT
+		if i < len(frames)-1 {
+			flag |= zmq.SNDMORE
+		}
+		if _, err := l.sock.SendBytes(f, flag); err != nil {
+			return sendOK, fmt.Errorf("snapshot send: %w", err)
+		}
+	}
+	return sendOK, nil
+}
