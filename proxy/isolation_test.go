@@ -921,3 +921,39 @@ func settledRSS() int64 {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// TestStampedIngressDeleteThenLateDuplicate: with --ingress-stamped fed by
+// two paths from the same upstream (the failover case keep() is for), a
+// delete frees the topic's slot; the other path's copy of the value before
+// the delete, arriving late, must still be dropped as a duplicate, not
+// bring the deleted value back.
+func TestStampedIngressDeleteThenLateDuplicate(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := testConfig()
+	c.IngressStamped = true
+	p := startWith(t, c, Options{Registerer: reg})
+	z := newZThread(t)
+	pub := goPub(t, z, p.Endpoints().Ingress[0])
+	stamp := func(seq uint64, flags uint8) []byte {
+		return tick.AppendStamp(nil, tick.Stamp{Epoch: 9, Seq: seq, Ingress: 1, Flags: flags})
+	}
+	z.do(func() {
+		for _, m := range [][][]byte{
+			{[]byte("t"), []byte("v5"), stamp(5, 0)},     // path 1
+			{[]byte("t"), {}, stamp(6, tick.FlagDelete)}, // path 1: deleted
+			{[]byte("t"), []byte("v5"), stamp(5, 0)},     // path 2, late
+			{[]byte("t"), {}, stamp(6, tick.FlagDelete)}, // path 2, late
+			{[]byte("t"), []byte("v9"), stamp(9, 0)},     // created again upstream
+		} {
+			if _, err := pub.SendMessage(m); err != nil {
+				t.Errorf("publish: %v", err)
+			}
+		}
+	})
+	testpeer.Eventually(t, wait, "every message accepted or dropped", func() bool {
+		return p.ingressCount()+metric(t, reg, "mdgate_ingress_dropped_total") >= 5
+	})
+	if got, dup := p.ingressCount(), metric(t, reg, "mdgate_ingress_dropped_total", "reason", "duplicate"); got != 3 || dup != 2 {
+		t.Errorf("accepted %v, dropped as duplicate %v, want 3 (v5, the delete, v9) and 2 (the late copies)", got, dup)
+	}
+}

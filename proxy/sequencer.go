@@ -15,7 +15,22 @@ type sequencer struct {
 	max    int
 	topics map[string]*topicState
 	base   uint64 // a new topic's first seq is base+1: above any freed topic's
+
+	// gone remembers the last upstream stamp of topics freed while they
+	// carried an upstream epoch (--ingress-stamped), so that a late copy of
+	// an older message arriving by a second path is still a duplicate
+	// instead of bringing a deleted value back. Bounded: past maxGone the
+	// oldest are forgotten (goneOrder is a ring; goneNext its oldest).
+	gone      map[string]upstreamMark
+	goneOrder []string
+	goneNext  int
 }
+
+// upstreamMark is the last upstream stamp of a freed topic.
+type upstreamMark struct{ epoch, seq uint64 }
+
+// maxGone bounds the freed upstream topics remembered.
+const maxGone = 1 << 16
 
 func newSequencer(epoch uint64, max int) *sequencer {
 	return &sequencer{epoch: epoch, max: max, topics: make(map[string]*topicState)}
@@ -31,6 +46,9 @@ func (s *sequencer) lookup(topic []byte) *topicState {
 	}
 	t := string(topic)
 	ts := &topicState{topic: t, epoch: s.epoch, seq: s.base}
+	if g, ok := s.gone[t]; ok {
+		ts.epoch, ts.seq = g.epoch, g.seq // keep drops what the upstream sent before the delete
+	}
 	s.topics[t] = ts
 	return ts
 }
@@ -62,6 +80,26 @@ func (s *sequencer) keep(ts *topicState, st tick.Stamp) bool {
 func (s *sequencer) free(ts *topicState) {
 	if ts.epoch == s.epoch {
 		s.base = max(s.base, ts.seq)
+	} else {
+		s.remember(ts)
 	}
 	delete(s.topics, ts.topic)
+}
+
+// remember keeps a freed upstream topic's last stamp, forgetting the oldest
+// past maxGone.
+func (s *sequencer) remember(ts *topicState) {
+	if s.gone == nil {
+		s.gone = make(map[string]upstreamMark)
+	}
+	if _, ok := s.gone[ts.topic]; !ok {
+		if len(s.goneOrder) < maxGone {
+			s.goneOrder = append(s.goneOrder, ts.topic)
+		} else {
+			delete(s.gone, s.goneOrder[s.goneNext])
+			s.goneOrder[s.goneNext] = ts.topic
+			s.goneNext = (s.goneNext + 1) % maxGone
+		}
+	}
+	s.gone[ts.topic] = upstreamMark{ts.epoch, ts.seq}
 }
