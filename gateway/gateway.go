@@ -34,7 +34,10 @@ const DemoEndpoint = "inproc://mdgate-demo"
 // Config is the whole gateway's configuration.
 type Config struct {
 	Proxy           proxy.Config
-	HTTP            string // listen address for /healthz, /metrics
+	HTTP            string        // listen address for /healthz, /metrics
+	HTTPIdleTimeout time.Duration // close a keep-alive connection idle this long (0: the read timeout); httplimit.go
+	HTTPReadTimeout time.Duration // bound on reading a whole request (0: none)
+	HTTPMaxConns    int           // open HTTP connections, WebSocket included; more are closed at once (0: no limit)
 	Demo            bool
 	DemoRate        int // messages a second
 	DemoInstruments int
@@ -58,6 +61,9 @@ func DefaultConfig() Config {
 	return Config{
 		Proxy:           proxy.DefaultConfig(),
 		HTTP:            ":8080",
+		HTTPIdleTimeout: DefaultHTTPIdleTimeout,
+		HTTPReadTimeout: DefaultHTTPReadTimeout,
+		HTTPMaxConns:    DefaultHTTPMaxConns,
 		DemoRate:        2000,
 		DemoInstruments: 300,
 		ShutdownTimeout: 5 * time.Second,
@@ -89,6 +95,9 @@ type Gateway struct {
 
 // New builds every stage; nothing listens until Run.
 func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
+	if err := cfg.validateHTTP(); err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Demo {
@@ -180,7 +189,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if hs <= 0 {
 		hs = bridge.DefaultConfig().HandshakeTimeout
 	}
-	srv := &http.Server{Handler: g.mux(), ReadHeaderTimeout: hs} // a slow handshake times out
+	ln = newLimitListener(ln, g.cfg.HTTPMaxConns, g.reg, g.log.With().Str("stage", "http").Logger())
+	srv := &http.Server{Handler: g.mux(), ReadHeaderTimeout: hs, // a slow handshake times out
+		ReadTimeout: g.cfg.HTTPReadTimeout, IdleTimeout: g.cfg.HTTPIdleTimeout}
 	grp.Go(func() error {
 		serve := func() error { return srv.Serve(ln) }
 		if g.cfg.TLSCert != "" {
