@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -496,4 +497,104 @@ func rss(t *testing.T) int64 {
 	}
 	t.Fatal("no VmRSS in /proc/self/status")
 	return 0
+}
+
+// TestSlowReaderIsNotStalled: a requester that reads slowly but keeps
+// reading finishes, though reading it all takes longer than the stall
+// timeout: every send that goes through restarts the clock.
+func TestSlowReaderIsNotStalled(t *testing.T) {
+	cfg := snapshot.DefaultConfig()
+	cfg.HWM, cfg.StallTimeout = 10, 200*time.Millisecond
+	srv, reg := serve(t, fill(20000, 1000), cfg) // 20 MB: more than kernel buffers take
+	// This goroutine owns the socket until the test's cleanups close it.
+	runtime.LockOSThread()
+	s := socket(t, zmq.DEALER, srv.Bound(), nonReader)
+	if _, err := s.SendMessage(snapshot.CmdSnap, ""); err != nil {
+		t.Fatal(err)
+	}
+	start, vals := time.Now(), 0
+	for {
+		f := recv(t, s)
+		if f[0] == snapshot.RepEnd {
+			break
+		}
+		if f[0] != snapshot.RepVal {
+			t.Fatalf("reply %.40q, want VAL or END", f)
+		}
+		if vals++; vals%2000 == 0 {
+			time.Sleep(cfg.StallTimeout / 4) // the slow reader, not a synchronisation
+		}
+		if vals == 10000 && time.Since(start) > cfg.StallTimeout &&
+			metric(t, reg, "mdgate_snapshot_active_requests", "") != 1 {
+			t.Fatal("the request ended before its reader was past the stall timeout: kernel buffers took it all, the test proves nothing")
+		}
+	}
+	if vals != 20000 || time.Since(start) < cfg.StallTimeout {
+		t.Fatalf("read %d values in %v, want 20000 over more than %v", vals, time.Since(start), cfg.StallTimeout)
+	}
+	if got := metric(t, reg, "mdgate_snapshot_requests_total", "stalled"); got != 0 {
+		t.Errorf("requests{stalled} = %v, want 0", got)
+	}
+}
+
+// TestRefusalsLoggedOncePerSecond: a burst of bad requests gets an ERR each
+// and is counted, but logs one warning a second, not one per request.
+func TestRefusalsLoggedOncePerSecond(t *testing.T) {
+	var logs lockedBuffer
+	reg := prometheus.NewRegistry()
+	srv, err := snapshot.NewServer("tcp://127.0.0.1:*", fill(10, 8), 7, snapshot.DefaultConfig(), reg,
+		zerolog.New(&logs).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	<-srv.Ready()
+	// This goroutine owns the socket until the test's cleanups close it.
+	runtime.LockOSThread()
+	s := socket(t, zmq.DEALER, srv.Bound())
+	const n = 200
+	start := time.Now()
+	for range n {
+		if _, err := s.SendMessage("GIMME"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		if f := recv(t, s); f[0] != snapshot.RepErr || f[1] != snapshot.ErrUnknownCommand {
+			t.Fatalf("reply %q, want ERR unknown_command", f)
+		}
+	}
+	elapsed := time.Since(start)
+	if got := metric(t, reg, "mdgate_snapshot_requests_total", "error"); got != n {
+		t.Errorf("requests{error} = %v, want %d", got, n)
+	}
+	lines := strings.Count(logs.String(), "\n")
+	if want := 1 + int(elapsed/time.Second); lines < 1 || lines > want {
+		t.Errorf("%d warnings for %d bad requests in %v, want 1 to %d:\n%s", lines, n, elapsed, want, logs.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
