@@ -282,10 +282,11 @@ func TestConflatingClientEndsWithLatestOfEveryTopic(t *testing.T) {
 	}
 }
 
-// listSnapshot replays a fixed list, one value a Next.
+// listSnapshot replays a fixed list, one value a Take; a value's payload is
+// its encoding.
 type listSnapshot struct{ rs []Replay }
 
-func (l *listSnapshot) Next(_ int, fn func(Replay)) bool {
+func (l *listSnapshot) Take(_ int, fn func(Replay)) bool {
 	if len(l.rs) > 0 {
 		fn(l.rs[0])
 		l.rs = l.rs[1:]
@@ -293,13 +294,19 @@ func (l *listSnapshot) Next(_ int, fn func(Replay)) bool {
 	return len(l.rs) == 0
 }
 
+func (l *listSnapshot) Encode(r *Replay) []byte { return r.Msg.Frames[1] }
+
 func (l *listSnapshot) Covers(topic string) bool {
 	for _, r := range l.rs {
-		if r.Item.Topic == topic {
+		if r.Topic == topic {
 			return true
 		}
 	}
 	return false
+}
+
+func replayOf(topic, payload string, seq uint64) Replay {
+	return Replay{Topic: topic, Epoch: 1, Seq: seq, Msg: &tick.Message{Topic: topic, Frames: [][]byte{[]byte(topic), []byte(payload)}}}
 }
 
 func TestSnapshotFirstThenOnlyNewer(t *testing.T) {
@@ -312,7 +319,7 @@ func TestSnapshotFirstThenOnlyNewer(t *testing.T) {
 	c.Subscribe([]Subscription{{Key: "x"}}, func(int) []byte { return []byte("ack") }, func() Snapshot {
 		e.Publish(msg("x", 5))
 		e.Publish(msg("x", 6))
-		return &listSnapshot{[]Replay{{Item: slowsub.Item{Topic: "x", Data: []byte("snapshot 6")}, Epoch: 1, Seq: 6}}}
+		return &listSnapshot{[]Replay{replayOf("x", "snapshot 6", 6)}}
 	})
 	go c.Run(ctx)
 	e.Publish(msg("x", 7))
@@ -331,7 +338,7 @@ func TestSnapshotPacedPastByteLimit(t *testing.T) {
 	var rs []Replay
 	for i := range 500 {
 		topic := fmt.Sprintf("t%03d", i)
-		rs = append(rs, Replay{Item: slowsub.Item{Topic: topic, Data: []byte(topic + " " + strings.Repeat("x", 100))}, Epoch: 1, Seq: 1})
+		rs = append(rs, replayOf(topic, topic+" "+strings.Repeat("x", 100), 1))
 	}
 	if _, err := c.Subscribe([]Subscription{{Key: "t", Prefix: true}}, nil, func() Snapshot { return &listSnapshot{rs} }); err != nil {
 		t.Fatal(err)
@@ -350,7 +357,7 @@ func TestSnapshotPacedPastByteLimit(t *testing.T) {
 func TestSnapshotBusy(t *testing.T) {
 	e := run(t, Config{Shards: 1})
 	c := e.NewClient(&memConn{}, 0, slowsub.Limits{}) // no writer: snapshots stay pending
-	snap := func() Snapshot { return &listSnapshot{[]Replay{{Item: slowsub.Item{Topic: "x", Data: []byte("v")}}}} }
+	snap := func() Snapshot { return &listSnapshot{[]Replay{replayOf("x", "v", 1)}} }
 	for i := range MaxPendingSnapshots {
 		if _, err := c.Subscribe([]Subscription{{Key: "x"}}, nil, snap); err != nil {
 			t.Fatalf("subscribe %d: %v", i, err)

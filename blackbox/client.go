@@ -294,7 +294,11 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		defer t.Stop()
 		hb = t.C
 	}
-	var buf []slowsub.Item
+	var (
+		buf  []slowsub.Item
+		snap []Replay
+		from Snapshot // the snapshot snap was taken from
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -320,12 +324,20 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		buf = c.q.Drain(buf)
 		queued := len(buf)
 		var more bool
-		buf, more = c.takeSnapshotLocked(buf, now.UnixNano())
+		if len(c.snaps) > 0 {
+			from = c.snaps[0]
+		}
+		snap, more = c.takeSnapshotLocked(snap[:0])
 		if more {
 			c.wakeLocked() // the rest of the snapshot after this write
 		}
-		c.writing = len(buf) > 0 // set under mu: a cut-off from now on aborts the write
+		c.writing = len(buf)+len(snap) > 0 // set under mu: a cut-off from now on aborts the write
 		c.mu.Unlock()
+		for i := range snap { // encoded without the lock; written after what was queued
+			buf = append(buf, slowsub.Item{Topic: snap[i].Topic, Data: from.Encode(&snap[i]), At: now.UnixNano()})
+		}
+		c.e.m.snapshotValues.Add(float64(len(snap)))
+		clear(snap)
 		if len(buf) == 0 {
 			continue
 		}

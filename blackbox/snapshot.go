@@ -3,37 +3,38 @@ package blackbox
 import (
 	"errors"
 
-	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/tick"
 )
 
 // Snapshot is the cached values one subscribe replays to one client. The
 // client's writer takes them in chunks as it writes (paced to what the
 // client reads): a snapshot is the gateway's own backlog, so it never counts
-// against the client's queue limits, and building it holds no lock the
-// fan-out needs beyond one chunk's worth.
-//
-// Both methods are called with the client's lock held, so an
-// implementation needs no locking of its own; each call's work must be
-// bounded (Next by maxBytes, Covers by a lookup).
+// against the client's queue limits. Taking a chunk holds the client's lock
+// (the lock its shard workers need) for a few pointer reads per value;
+// encoding happens after, without it.
 type Snapshot interface {
-	// Next calls fn with the next replays, in order, until about maxBytes
-	// of Data were given; it reports whether the snapshot is done. Each
-	// value is its topic's latest when Next reads it.
-	Next(maxBytes int, fn func(Replay)) (done bool)
+	// Take calls fn with the next values, in order, until about maxBytes
+	// of frames were given, and reports whether the snapshot is done. Each
+	// is its topic's latest value when Take reads it. Called with the
+	// client's lock held: no encoding here.
+	Take(maxBytes int, fn func(Replay)) (done bool)
+	// Encode renders a value Take gave for the wire. Called by the writer
+	// without the lock.
+	Encode(r *Replay) []byte
 	// Covers reports whether topic's value is still to come from this
 	// snapshot: a live update of it is then not queued, since the snapshot
-	// will carry that value or a newer one.
+	// will carry that value or a newer one. Called with the lock held.
 	Covers(topic string) bool
 }
 
-// Replay is one snapshot value for one client; an Item.At of 0 means now.
-// Live updates of the same topic and epoch with seq <= Seq are then
-// skipped, so the client never sees a value older than one it already has.
-// A Replay with nil Data queues nothing and only sets that floor (the client
-// has the value already).
+// Replay is one snapshot value for one client. Live updates of Topic with
+// the same epoch and seq <= Seq are skipped from then on, so the client
+// never sees a value older than one it already has. A nil Msg sends nothing
+// and only sets that floor (the client has the value already).
 type Replay struct {
-	Item       slowsub.Item
+	Topic      string
 	Epoch, Seq uint64
+	Msg        *tick.Message
 }
 
 // ErrSnapshotBusy: the client has MaxPendingSnapshots snapshots still being
@@ -59,27 +60,22 @@ func (c *Client) coveredLocked(topic string) bool {
 	return false
 }
 
-// takeSnapshotLocked appends the next chunk of the oldest ready snapshot to
-// buf and reports whether snapshot work remains. c.mu is held.
-func (c *Client) takeSnapshotLocked(buf []slowsub.Item, now int64) ([]slowsub.Item, bool) {
+// takeSnapshotLocked appends the next chunk of the oldest snapshot to
+// dst, setting the floors, and reports whether snapshot work remains.
+// c.mu is held.
+func (c *Client) takeSnapshotLocked(dst []Replay) ([]Replay, bool) {
 	if len(c.snaps) == 0 {
-		return buf, false
+		return dst, false
 	}
-	done := c.snaps[0].Next(snapshotChunk, func(r Replay) {
-		if r.Item.Topic != "" {
-			if c.floors == nil {
-				c.floors = map[string]floor{}
-			}
-			c.floors[r.Item.Topic] = floor{r.Epoch, r.Seq}
+	s := c.snaps[0]
+	done := s.Take(snapshotChunk, func(r Replay) {
+		if c.floors == nil {
+			c.floors = map[string]floor{}
 		}
-		if r.Item.Data == nil {
-			return
+		c.floors[r.Topic] = floor{r.Epoch, r.Seq}
+		if r.Msg != nil {
+			dst = append(dst, r)
 		}
-		if r.Item.At == 0 {
-			r.Item.At = now // a snapshot value's lag counts from when it is taken
-		}
-		buf = append(buf, r.Item)
-		c.e.m.snapshotValues.Inc()
 	})
 	if done {
 		c.snaps[0] = nil
@@ -88,7 +84,7 @@ func (c *Client) takeSnapshotLocked(buf []slowsub.Item, now int64) ([]slowsub.It
 			c.snaps = nil
 		}
 	}
-	return buf, len(c.snaps) > 0
+	return dst, len(c.snaps) > 0
 }
 
 // PendingSnapshots returns how many snapshots the client has waiting or
@@ -97,4 +93,12 @@ func (c *Client) PendingSnapshots() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.snaps)
+}
+
+// QueuedBytes returns the bytes waiting in the client's queue.
+func (c *Client) QueuedBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, n := c.q.Len()
+	return n
 }

@@ -33,6 +33,7 @@ const epoch = 0x00c0ffee00000001
 // rig is a bridge over a running fan-out and a cache, served on loopback;
 // publish plays the proxy's part (cache, then fan-out).
 type rig struct {
+	b      *Bridge
 	srv    *httptest.Server
 	engine *blackbox.Engine
 	cache  *lvc.Cache
@@ -53,7 +54,7 @@ func newRig(t *testing.T, cfg Config, fan blackbox.Config) *rig {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { b.Close(); srv.Close(); cancel(); <-done })
-	return &rig{srv: srv, engine: e, cache: cache, seq: map[string]uint64{}}
+	return &rig{b: b, srv: srv, engine: e, cache: cache, seq: map[string]uint64{}}
 }
 
 func (r *rig) publish(topic string, payload string) uint64 {

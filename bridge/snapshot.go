@@ -6,7 +6,6 @@ import (
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/lvc"
-	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -54,26 +53,32 @@ func underAny(topic string, prefixes []string) int {
 	return -1
 }
 
-// replay turns a cached value into what the client gets: nothing but a
-// floor when its resume point is the latest, else the value, flagged as a
-// gap (with the number missed) when it resumes from an older seq or another
-// epoch.
+// replay is what the client gets of a cached value: only a floor when its
+// resume point is the latest (nil Msg), else the value.
 func (p *snapshotPlan) replay(m *tick.Message) blackbox.Replay {
+	if rp, ok := p.resume[m.Topic]; ok && upToDate(rp, m) {
+		epoch, _ := parseEpoch(rp.Epoch) // validated by ParseRequest
+		return blackbox.Replay{Topic: m.Topic, Epoch: epoch, Seq: rp.Seq}
+	}
+	return blackbox.Replay{Topic: m.Topic, Epoch: m.Stamp.Epoch, Seq: m.Stamp.Seq, Msg: m}
+}
+
+// encode renders a value as a snapshot message, flagged as a gap (with the
+// number missed) when the client resumes from an older seq or another
+// epoch.
+func (p *snapshotPlan) encode(m *tick.Message) []byte {
 	var gap bool
 	var missed uint64
 	if rp, ok := p.resume[m.Topic]; ok {
-		epoch, _ := parseEpoch(rp.Epoch) // validated by ParseRequest
+		epoch, _ := parseEpoch(rp.Epoch)
 		switch {
 		case epoch != m.Stamp.Epoch:
 			gap = true
-		case rp.Seq >= m.Stamp.Seq: // up to date: only skip live repeats
-			return blackbox.Replay{Item: slowsub.Item{Topic: m.Topic}, Epoch: epoch, Seq: rp.Seq}
-		case m.Stamp.Seq-rp.Seq > 1:
+		case m.Stamp.Seq > rp.Seq+1:
 			gap, missed = true, m.Stamp.Seq-rp.Seq-1
 		}
 	}
-	data := appendMessage(nil, "snapshot", m, gap, missed)
-	return blackbox.Replay{Item: slowsub.Item{Topic: m.Topic, Data: data}, Epoch: m.Stamp.Epoch, Seq: m.Stamp.Seq}
+	return appendMessage(nil, "snapshot", m, gap, missed)
 }
 
 // count returns how many values the plan would send from v: the figure the
@@ -117,13 +122,13 @@ type snapshot struct {
 	after string // last topic taken under prefixes[pi]
 }
 
-// Next gives about maxBytes of replays and reports whether it is done.
-func (s *snapshot) Next(maxBytes int, fn func(blackbox.Replay)) bool {
+// Take gives about maxBytes of values (by frame bytes) and reports whether
+// it is done.
+func (s *snapshot) Take(maxBytes int, fn func(blackbox.Replay)) bool {
 	n := 0
 	emit := func(m *tick.Message) {
-		r := s.plan.replay(m)
-		n += len(r.Item.Data) + 1
-		fn(r)
+		n += m.Size() + 64 // about the JSON around the frames
+		fn(s.plan.replay(m))
 	}
 	for s.ti < len(s.plan.topics) && n < maxBytes {
 		if m, ok := s.view.Get(s.plan.topics[s.ti]); ok {
@@ -149,6 +154,9 @@ func (s *snapshot) Next(maxBytes int, fn func(blackbox.Replay)) bool {
 	}
 	return s.ti >= len(s.plan.topics) && s.pi >= len(s.plan.prefixes)
 }
+
+// Encode renders a value Take gave.
+func (s *snapshot) Encode(r *blackbox.Replay) []byte { return s.plan.encode(r.Msg) }
 
 // Covers reports whether topic's value is still to come from the snapshot.
 func (s *snapshot) Covers(topic string) bool {

@@ -204,9 +204,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	})
 	grp.Go(func() error {
 		<-ctx.Done()
-		g.ws.Close() // WebSocket connections are hijacked: Shutdown does not see them
 		sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 		defer cancel()
+		// WebSocket connections are hijacked: srv.Shutdown does not see
+		// them. Both share the one bound.
+		if err := g.ws.Shutdown(sctx); err != nil {
+			g.log.Warn().Err(err).Msg("WebSocket clients dropped at the shutdown bound")
+		}
 		if err := srv.Shutdown(sctx); err != nil {
 			srv.Close()
 		}
