@@ -49,7 +49,7 @@ func drainAll(c *client, snapshots *int) error {
 // every shard worker waited on it: the good client's p99 went 0.7 -> 1,348
 // ms and it was cut off. Now: it stays connected and gets every update.
 func TestHugeSubscribeDoesNotStallOthers(t *testing.T) {
-	topics := 200_000
+	topics := 100_000
 	if testing.Short() {
 		topics = 20_000
 	}
@@ -114,7 +114,7 @@ func TestHugeSubscribeDoesNotStallOthers(t *testing.T) {
 	testpeer.Eventually(t, wait, "snapshot values flowing to the attackers", func() bool {
 		return r.metric(t, "mdgate_fanout_snapshot_values_total") > float64(topics)/2
 	})
-	attacked := measure(500)
+	attacked := measure(300)
 	close(stop)
 	if n := r.metric(t, "mdgate_fanout_disconnects_total", "reason", "lag"); n != 0 {
 		t.Fatalf("%v clients cut off for lag while others subscribed to a huge prefix", n)

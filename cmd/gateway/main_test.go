@@ -79,16 +79,19 @@ func TestBinaryDemoAndGracefulShutdown(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 100)
+	// Wait closes the pipe once the process exits: it must not be called
+	// before every line is read, or the last ones can be lost.
+	var lines []string
+	readDone := make(chan struct{})
 	go func() {
+		defer close(readDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			lines <- sc.Text()
+			lines = append(lines, sc.Text())
 		}
-		close(lines)
 	}()
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { <-readDone; exited <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() })
 
 	var health struct {
@@ -118,7 +121,7 @@ func TestBinaryDemoAndGracefulShutdown(t *testing.T) {
 		t.Fatal("gateway still running 5s after SIGTERM")
 	}
 	var last map[string]any
-	for l := range lines {
+	for _, l := range lines { // exited is sent after readDone: lines is complete
 		json.Unmarshal([]byte(l), &last)
 	}
 	if last["message"] != "gateway stopped" {
