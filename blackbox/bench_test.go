@@ -13,16 +13,22 @@ import (
 	"github.com/mdgate/mdgate/tick"
 )
 
-// countConn counts what it is given and writes nothing.
-type countConn struct{ n *atomic.Int64 }
+// countConn counts what it is given and writes nothing; it answers every
+// probe at once.
+type countConn struct {
+	n      *atomic.Int64
+	answer func(uint64)
+}
 
-func (c countConn) WriteBatch(_ time.Time, items []slowsub.Item) error {
+func (c *countConn) WriteProbe(_ time.Time, id uint64) error { c.answer(id); return nil }
+
+func (c *countConn) WriteBatch(_ time.Time, items []slowsub.Item) error {
 	c.n.Add(int64(len(items)))
 	return nil
 }
-func (countConn) WriteHeartbeat(time.Time) error    { return nil }
-func (countConn) WriteClose(time.Time, Close) error { return nil }
-func (countConn) Abort()                            {}
+func (*countConn) WriteHeartbeat(time.Time) error    { return nil }
+func (*countConn) WriteClose(time.Time, Close) error { return nil }
+func (*countConn) Abort()                            {}
 
 // BenchmarkFanOut publishes one topic to n subscribers and waits until every
 // writer has taken every message: ns/op is per message, so per delivery it is
@@ -38,7 +44,9 @@ func BenchmarkFanOut(b *testing.B) {
 			go e.Run(ctx)
 			var got atomic.Int64
 			for range n {
-				c := e.NewClient(countConn{&got}, 0, slowsub.Limits{})
+				conn := &countConn{n: &got}
+				c := e.NewClient(conn, 0, slowsub.Limits{})
+				conn.answer = c.Answered
 				c.Subscribe([]Subscription{{Key: "md.eq.AAPL"}}, nil, nil)
 				go c.Run(ctx)
 			}

@@ -21,6 +21,10 @@ type Conn interface {
 	WriteBatch(deadline time.Time, items []slowsub.Item) error
 	// WriteHeartbeat tells an idle subscriber the gateway is alive.
 	WriteHeartbeat(deadline time.Time) error
+	// WriteProbe asks the subscriber to answer id once it has read
+	// everything written before it (probe.go); its answer goes to
+	// Client.Answered.
+	WriteProbe(deadline time.Time, id uint64) error
 	// WriteClose tells the subscriber why its connection ends and stops
 	// writing for good (a WebSocket: the close frame, then a half-close).
 	// The connection's owner closes it once the peer has finished, within
@@ -60,12 +64,23 @@ type Client struct {
 	once   sync.Once
 
 	mu      sync.Mutex
-	q       *slowsub.Queue            // guarded by mu
-	floors  map[string]floor          // guarded by mu
-	subs    map[Subscription]struct{} // guarded by mu; Conflate is false in keys
-	snaps   []Snapshot                // guarded by mu: the oldest is being sent
-	writing bool                      // guarded by mu: Run is inside a write
-	closing Close                     // guarded by mu: why it is closing
+	q       *slowsub.Queue        // guarded by mu
+	floors  map[string]floor      // guarded by mu
+	subs    map[Subscription]bool // guarded by mu; Conflate is false in keys, the value says it conflates
+	snaps   []Snapshot            // guarded by mu: the oldest is being sent
+	writing bool                  // guarded by mu: Run is inside a write
+	closing Close                 // guarded by mu: why it is closing
+
+	// What was written and what the client has read (probe.go); guarded by mu.
+	conflating    int     // subscriptions that conflate
+	probes        []probe // unanswered, oldest first
+	nextProbe     uint64
+	lastProbe     int64 // Unix ns
+	written       int64 // bytes written
+	acked         int64 // bytes the client has read past
+	unprobed      int64 // the oldest At written since the last probe; 0: none
+	unprobedBytes int64
+	window        int // bytes that may be written and not yet answered
 }
 
 // NewClient registers a client writing format (an index into the engine's
@@ -73,11 +88,12 @@ type Client struct {
 func (e *Engine) NewClient(conn Conn, format int, limits slowsub.Limits) *Client {
 	c := &Client{
 		e: e, conn: conn, format: format,
-		marks: make([]uint64, len(e.shards)),
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
-		q:     slowsub.NewQueue(limits.Within(e.cfg.Limits)),
-		subs:  map[Subscription]struct{}{},
+		marks:  make([]uint64, len(e.shards)),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		q:      slowsub.NewQueue(limits.Within(e.cfg.Limits)),
+		subs:   map[Subscription]bool{},
+		window: min(startWindow, e.cfg.InFlight),
 	}
 	e.mu.Lock()
 	e.clients[c] = struct{}{}
@@ -110,10 +126,16 @@ func (c *Client) Subscribe(subs []Subscription, reply func(total int) []byte, sn
 	for _, s := range subs {
 		c.e.m.subscriptions.Inc()
 		k := Subscription{Key: s.Key, Prefix: s.Prefix}
-		if _, ok := c.subs[k]; ok {
+		if was, ok := c.subs[k]; ok {
 			c.e.m.subscriptions.Dec()
+			if was {
+				c.conflating--
+			}
 		}
-		c.subs[k] = struct{}{}
+		c.subs[k] = s.Conflate
+		if s.Conflate {
+			c.conflating++
+		}
 		en := entry{c: c, conflate: s.Conflate}
 		if s.Prefix {
 			for _, sh := range c.e.shards {
@@ -141,8 +163,12 @@ func (c *Client) Unsubscribe(subs []Subscription) int {
 	n := 0
 	for _, s := range subs {
 		k := Subscription{Key: s.Key, Prefix: s.Prefix}
-		if _, ok := c.subs[k]; !ok {
+		was, ok := c.subs[k]
+		if !ok {
 			continue
+		}
+		if was {
+			c.conflating--
 		}
 		delete(c.subs, k)
 		c.unindex(k)
@@ -229,8 +255,21 @@ func (c *Client) check(now int64) {
 	if closed, _ := c.q.Closed(); closed {
 		return
 	}
-	if c.q.Check(now) != slowsub.None {
+	if c.stalledLocked(now) {
+		c.q.Close(slowsub.Stalled)
 		c.cutOffLocked(now)
+		return
+	}
+	var inFlight time.Duration
+	if c.conflating == 0 { // a conflating client's written values were the latest
+		inFlight = c.inFlightLagLocked(now)
+	}
+	if c.q.CheckWith(now, inFlight) != slowsub.None {
+		c.cutOffLocked(now)
+		return
+	}
+	if c.unprobedBytes > 0 && now-c.lastProbe >= int64(probeEvery) {
+		c.wakeLocked() // written data waits for its probe
 	}
 }
 
@@ -243,6 +282,8 @@ func (c *Client) cutOffLocked(now int64) {
 	switch r {
 	case slowsub.Lag:
 		c.closing.Detail = fmt.Sprintf("lag over %v", l.MaxLag)
+	case slowsub.Stalled:
+		c.closing.Detail = fmt.Sprintf("read nothing for %v", c.e.cfg.WriteTimeout)
 	default:
 		c.closing.Detail = fmt.Sprintf("queue over %d bytes", l.MaxBytes)
 	}
@@ -320,14 +361,29 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		}
 		now := cfg.Now()
 		c.mu.Lock()
+		if id, due := c.probeDueLocked(now.UnixNano()); due {
+			c.mu.Unlock()
+			if err := c.conn.WriteProbe(now.Add(cfg.WriteTimeout), id); err != nil {
+				return c.writeFailed(err)
+			}
+			c.mu.Lock()
+		}
+		if c.windowFullLocked() {
+			c.mu.Unlock()
+			continue // the client's next answer wakes the writer
+		}
 		_, bytes := c.q.Len()
-		buf = c.q.Drain(buf)
+		room := c.roomLocked()
+		buf = c.q.DrainUpTo(buf, room)
 		queued := len(buf)
 		var more bool
 		if len(c.snaps) > 0 {
 			from = c.snaps[0]
 		}
-		snap, more = c.takeSnapshotLocked(snap[:0])
+		snap = snap[:0]
+		if n := itemBytes(buf); n < room {
+			snap, more = c.takeSnapshotLocked(snap[:0], min(snapshotChunk, room-n))
+		}
 		if more {
 			c.wakeLocked() // the rest of the snapshot after this write
 		}
@@ -347,8 +403,16 @@ func (c *Client) Run(ctx context.Context) (err error) {
 			c.e.m.lag.Observe(float64(max(now.UnixNano()-buf[0].At, 0)) / 1e9)
 		}
 		err := c.conn.WriteBatch(now.Add(cfg.WriteTimeout), buf)
+		n, oldest := itemBytes(buf), int64(0)
+		for i := range buf {
+			if buf[i].Topic != "" && (oldest == 0 || buf[i].At < oldest) {
+				oldest = buf[i].At // replies (acks, errors) are not data: no lag
+			}
+		}
 		c.mu.Lock()
 		c.writing = false
+		c.wroteLocked(n, oldest)
+		c.wakeLocked() // its probe, and what came meanwhile
 		closed, r := c.q.Closed()
 		c.mu.Unlock()
 		if err != nil {
@@ -403,4 +467,13 @@ func (c *Client) release() {
 	delete(c.e.clients, c)
 	c.e.mu.Unlock()
 	c.e.m.clients.Dec()
+}
+
+// itemBytes is what items weigh on the wire, about: data and a separator.
+func itemBytes(items []slowsub.Item) int {
+	n := 0
+	for i := range items {
+		n += len(items[i].Data) + 1
+	}
+	return n
 }

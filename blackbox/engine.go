@@ -29,7 +29,12 @@ type Config struct {
 	WriteTimeout time.Duration  // deadline of every write
 	Heartbeat    time.Duration  // an idle client gets a heartbeat this often; 0: never
 	SweepEvery   time.Duration  // how often idle queues are checked against their limits
-	Now          func() time.Time
+	// InFlight bounds the bytes written to a client and not yet read by it
+	// (probe.go); InFlightConflate, smaller, for a client that conflates, so
+	// its values are conflated before they reach the kernel.
+	InFlight         int
+	InFlightConflate int
+	Now              func() time.Time
 }
 
 // DefaultConfig: a shard per core, 64k messages a shard, 1 MiB and 2 s per
@@ -41,6 +46,9 @@ func DefaultConfig() Config {
 		WriteTimeout: 10 * time.Second,
 		Heartbeat:    15 * time.Second,
 		SweepEvery:   100 * time.Millisecond,
+
+		InFlight:         256 << 10,
+		InFlightConflate: 32 << 10,
 	}
 }
 
@@ -79,6 +87,12 @@ func New(cfg Config, encoders []Encoder, reg prometheus.Registerer, log zerolog.
 	}
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = d.SweepEvery
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = d.InFlight
+	}
+	if cfg.InFlightConflate <= 0 {
+		cfg.InFlightConflate = d.InFlightConflate
 	}
 	if cfg.Limits == (slowsub.Limits{}) {
 		cfg.Limits = d.Limits
@@ -194,6 +208,7 @@ func (e *Engine) sweep(ctx context.Context) {
 			c.check(now)
 		}
 		clear(all)
+		e.m.sweeps.Inc()
 	}
 }
 

@@ -22,8 +22,11 @@ var disconnectNames = [...]string{"queue_bytes", "lag", "write_timeout", "write_
 func (r DisconnectReason) String() string { return disconnectNames[r] }
 
 func fromSlow(r slowsub.Reason) DisconnectReason {
-	if r == slowsub.Lag {
+	switch r {
+	case slowsub.Lag:
 		return DisconnectLag
+	case slowsub.Stalled:
+		return DisconnectWriteTimeout
 	}
 	return DisconnectQueueBytes
 }
@@ -34,6 +37,7 @@ type metrics struct {
 	conflated            prometheus.Counter
 	duplicates           prometheus.Counter
 	snapshotValues       prometheus.Counter
+	sweeps               prometheus.Counter
 	disconnects          [len(disconnectNames)]prometheus.Counter
 	clients              prometheus.Gauge
 	subscriptions        prometheus.Gauge
@@ -57,6 +61,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Live updates not queued because the client's snapshot already held them or a newer value."}),
 		snapshotValues: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_snapshot_values_total",
 			Help: "Snapshot values written to clients, taken in chunks as each client's writer drains."}),
+		sweeps: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_sweeps_total",
+			Help: "Passes of the sweeper that checks every client against its limits (every SweepEvery)."}),
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_clients",
 			Help: "Clients connected to the fan-out."}),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_subscriptions",
@@ -79,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for i, name := range disconnectNames {
 		m.disconnects[i] = disc.WithLabelValues(name)
 	}
-	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.snapshotValues, m.clients, m.subscriptions,
+	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.snapshotValues, m.sweeps, m.clients, m.subscriptions,
 		m.queueBytes, m.lag, m.batch, dropped, disc)
 	return m
 }

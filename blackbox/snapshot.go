@@ -63,12 +63,12 @@ func (c *Client) coveredLocked(topic string) bool {
 // takeSnapshotLocked appends the next chunk of the oldest snapshot to
 // dst, setting the floors, and reports whether snapshot work remains.
 // c.mu is held.
-func (c *Client) takeSnapshotLocked(dst []Replay) ([]Replay, bool) {
+func (c *Client) takeSnapshotLocked(dst []Replay, maxBytes int) ([]Replay, bool) {
 	if len(c.snaps) == 0 {
 		return dst, false
 	}
 	s := c.snaps[0]
-	done := s.Take(snapshotChunk, func(r Replay) {
+	done := s.Take(maxBytes, func(r Replay) {
 		if c.floors == nil {
 			c.floors = map[string]floor{}
 		}

@@ -322,7 +322,10 @@ func (s *session) read() {
 	ws, cfg := s.ws, &s.b.cfg
 	ws.SetReadLimit(cfg.ReadLimit)
 	ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
-	ws.SetPongHandler(func(string) error {
+	ws.SetPongHandler(func(payload string) error {
+		if id, ok := probeID(payload); ok {
+			s.c.Answered(id) // the client has read what came before the probe
+		}
 		if s.closing() {
 			return nil // the close's grace is running: keep its deadline
 		}

@@ -29,6 +29,7 @@ type wsConn struct {
 	ws    *websocket.Conn
 	grace time.Duration // Config.CloseGrace
 	buf   []byte        // owned by the writer: the "skipped" suffix
+	probe []byte        // owned by the writer: a probe's payload
 }
 
 // WriteBatch writes items as text frames of newline-separated JSON messages,
@@ -66,6 +67,23 @@ func (c *wsConn) WriteBatch(deadline time.Time, items []slowsub.Item) error {
 		}
 	}
 	return nil
+}
+
+// WriteProbe sends a ping whose payload is "p" and the probe's id: the
+// client answers it (a pong with the same payload) once it has read what
+// came before, which session's pong handler reports to the client.
+func (c *wsConn) WriteProbe(deadline time.Time, id uint64) error {
+	c.probe = strconv.AppendUint(append(c.probe[:0], 'p'), id, 10)
+	return c.ws.WriteControl(websocket.PingMessage, c.probe, deadline)
+}
+
+// probeID reads a probe's answer; false for other pongs (heartbeats).
+func probeID(payload string) (uint64, bool) {
+	if len(payload) < 2 || payload[0] != 'p' {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(payload[1:], 10, 64)
+	return id, err == nil
 }
 
 // WriteHeartbeat sends a ping (browsers answer it, which keeps the read

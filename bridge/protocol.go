@@ -120,8 +120,9 @@ func parseEpoch(s string) (uint64, error) {
 func EncodeUpdate(m *tick.Message) []byte { return appendMessage(nil, "update", m, false, 0) }
 
 // appendMessage encodes an update or snapshot value. A payload that is valid
-// JSON is embedded as is (compacted onto one line); anything else is base64
-// with "enc":"base64"; more than one payload frame goes to "frames".
+// JSON in valid UTF-8 is embedded as is (compacted onto one line); anything
+// else is base64 with "enc":"base64"; more than one payload frame goes to
+// "frames".
 func appendMessage(b []byte, op string, m *tick.Message, gap bool, missed uint64) []byte {
 	b = append(b, `{"op":"`...)
 	b = append(b, op...)
@@ -149,7 +150,10 @@ func appendMessage(b []byte, op string, m *tick.Message, gap bool, missed uint64
 	payload := m.Payload()
 	switch {
 	case len(payload) == 0 || m.Stamp.Flags&tick.FlagDelete != 0:
-	case len(payload) == 1 && len(payload[0]) > 0 && json.Valid(payload[0]):
+	case len(payload) == 1 && len(payload[0]) > 0 && json.Valid(payload[0]) && utf8.Valid(payload[0]):
+		// json.Valid lets invalid UTF-8 inside strings through, and a text
+		// frame holding it must fail in every browser (RFC 6455 8.1): such
+		// payloads go as base64 below.
 		b = append(b, `,"data":`...)
 		if bytes.ContainsAny(payload[0], "\r\n") { // keep one message per line
 			var buf bytes.Buffer

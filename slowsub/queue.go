@@ -77,11 +77,15 @@ func (q *Queue) Push(it Item, now int64) Verdict {
 // Check applies Decide to the queue as it stands and closes it when the
 // subscriber is past its limits. It returns the reason the queue is closed
 // for, or None.
-func (q *Queue) Check(now int64) Reason {
+func (q *Queue) Check(now int64) Reason { return q.CheckWith(now, 0) }
+
+// CheckWith is Check counting as lag at least inFlight: the age of data the
+// subscriber has been sent but not yet read.
+func (q *Queue) CheckWith(now int64, inFlight time.Duration) Reason {
 	if q.closed {
 		return q.reason
 	}
-	if r := Decide(q.limits, q.bytes, q.Lag(now)); r != None {
+	if r := Decide(q.limits, q.bytes, max(q.Lag(now), inFlight)); r != None {
 		q.Close(r)
 	}
 	return q.reason
@@ -115,6 +119,40 @@ func (q *Queue) Lag(now int64) time.Duration {
 
 // Len returns the number of items and bytes queued.
 func (q *Queue) Len() (items, bytes int) { return len(q.items), q.bytes }
+
+// DrainUpTo moves the oldest items, at least one and then as long as they
+// fit in maxBytes of Data, to dst[:0] and returns them; the rest stay queued
+// (and conflatable). maxBytes <= 0 drains everything, like Drain.
+func (q *Queue) DrainUpTo(dst []Item, maxBytes int) []Item {
+	if maxBytes <= 0 || q.bytes <= maxBytes {
+		return q.Drain(dst)
+	}
+	k, n := 0, 0
+	for k < len(q.items) && (k == 0 || n+len(q.items[k].Data) <= maxBytes) {
+		n += len(q.items[k].Data)
+		k++
+	}
+	dst = append(dst[:0], q.items[:k]...)
+	rest := copy(q.items, q.items[k:])
+	clear(q.items[rest:])
+	q.items = q.items[:rest]
+	q.bytes -= n
+	for t, i := range q.latest {
+		if i < k {
+			delete(q.latest, t)
+		} else {
+			q.latest[t] = i - k
+		}
+	}
+	q.hard = -1
+	for i := range q.items {
+		if !q.items[i].Conflate {
+			q.hard = i
+			break
+		}
+	}
+	return dst
+}
 
 // Drain moves every queued item to dst[:0] and returns it; the queue keeps
 // dst's old array for the next items (swap buffers, no allocation once both

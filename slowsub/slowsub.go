@@ -41,10 +41,9 @@ const (
 	None       Reason = iota
 	QueueBytes        // its queue holds more bytes than its limit
 	Lag               // its oldest undelivered message is older than its limit
+	Stalled           // it read nothing for the write deadline
 )
 
-// Reasons lists every reason but None, for metrics created up front.
-var Reasons = []Reason{QueueBytes, Lag}
 
 func (r Reason) String() string {
 	switch r {
@@ -52,6 +51,8 @@ func (r Reason) String() string {
 		return "queue_bytes"
 	case Lag:
 		return "lag"
+	case Stalled:
+		return "stalled"
 	}
 	return "none"
 }

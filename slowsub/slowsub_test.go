@@ -132,3 +132,26 @@ func BenchmarkQueuePushDrain(b *testing.B) {
 		}
 	}
 }
+
+func TestDrainUpTo(t *testing.T) {
+	q := NewQueue(Limits{})
+	for i, topic := range []string{"a", "b", "c", "a"} {
+		q.Push(Item{Topic: topic, Data: []byte("1234567890"), At: int64(i + 1), Conflate: topic != "b"}, 0)
+	}
+	// a was conflated: a(At 4), b, c
+	got := q.DrainUpTo(nil, 15)
+	if len(got) != 1 || got[0].Topic != "a" {
+		t.Fatalf("DrainUpTo(15) = %v, want [a]", got)
+	}
+	if items, bytes := q.Len(); items != 2 || bytes != 20 {
+		t.Fatalf("left %d items, %d bytes, want 2, 20", items, bytes)
+	}
+	if lag := q.Lag(10); lag != 8 {
+		t.Fatalf("Lag = %v, want 8 (b, At 2, cannot be conflated)", lag)
+	}
+	q.Push(Item{Topic: "c", Data: []byte("x"), At: 9, Conflate: true}, 0)
+	got = q.DrainUpTo(nil, 100)
+	if len(got) != 2 || got[1].Topic != "c" || string(got[1].Data) != "x" || got[1].Skipped != 1 {
+		t.Fatalf("after conflating c: %+v, want b then c conflated into x", got)
+	}
+}

@@ -1,0 +1,132 @@
+package blackbox
+
+import "time"
+
+// What a client has really read.
+//
+// Bytes handed to the kernel are not read yet: the socket's send buffer,
+// the network and the client's receive buffer can hold seconds of a slow
+// reader's feed where the queue's limits cannot see it. So the writer
+// follows its writes with probes (a WebSocket ping carrying an id) that the
+// client answers once it has read up to them, and:
+//
+//   - keeps at most a window of bytes written but not yet answered: past
+//     that it stops writing, the queue holds the rest, and the slow rule
+//     (bytes, lag, or conflation, before bytes reach the kernel) applies
+//     to it. The window starts small and grows up to Config.InFlight
+//     (InFlightConflate for a client with a conflating subscription),
+//     following the client: it
+//     halves when a probe took longer than an eighth of the client's lag
+//     limit to be answered and doubles back when answers come in under half
+//     that, so what is in flight is what the client reads in about
+//     max_lag/8, whatever its speed, and a client that is cut off has
+//     little left to read that is older than its limit;
+//   - counts the oldest unanswered data's age as lag: a client that has
+//     not read past data older than its lag limit is cut off, whatever the
+//     kernel holds;
+//   - cuts off (stalled) a client that answered nothing for WriteTimeout.
+//
+// A client that never answers pings (against RFC 6455) stalls and is cut
+// off; browsers and WebSocket libraries answer by themselves.
+
+// probe is a probe written and not yet answered.
+type probe struct {
+	id     uint64
+	sentAt int64 // Unix ns
+	end    int64 // bytes written up to it
+	oldest int64 // the oldest At of the data written since the probe before it
+}
+
+const (
+	minWindow   = 4 << 10               // the smallest window
+	startWindow = 16 << 10              // a new client's window: it doubles with every quick answer
+	maxProbes   = 8                     // unanswered probes at most
+	probeEvery  = 50 * time.Millisecond // a probe follows written data at most this late (sweeper permitting)
+	probeBytes  = 64 << 10              // ... or once this much was written since the last one
+)
+
+// wroteLocked records a write of n bytes whose oldest data item is oldest (Unix
+// ns; 0: no data, only replies). c.mu is held.
+func (c *Client) wroteLocked(n int, oldest int64) {
+	c.written += int64(n)
+	if oldest != 0 && (c.unprobed == 0 || oldest < c.unprobed) {
+		c.unprobed = oldest
+	}
+	c.unprobedBytes += int64(n)
+}
+
+// probeDueLocked reports whether a probe should follow now, and takes it:
+// its id. c.mu is held.
+func (c *Client) probeDueLocked(now int64) (uint64, bool) {
+	if c.unprobedBytes == 0 || len(c.probes) >= maxProbes {
+		return 0, false
+	}
+	if c.unprobedBytes < probeBytes && now-c.lastProbe < int64(probeEvery) && !c.windowFullLocked() {
+		return 0, false // a probe every probeEvery at most for a trickle: one ping per write would double the syscalls
+	}
+	c.nextProbe++
+	c.probes = append(c.probes, probe{id: c.nextProbe, sentAt: now, end: c.written, oldest: c.unprobed})
+	c.lastProbe, c.unprobed, c.unprobedBytes = now, 0, 0
+	return c.nextProbe, true
+}
+
+// windowFullLocked reports whether the writer must wait for the client to
+// read before writing more. c.mu is held.
+func (c *Client) windowFullLocked() bool { return c.roomLocked() <= 0 }
+
+// roomLocked is how many more bytes the writer may write now. c.mu is held.
+func (c *Client) roomLocked() int {
+	w := c.window
+	if c.conflating > 0 {
+		w = min(w, c.e.cfg.InFlightConflate)
+	}
+	return w - int(c.written-c.acked)
+}
+
+// inFlightLagLocked is the age at now of the oldest data the client has
+// not answered for, or 0. c.mu is held.
+func (c *Client) inFlightLagLocked(now int64) time.Duration {
+	oldest := c.unprobed
+	for _, p := range c.probes { // the first that covers data (0: only replies)
+		if p.oldest != 0 {
+			oldest = p.oldest
+			break
+		}
+	}
+	if oldest == 0 {
+		return 0
+	}
+	return time.Duration(max(now-oldest, 0))
+}
+
+// Answered records the client's answer to probe id (it has read everything
+// written before it) and wakes the writer. Safe from any goroutine.
+func (c *Client) Answered(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := 0
+	for i < len(c.probes) && c.probes[i].id <= id {
+		i++
+	}
+	if i == 0 {
+		return // not ours, or answered already
+	}
+	p := c.probes[i-1]
+	c.acked = p.end
+	c.probes = append(c.probes[:0], c.probes[i:]...)
+	if target := c.q.Limits().MaxLag / 8; target > 0 {
+		switch delay := time.Duration(c.e.cfg.Now().UnixNano() - p.sentAt); {
+		case delay > target:
+			c.window = max(c.window/2, minWindow)
+		case delay < target/2:
+			c.window = min(c.window*2, c.e.cfg.InFlight)
+		}
+	}
+	c.wakeLocked()
+}
+
+// stalledLocked reports whether the client answered nothing for the write
+// deadline. c.mu is held.
+func (c *Client) stalledLocked(now int64) bool {
+	return len(c.probes) > 0 && now-c.probes[0].sentAt > int64(c.e.cfg.WriteTimeout)
+}
