@@ -20,7 +20,9 @@ test: deps-test
 
 ## bench: benchmarks and the standard load scenarios (under 5 minutes); each result beside a
 ## baseline from the same run. Rewrites the generated section of docs/benchmarks.md and
-## docs/loadtest.html (charts, opens offline); raw results in loadtest/out/.
+## docs/loadtest.html (charts, opens offline); raw results in loadtest/out/. Then the
+## isolation attacks (about 2 minutes), each against its own gateway beside a good workload:
+## their own generated section of docs/benchmarks.md.
 bench: deps-test build
 	$(GO) test -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
 	$(GO) test -run '^$$' -bench . -benchmem ./lvc/
@@ -28,6 +30,7 @@ bench: deps-test build
 	$(GO) test -run '^$$' -bench RunSub -benchtime 2x ./blackbox/
 	@mkdir -p loadtest/out
 	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
+	$(GO) run ./loadtest -scenario attacks -json loadtest/out/attacks.json -md docs/benchmarks.md
 
 ## loadtest: WebSocket fan-out load (1,000 clients x 5 of 100 topics): 100k deliveries/s on
 ## shared cores and pinned (gateway on CPU 0, load on CPU 1), then 10k idle connections.

@@ -12,6 +12,15 @@
 //   - slow: fast clients' latency with and without stalled clients.
 //   - idle: gateway memory per idle WebSocket connection.
 //   - standard: all of them, as `make bench` runs them.
+//   - attacks: the "isolation" issue's eight attacks (ZeroMQ subscribe
+//     replays, subscribes matching nothing, snapshot requesters that never
+//     read, descriptor exhaustion, a stalled ZeroMQ SUB of big messages, huge
+//     WebSocket subscribes, a stalled WebSocket client at SIGTERM, idle HTTP
+//     keep-alives), each against its own gateway beside a good workload (a
+//     WebSocket client and a ZeroMQ SUB checking every topic's numbering)
+//     measured before, during and after it: p99, losses, the proxy loop's
+//     longest iteration, RSS, the attack's own counters and its bounds.
+//     It writes its own generated section of docs/benchmarks.md.
 //
 // Each run reports deliveries a second, losses (expected from what was sent
 // against what arrived), latency percentiles (HdrHistogram), throughput over

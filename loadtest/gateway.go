@@ -76,10 +76,20 @@ func startGateway(o options) (*gateway, error) {
 	}
 	args := []string{"--http", httpAddr, "--ingress-bind", "tcp://" + ing, "--egress-bind", "tcp://" + eg, "--egress-hwm", "0", "--ingress-hwm", "0",
 		"--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--log-level", "warn", "--log-json", "--pprof"}
-	name := bin
+	var wrap []string
 	if o.pin {
-		args = append([]string{"-c", "0", bin}, args...)
-		name = "taskset"
+		wrap = []string{"taskset", "-c", "0"}
+	}
+	return launchGateway(o, bin, args, wrap, httpAddr, "tcp://"+ing, "tcp://"+eg)
+}
+
+// launchGateway starts bin with args, under wrap (a command that execs its
+// arguments in the same process, such as taskset or prlimit, so the pid is
+// the gateway's), and waits until its /metrics answers.
+func launchGateway(o options, bin string, args, wrap []string, httpAddr, ingress, egress string) (*gateway, error) {
+	name := bin
+	if len(wrap) > 0 {
+		name, args = wrap[0], append(append(wrap[1:len(wrap):len(wrap)], bin), args...)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -94,7 +104,7 @@ func startGateway(o options) (*gateway, error) {
 		cancel()
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	g := &gateway{cmd: cmd, http: httpAddr, ingress: "tcp://" + ing, egress: "tcp://" + eg, ctx: ctx, cancel: cancel}
+	g := &gateway{cmd: cmd, http: httpAddr, ingress: ingress, egress: egress, ctx: ctx, cancel: cancel}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if _, err := promscrape.Scrape(ctx, "http://"+httpAddr+"/metrics"); err == nil {

@@ -35,11 +35,13 @@ type options struct {
 	attachHTTP, attachIngress  string
 	attachEgress               string
 	duration                   time.Duration
+	attacks                    string // attacks scenario: which, comma-separated (empty: all)
+	attackRate                 int    // attacks scenario: the good publisher's messages a second
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "ws", "ws (WebSocket fan-out), zmq (ingress -> ZeroMQ egress beside zmq_proxy and direct), slow (fast clients with and without a stalled one), idle, soak (churn for -duration, fail on loss or leaks), or standard (the set `make bench` runs)")
+	flag.StringVar(&o.scenario, "scenario", "ws", "ws (WebSocket fan-out), zmq (ingress -> ZeroMQ egress beside zmq_proxy and direct), slow (fast clients with and without a stalled one), idle, soak (churn for -duration, fail on loss or leaks), attacks (the isolation issue's attacks, each against its own gateway beside a good workload), or standard (the set `make bench` runs)")
 	flag.IntVar(&o.clients, "clients", 1000, "WebSocket clients")
 	flag.IntVar(&o.perClient, "subs", 5, "topics each WebSocket client subscribes to")
 	flag.IntVar(&o.topics, "topics", 100, "topics")
@@ -66,6 +68,8 @@ func main() {
 	flag.StringVar(&o.attachIngress, "ingress", "tcp://127.0.0.1:5556", "with -http: its ingress endpoint")
 	flag.StringVar(&o.attachEgress, "egress", "tcp://127.0.0.1:5557", "with -http: its raw egress endpoint")
 	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "soak: how long to churn")
+	flag.StringVar(&o.attacks, "attacks", "", "attacks scenario: only these, comma-separated (replay, nomatch, snapshot, descriptors, bigsub, wshuge, wsshutdown, idlehttp)")
+	flag.IntVar(&o.attackRate, "attack-rate", 1000, "attacks scenario: the good publisher's messages a second")
 	child := flag.String("zmq-proxy-child", "", "internal: run libzmq's zmq_proxy between IN,OUT")
 	flag.Parse()
 	if *child != "" {
@@ -110,6 +114,9 @@ type result struct {
 }
 
 func run(o options) error {
+	if o.scenario == "attacks" {
+		return attacksScenario(o)
+	}
 	if o.pin {
 		if runtime.NumCPU() < 2 {
 			return errors.New("-pin needs two CPUs")

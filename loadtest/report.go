@@ -80,17 +80,26 @@ func cpu(r result) string {
 
 // updateMarkdown replaces the generated section of path, or appends one.
 func updateMarkdown(path, section string) error {
+	return replaceSection(path, beginMark, endMark, "Latest `make bench` run", section)
+}
+
+// replaceSection replaces what lies between begin and end in path, markers
+// included, or appends it under a heading; the rest of the file is kept.
+func replaceSection(path, begin, end, heading, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	s := string(old)
-	block := beginMark + "\n" + section + endMark + "\n"
-	if i, j := strings.Index(s, beginMark), strings.Index(s, endMark); i >= 0 && j > i {
-		s = s[:i] + block + s[j+len(endMark)+1:]
-	} else {
-		s += "\n## Latest `make bench` run\n\n" + block
+	block := begin + "\n" + section + end + "\n"
+	if i := strings.Index(s, begin); i >= 0 {
+		if j := strings.Index(s[i:], end); j >= 0 {
+			rest := s[i+j+len(end):]
+			s = s[:i] + block + strings.TrimPrefix(rest, "\n")
+			return os.WriteFile(path, []byte(s), 0o644)
+		}
 	}
+	s += "\n## " + heading + "\n\n" + block
 	return os.WriteFile(path, []byte(s), 0o644)
 }
 
