@@ -259,8 +259,8 @@ func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 	switch {
 	case !h.Running:
 		status, code = "down", http.StatusServiceUnavailable
-	case len(h.AcceptPaused) > 0:
-		status = "degraded" // a listener waits for descriptors; the rest serves: still 200
+	case len(h.AcceptExhausted) > 0:
+		status = "degraded" // a listener sheds new connections for lack of descriptors; the rest serves: still 200
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

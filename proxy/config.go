@@ -53,6 +53,13 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	HeartbeatTTL     time.Duration
 
+	// HandshakeIvl is ZMQ_HANDSHAKE_IVL on every core socket: a connection
+	// that has not completed the ZMTP (and CURVE) handshake this long after
+	// it was accepted is dropped, which gives its descriptor back. A real
+	// handshake takes a few round trips; libzmq's default is 30 s, which lets
+	// idle connections hold descriptors six times as long (accept.go).
+	HandshakeIvl time.Duration
+
 	// Multicast (epgm://, pgm://) on the ingress and egress sockets.
 	MulticastRate     int           // ZMQ_RATE, kbit/s, 1 to MaxMulticastRate
 	MulticastRecovery time.Duration // ZMQ_RECOVERY_IVL: how far back a receiver may ask for repairs
@@ -96,6 +103,7 @@ func DefaultConfig() Config {
 		MaxPendingReplays: 4096,
 		MaxSubscriptions:  100_000,
 		HeartbeatTimeout:  0,
+		HandshakeIvl:      5 * time.Second,
 		Linger:            time.Second,
 		Batch:             512,
 
@@ -194,6 +202,9 @@ func (c *Config) Validate() error {
 		if !zmq.HasCurve() {
 			errs = append(errs, errors.New("CURVE: this libzmq was built without it"))
 		}
+	}
+	if c.HandshakeIvl < 10*time.Millisecond || c.HandshakeIvl > time.Hour {
+		errs = append(errs, fmt.Errorf("ZeroMQ handshake timeout %v: want 10ms to 1h", c.HandshakeIvl))
 	}
 	if c.HeartbeatIvl < 0 || c.HeartbeatTimeout < 0 || c.HeartbeatTTL < 0 {
 		errs = append(errs, errors.New("heartbeat durations must be >= 0"))

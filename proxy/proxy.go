@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,7 @@ type Proxy struct {
 	dropLog rateLimit // ingress drop logs below debug level, at most one a second
 
 	running atomic.Bool
-	accept  acceptGuard     // listeners paused for lack of descriptors (accept.go)
+	accept  acceptGuard     // listeners shed for lack of descriptors (accept.go)
 	peers   [3]atomic.Int64 // by role; written by the loop, read by Health
 
 	// Owned by the loop goroutine.
@@ -143,22 +144,23 @@ type Health struct {
 	EgressPeers    int64     `json:"egress_peers"`
 	StampedPeers   int64     `json:"stamped_peers"`
 	IngressStamped bool      `json:"ingress_stamped"`
-	// AcceptPaused are listeners unbound because accepts failed for lack of
-	// descriptors, until descriptors are free (accept.go).
-	AcceptPaused []string `json:"accept_paused,omitempty"`
+	// AcceptExhausted are listeners whose accepts failed for lack of
+	// descriptors within the last second: new connections to them are shed
+	// (accepted and closed); connected peers are not affected (accept.go).
+	AcceptExhausted []string `json:"accept_exhausted,omitempty"`
 }
 
 // Health reports the loop's state; safe from any goroutine.
 func (p *Proxy) Health() Health {
 	return Health{
-		Running:        p.running.Load(),
-		Epoch:          fmt.Sprintf("%016x", p.epoch),
-		Endpoints:      p.Endpoints(),
-		IngressPeers:   p.peers[roleIngress].Load(),
-		EgressPeers:    p.peers[roleEgress].Load(),
-		StampedPeers:   p.peers[roleStamped].Load(),
-		IngressStamped: p.cfg.IngressStamped,
-		AcceptPaused:   p.accept.pausedEndpoints(),
+		Running:         p.running.Load(),
+		Epoch:           fmt.Sprintf("%016x", p.epoch),
+		Endpoints:       p.Endpoints(),
+		IngressPeers:    p.peers[roleIngress].Load(),
+		EgressPeers:     p.peers[roleEgress].Load(),
+		StampedPeers:    p.peers[roleStamped].Load(),
+		IngressStamped:  p.cfg.IngressStamped,
+		AcceptExhausted: slices.Clone(p.exhaustedNow()),
 	}
 }
 
@@ -234,6 +236,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if err := p.open(s); err != nil {
 		return err
 	}
+	if sh, err := p.startShedder(); err != nil {
+		p.log.Warn().Err(err).Msg("no descriptor table of its own for shedding: a listener out of descriptors is shed with a reserve of 8, which libzmq's accepts can use up (docs/operations.md)")
+	} else if sh != nil {
+		p.accept.sh = sh
+		defer sh.close() // before the sockets close (deferred above)
+	}
 	poller := zmq.NewPoller()
 	poller.Add(s.xsub, zmq.POLLIN)
 	for _, sock := range []*zmq.Socket{s.xpub, s.spub} {
@@ -289,7 +297,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			}
 		}
 		p.expire(s)
-		p.tickAccept(ctx, s)
+		p.tickAccept(ctx)
 		p.runReplays(s)
 		p.observeLoop(p.now().Sub(start))
 	}
@@ -323,6 +331,7 @@ func (p *Proxy) open(s *sockets) (err error) {
 		if err != nil {
 			return fmt.Errorf("ingress: %w", err)
 		}
+		p.track(roleIngress, got)
 		ep.Ingress = append(ep.Ingress, got)
 	}
 	for _, e := range c.IngressConnect {
@@ -385,6 +394,7 @@ func (p *Proxy) openXPUB(s *sockets, endpoints []string, role int) (*zmq.Socket,
 		if err != nil {
 			return nil, nil, err
 		}
+		p.track(role, got)
 		bound = append(bound, got)
 	}
 	return x, bound, nil
@@ -397,7 +407,7 @@ func (p *Proxy) common(s *zmq.Socket) error {
 	if c.CurveSecret != "" {
 		errs = append(errs, s.SetCurveServer(1), s.SetCurveSecretkey(c.CurveSecret), s.SetZapDomain(zapDomain))
 	}
-	errs = append(errs, s.SetTcpKeepalive(1), s.SetLinger(c.Linger),
+	errs = append(errs, s.SetTcpKeepalive(1), s.SetLinger(c.Linger), s.SetHandshakeIvl(c.HandshakeIvl),
 		s.SetRate(c.MulticastRate), s.SetRecoveryIvl(c.MulticastRecovery), s.SetMulticastHops(c.MulticastHops))
 	if c.HeartbeatIvl > 0 {
 		errs = append(errs, s.SetHeartbeatIvl(c.HeartbeatIvl))
@@ -753,24 +763,25 @@ func (p *Proxy) subscribe(e egress, prefix []byte) ReplayOutcome {
 }
 
 // drainMonitor keeps the peer gauges current and hands accept failures to
-// the accept guard.
+// the accept guard. It reads at most monitorEventsPerTurn events: out of
+// descriptors, the I/O thread emits one per failed accept, and the loop
+// sheds (tickAccept) before it reads the rest.
 func (p *Proxy) drainMonitor(mon *zmq.Socket, role int) {
-	for {
+	for range monitorEventsPerTurn {
 		ev, addr, val, err := mon.RecvEvent(zmq.DONTWAIT)
 		if err != nil {
 			return
 		}
 		switch ev {
 		case zmq.EVENT_ACCEPT_FAILED:
-			// Out of descriptors, the I/O thread emits this in a loop:
-			// back to the loop, which unbinds the listener, before
-			// reading more.
-			if p.accept.failed(role, addr, val) {
-				return
-			}
+			p.accept.failed(role, addr, val)
 		case zmq.EVENT_ACCEPTED, zmq.EVENT_CONNECTED:
 			p.m.peers[role].Set(float64(p.peers[role].Add(1)))
+			if ev == zmq.EVENT_ACCEPTED {
+				p.accept.accepted(role, val)
+			}
 		case zmq.EVENT_DISCONNECTED:
+			p.accept.disconnected(role, val)
 			n := p.peers[role].Add(-1)
 			if n < 0 {
 				p.peers[role].Store(0)

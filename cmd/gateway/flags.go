@@ -81,6 +81,7 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.DurationVar(&p.HeartbeatIvl, "zmq-heartbeat", 0, "ZMTP heartbeat interval on every ZeroMQ socket; 0 turns heartbeats off (peers built on go-zeromq/zmq4 need them off)")
 	fs.DurationVar(&p.HeartbeatTimeout, "zmq-heartbeat-timeout", 0, "time without traffic after a heartbeat before the peer is dropped (0: libzmq's default, the interval)")
 	fs.DurationVar(&p.HeartbeatTTL, "zmq-heartbeat-ttl", 0, "heartbeat time-to-live asked of the remote peer (0: none)")
+	fs.DurationVar(&p.HandshakeIvl, "zmq-handshake-timeout", p.HandshakeIvl, "a ZeroMQ connection that has not completed its ZMTP/CURVE handshake this long after it was accepted is dropped, freeing its descriptor (10ms to 1h; libzmq's own default is 30s)")
 	fs.StringVar(&o.cfg.HTTP, "http", o.cfg.HTTP, "`address` for /healthz and /metrics")
 	fs.DurationVar(&o.cfg.HTTPIdleTimeout, "http-idle-timeout", o.cfg.HTTPIdleTimeout, "an HTTP keep-alive connection with no request for this long is closed (0: --http-read-timeout); WebSocket connections are not affected")
 	fs.DurationVar(&o.cfg.HTTPReadTimeout, "http-read-timeout", o.cfg.HTTPReadTimeout, "bound on reading a whole HTTP request (0: none); WebSocket connections are not affected")

@@ -4,18 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	zmq "github.com/pebbe/zmq4"
 
 	"github.com/mdgate/mdgate/internal/promscrape"
 	"github.com/mdgate/mdgate/internal/testpeer"
@@ -60,8 +65,8 @@ const clockTicks = 100 // USER_HZ: what /proc/PID/stat counts in on Linux
 type healthz struct {
 	Status string
 	Proxy  struct {
-		AcceptPaused []string `json:"accept_paused"`
-		Endpoints    struct{ Egress []string }
+		AcceptExhausted []string `json:"accept_exhausted"`
+		Endpoints       struct{ Egress []string }
 	}
 }
 
@@ -81,11 +86,11 @@ func getHealth(addr string) (healthz, error) {
 }
 
 // TestAcceptFloodAtDescriptorLimit runs the binary with 256 descriptors and
-// holds 300 idle TCP connections to its ingress: the ingress listener is
-// paused (unbound) instead of spinning an I/O thread on failed accepts,
-// /healthz keeps answering and names it, and once the connections go the
-// listener is bound again on the same port and a publisher reaches a
-// subscriber.
+// holds 300 idle TCP connections to its ingress: the ingress listener sheds
+// what it cannot accept instead of spinning an I/O thread on failed accepts,
+// a publisher connected before the flood gets every message through to a
+// subscriber with no gap, /healthz keeps answering and names the listener,
+// and once the connections go a new publisher reaches a subscriber.
 func TestAcceptFloodAtDescriptorLimit(t *testing.T) {
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
@@ -114,10 +119,12 @@ func TestAcceptFloodAtDescriptorLimit(t *testing.T) {
 	})
 	egress := h.Proxy.Endpoints.Egress[0]
 
+	// A good publisher and subscriber, connected before the flood.
+	good := startGoodStream(t, ingress, egress)
+
 	// 300 idle connections, never a byte sent, held by an attacker that
-	// dials again whenever the gateway drops one (unbinding a listener drops
-	// the connections still in the ZMTP handshake) or refuses it, every
-	// 100 ms per connection.
+	// dials again whenever the gateway drops one (shed, or past the
+	// handshake timeout) or refuses it, every 100 ms per connection.
 	stop := make(chan struct{})
 	var attackers sync.WaitGroup
 	var mu sync.Mutex
@@ -178,7 +185,7 @@ func TestAcceptFloodAtDescriptorLimit(t *testing.T) {
 			lastErr = err
 		default:
 			ok++
-			if slices.Contains(h.Proxy.AcceptPaused, ingress) && h.Status == "degraded" {
+			if slices.Contains(h.Proxy.AcceptExhausted, ingress) && h.Status == "degraded" {
 				reported++
 			}
 		}
@@ -187,28 +194,36 @@ func TestAcceptFloodAtDescriptorLimit(t *testing.T) {
 	mu.Lock()
 	t.Logf("attacker: %d dials, %d refused, %d connections held now", dials, refused, held)
 	mu.Unlock()
-	t.Logf("while held: /healthz answered %d, failed %d (last error %v), reported the paused ingress %d times; gateway CPU %.0f%% of a core",
+	t.Logf("while held: /healthz answered %d, failed %d (last error %v), reported the exhausted ingress %d times; gateway CPU %.0f%% of a core",
 		ok, failed, lastErr, reported, 100*cpu)
 	if failed > 0 || ok == 0 {
 		t.Errorf("/healthz failed %d of %d times while the idle connections were held (last: %v), want every answer within 2 s", failed, ok+failed, lastErr)
 	}
 	if reported == 0 {
-		t.Errorf("/healthz never reported %s in accept_paused with status degraded", ingress)
+		t.Errorf("/healthz never reported %s in accept_exhausted with status degraded", ingress)
 	}
 	if cpu >= 0.5 {
 		t.Errorf("gateway CPU %.0f%% of a core while idle connections were held, want under 50%%", 100*cpu)
 	}
 	if f, err := promscrape.Scrape(context.Background(), "http://"+httpAddr+"/metrics"); err != nil {
 		t.Errorf("/metrics while held: %v", err)
-	} else if v, _ := f.Value("mdgate_zmq_accept_pauses_total", "socket", "ingress"); v < 1 {
-		t.Errorf("mdgate_zmq_accept_pauses_total{socket=ingress} = %v, want at least 1", v)
+	} else {
+		shed, _ := f.Value("mdgate_zmq_accept_shed_total", "socket", "ingress")
+		episodes, _ := f.Value("mdgate_zmq_accept_exhausted_total", "socket", "ingress")
+		now, _ := f.Value("mdgate_zmq_accept_exhausted", "socket", "ingress")
+		t.Logf("metrics while held: %v connections shed, %v episodes, exhausted now %v", shed, episodes, now)
+		if shed < 1 || episodes < 1 {
+			t.Errorf("mdgate_zmq_accept_shed_total{socket=ingress} = %v, mdgate_zmq_accept_exhausted_total = %v, want at least 1 each", shed, episodes)
+		}
 	}
 
-	// The connections go: the listener comes back on the same port.
+	// The connections go; the good publisher stops, and its subscriber has
+	// every message it sent, in order.
 	stopAttack()
-	testpeer.Eventually(t, 15*time.Second, "/healthz with no paused listener", func() bool {
+	good.check(t)
+	testpeer.Eventually(t, 15*time.Second, "/healthz with no exhausted listener", func() bool {
 		h, err := getHealth(httpAddr)
-		return err == nil && h.Status == "ok" && len(h.Proxy.AcceptPaused) == 0
+		return err == nil && h.Status == "ok" && len(h.Proxy.AcceptExhausted) == 0
 	})
 	sub := testpeer.Start(t, "sub", map[string]any{"endpoint": egress, "prefixes": []string{"iso."}, "count": 1})
 	sub.Next(t, wait) // ready
@@ -217,6 +232,167 @@ func TestAcceptFloodAtDescriptorLimit(t *testing.T) {
 	got := sub.Until(t, "done", wait)
 	if len(got) != 1 || got[0].Strings()[1] != "after the flood" {
 		t.Fatalf("subscriber got %v after the listener came back, want one message", got)
+	}
+}
+
+// goodStream is a publisher connected to a gateway's ingress and a
+// subscriber on its egress (pebbe sockets, one goroutine each on a locked
+// thread). Once the subscriber sees the publisher's sync messages, the
+// publisher sends good.seq 0, 1, 2, ... every 5 ms until check.
+type goodStream struct {
+	stop, pubDone, subDone chan struct{}
+	synced                 chan struct{}
+	sent                   atomic.Int64
+	mu                     sync.Mutex
+	got                    []int
+	errs                   chan error
+	stopSub                chan struct{}
+}
+
+func startGoodStream(t *testing.T, ingress, egress string) *goodStream {
+	t.Helper()
+	g := &goodStream{stop: make(chan struct{}), pubDone: make(chan struct{}), subDone: make(chan struct{}),
+		synced: make(chan struct{}), errs: make(chan error, 2), stopSub: make(chan struct{})}
+	subReady := make(chan struct{})
+	go func() { // the subscriber
+		defer close(g.subDone)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		sub, err := zmq.NewSocket(zmq.SUB)
+		if err != nil {
+			g.errs <- err
+			close(subReady)
+			return
+		}
+		defer sub.Close()
+		sub.SetLinger(0)
+		sub.SetRcvtimeo(50 * time.Millisecond)
+		if err := errors.Join(sub.SetSubscribe("good."), sub.Connect(egress)); err != nil {
+			g.errs <- err
+			close(subReady)
+			return
+		}
+		close(subReady)
+		synced := false
+		for {
+			select {
+			case <-g.stopSub:
+				return
+			default:
+			}
+			msg, err := sub.RecvMessage(0)
+			if err != nil || len(msg) != 2 {
+				continue // the receive timeout: look at stopSub again
+			}
+			switch msg[0] {
+			case "good.sync":
+				if !synced {
+					synced = true
+					close(g.synced)
+				}
+			case "good.seq":
+				n, _ := strconv.Atoi(msg[1])
+				g.mu.Lock()
+				g.got = append(g.got, n)
+				g.mu.Unlock()
+			}
+		}
+	}()
+	<-subReady
+	go func() { // the publisher
+		defer close(g.pubDone)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		pub, err := zmq.NewSocket(zmq.PUB)
+		if err != nil {
+			g.errs <- err
+			return
+		}
+		defer pub.Close()
+		pub.SetLinger(5 * time.Second) // what is queued at the end still goes
+		if err := pub.Connect(ingress); err != nil {
+			g.errs <- err
+			return
+		}
+		pace := time.NewTicker(5 * time.Millisecond) // the publisher's rate, not synchronisation
+		defer pace.Stop()
+		synced := g.synced
+		for {
+			select {
+			case <-g.stop:
+				return
+			case <-synced:
+				synced = nil // from now on numbered messages, one a tick
+				continue
+			case <-pace.C:
+			}
+			if synced != nil {
+				pub.SendMessage("good.sync", "")
+				continue
+			}
+			n := g.sent.Load()
+			if _, err := pub.SendMessage("good.seq", strconv.FormatInt(n, 10)); err != nil {
+				g.errs <- err
+				return
+			}
+			g.sent.Add(1)
+		}
+	}()
+	t.Cleanup(func() {
+		g.stopOnce()
+		close(g.stopSub)
+		<-g.subDone
+	})
+	select {
+	case <-g.synced:
+	case err := <-g.errs:
+		t.Fatalf("good stream: %v", err)
+	case <-time.After(wait):
+		t.Fatal("the good subscriber never saw the good publisher")
+	}
+	return g
+}
+
+func (g *goodStream) stopOnce() {
+	select {
+	case <-g.stop:
+	default:
+		close(g.stop)
+	}
+	<-g.pubDone
+}
+
+// check stops the publisher and asserts the subscriber got 0..sent-1, each
+// once, in order.
+func (g *goodStream) check(t *testing.T) {
+	t.Helper()
+	g.stopOnce()
+	sent := int(g.sent.Load())
+	// Poll until it has them all or wait runs out (then report the gaps).
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); <-poll.C {
+		g.mu.Lock()
+		n := len(g.got)
+		g.mu.Unlock()
+		if n >= sent {
+			break
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var gaps []string
+	for i, n := range g.got {
+		if n != i {
+			gaps = append(gaps, fmt.Sprintf("#%d is %d", i, n))
+			if len(gaps) == 5 {
+				break
+			}
+		}
+	}
+	t.Logf("good publisher connected before the flood: sent %d, subscriber got %d", sent, len(g.got))
+	if len(g.got) != sent || len(gaps) > 0 {
+		t.Errorf("good subscriber got %d of %d messages, want every one in order (first misplaced: %v)", len(g.got), sent, gaps)
 	}
 }
 

@@ -30,5 +30,5 @@ func raiseFDLimit(log zerolog.Logger) {
 		}
 	}
 	log.Info().Uint64("soft", lim.Cur).Uint64("hard", lim.Max).Bool("raised_here", raised).
-		Msg("open-file limit (every ZeroMQ and HTTP connection holds a descriptor; a listener out of them is paused, docs/operations.md)")
+		Msg("open-file limit (every ZeroMQ and HTTP connection holds a descriptor; a listener out of them sheds new connections, docs/operations.md)")
 }
