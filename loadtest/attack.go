@@ -692,14 +692,14 @@ func fdAttack() attack {
 			e.bound(cores < 0.5, "gateway under half a core while the connections were held (%.2f cores)", cores)
 		},
 		metrics: []metricRef{
-			{Label: "accept pauses", Name: "mdgate_zmq_accept_pauses_total", Labels: []string{"socket", "ingress"}},
-			{Label: "ingress paused", Name: "mdgate_zmq_accept_paused", Labels: []string{"socket", "ingress"}, Gauge: true},
+			{Label: "connections shed", Name: "mdgate_zmq_accept_shed_total", Labels: []string{"socket", "ingress"}},
+			{Label: "ingress exhausted", Name: "mdgate_zmq_accept_exhausted", Labels: []string{"socket", "ingress"}, Gauge: true},
 			{Label: "ingress peer disconnects", Name: "mdgate_zmq_peer_disconnects_total", Labels: []string{"socket", "ingress"}},
 		},
 		finish: func(e *attackEnv) {
 			m := e.res.Metrics
-			e.bound(delta(m[0], 1) >= 1, "the ingress listener paused (%.0f pauses)", delta(m[0], 1))
-			e.bound(m[1].Values[2] == 0, "the listener bound again after the connections went (paused %.0f)", m[1].Values[2])
+			e.bound(delta(m[0], 1) >= 1, "the ingress listener shed connections (%.0f)", delta(m[0], 1))
+			e.bound(m[1].Values[2] == 0, "the listener no longer exhausted after the connections went (%.0f)", m[1].Values[2])
 		},
 	}
 }
