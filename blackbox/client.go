@@ -47,7 +47,8 @@ type Close struct {
 type Subscription struct {
 	Key      string
 	Prefix   bool
-	Conflate bool // conflate this subscription's topics when the client falls behind
+	Conflate bool          // conflate this subscription's topics when the client falls behind
+	Throttle time.Duration // at most one update per topic per Throttle (throttle.go); 0: every update
 }
 
 type floor struct{ epoch, seq uint64 }
@@ -81,6 +82,11 @@ type Client struct {
 	unprobed      int64 // the oldest At written since the last probe; 0: none
 	unprobedBytes int64
 	window        int // bytes that may be written and not yet answered
+
+	// Throttled topics (throttle.go); guarded by mu.
+	throttled map[string]*throttleSlot
+	dues      dueHeap
+	dueTimer  *time.Timer
 }
 
 // NewClient registers a client writing format (an index into the engine's
@@ -136,7 +142,7 @@ func (c *Client) Subscribe(subs []Subscription, reply func(total int) []byte, sn
 		if s.Conflate {
 			c.conflating++
 		}
-		en := entry{c: c, conflate: s.Conflate}
+		en := entry{c: c, conflate: s.Conflate, throttle: s.Throttle}
 		if s.Prefix {
 			for _, sh := range c.e.shards {
 				sh.idx.add(s.Key, true, en)
@@ -229,7 +235,7 @@ func (c *Client) wakeLocked() {
 }
 
 // deliver queues a live update. Called by shard workers.
-func (c *Client) deliver(m *tick.Message, data []byte, conflate bool, now int64) {
+func (c *Client) deliver(m *tick.Message, data []byte, en entry, now int64) {
 	c.mu.Lock()
 	if c.snaps != nil && c.coveredLocked(m.Topic) {
 		c.mu.Unlock()
@@ -244,7 +250,12 @@ func (c *Client) deliver(m *tick.Message, data []byte, conflate bool, now int64)
 		}
 		delete(c.floors, m.Topic)
 	}
-	c.pushLocked(slowsub.Item{Topic: m.Topic, Data: data, At: m.Stamp.Ingress, Conflate: conflate}, now)
+	it := slowsub.Item{Topic: m.Topic, Data: data, At: m.Stamp.Ingress, Conflate: en.conflate}
+	if en.throttle > 0 {
+		c.throttleLocked(it, en.throttle, now)
+	} else {
+		c.pushLocked(it, now)
+	}
 	c.mu.Unlock()
 }
 
@@ -461,7 +472,10 @@ func (c *Client) release() {
 		c.unindex(k)
 	}
 	clear(c.subs)
-	c.floors, c.snaps = nil, nil
+	c.floors, c.snaps, c.throttled, c.dues = nil, nil, nil, nil
+	if c.dueTimer != nil {
+		c.dueTimer.Stop()
+	}
 	c.mu.Unlock()
 	c.e.mu.Lock()
 	delete(c.e.clients, c)

@@ -177,7 +177,7 @@ func (e *Engine) work(ctx context.Context, s *shard) {
 				data = e.encoders[c.format](m)
 				enc[c.format] = data
 			}
-			c.deliver(m, data, en.conflate, now)
+			c.deliver(m, data, en, now)
 			n++
 		}
 		clear(matches) // drop the client pointers

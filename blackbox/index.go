@@ -3,12 +3,14 @@ package blackbox
 import (
 	"slices"
 	"sync"
+	"time"
 )
 
 // entry is one subscription of one client in a shard's index.
 type entry struct {
 	c        *Client
 	conflate bool
+	throttle time.Duration
 }
 
 // index holds one shard's subscriptions. Exact topics live only in the shard

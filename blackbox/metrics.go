@@ -38,6 +38,7 @@ type metrics struct {
 	duplicates           prometheus.Counter
 	snapshotValues       prometheus.Counter
 	sweeps               prometheus.Counter
+	throttled            prometheus.Counter
 	disconnects          [len(disconnectNames)]prometheus.Counter
 	clients              prometheus.Gauge
 	subscriptions        prometheus.Gauge
@@ -61,6 +62,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Live updates not queued because the client's snapshot already held them or a newer value."}),
 		snapshotValues: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_snapshot_values_total",
 			Help: "Snapshot values written to clients, taken in chunks as each client's writer drains."}),
+		throttled: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_throttled_total",
+			Help: "Values replaced by a newer one of the same topic while held back by a subscription's throttle_ms."}),
 		sweeps: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_sweeps_total",
 			Help: "Passes of the sweeper that checks every client against its limits (every SweepEvery)."}),
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_clients",
@@ -85,7 +88,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for i, name := range disconnectNames {
 		m.disconnects[i] = disc.WithLabelValues(name)
 	}
-	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.snapshotValues, m.sweeps, m.clients, m.subscriptions,
+	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.snapshotValues, m.sweeps, m.throttled, m.clients, m.subscriptions,
 		m.queueBytes, m.lag, m.batch, dropped, disc)
 	return m
 }

@@ -282,6 +282,7 @@ type session struct {
 	c       *blackbox.Client
 	subRate *bucket
 	abuse   *bucket
+	held    map[string]ResumePoint // resume points for the next subscribe; owned by the reader
 }
 
 // run is the reader goroutine's whole life.
@@ -411,11 +412,26 @@ func (s *session) handle(r *Request) bool {
 	case "ping":
 		s.c.Send(reply("pong", r.ID, map[string]any{"ts": time.Now().UnixMicro()}))
 		return true
+	case "resume":
+		if !s.subRate.take(time.Now()) {
+			return s.refuse(r.ID, &ProtoError{CodeRateLimited, "too many subscription requests"})
+		}
+		if len(s.held)+len(r.Seqs) > MaxResumePoints {
+			return s.refuse(r.ID, &ProtoError{CodeTooManyResume, fmt.Sprintf("%d resume points would pass the limit of %d; none added", len(s.held)+len(r.Seqs), MaxResumePoints)})
+		}
+		if s.held == nil {
+			s.held = make(map[string]ResumePoint, len(r.Seqs))
+		}
+		for t, seq := range r.Seqs {
+			s.held[t] = ResumePoint{Seq: seq, Epoch: r.Epoch}
+		}
+		s.c.Send(reply("ack", r.ID, map[string]any{"req": "resume", "held": len(s.held)}))
+		return true
 	case "unsubscribe":
 		if !s.subRate.take(time.Now()) {
 			return s.refuse(r.ID, &ProtoError{CodeRateLimited, "too many subscription requests"})
 		}
-		n := s.c.Unsubscribe(subscriptions(r, false))
+		n := s.c.Unsubscribe(subscriptions(r, false, 0))
 		s.c.Send(reply("ack", r.ID, map[string]any{"req": "unsubscribe", "topics": nonNil(r.Topics),
 			"prefixes": nonNil(r.Prefixes), "removed": n, "subscriptions": s.c.Subscriptions()}))
 		return true
@@ -437,7 +453,7 @@ func (s *session) subscribe(r *Request) bool {
 			return s.refuse(r.ID, &ProtoError{CodeForbidden, fmt.Sprintf("your token does not cover %q; none added", key)})
 		}
 	}
-	subs := subscriptions(r, policy == slowsub.Conflate)
+	subs := subscriptions(r, policy == slowsub.Conflate, time.Duration(r.ThrottleMs)*time.Millisecond)
 	if n := s.c.Subscriptions() + len(subs); n > s.b.cfg.MaxSubs {
 		return s.refuse(r.ID, &ProtoError{CodeTooManySubs,
 			fmt.Sprintf("%d subscriptions would pass the limit of %d; none added", n, s.b.cfg.MaxSubs)})
@@ -449,19 +465,27 @@ func (s *session) subscribe(r *Request) bool {
 	want := limits.Within(s.b.cfg.Limits)
 	var plan *snapshotPlan
 	sent := 0
-	if (r.Snapshot == nil || *r.Snapshot || len(r.Resume) > 0) && s.b.cache != nil {
+	if (r.Snapshot == nil || *r.Snapshot || len(r.Resume) > 0 || len(s.held) > 0) && s.b.cache != nil {
 		if s.c.PendingSnapshots() >= blackbox.MaxPendingSnapshots {
 			return s.refuse(r.ID, &ProtoError{CodeSnapshotBusy, fmt.Sprintf("%d snapshots are still being sent; none added, try again when they are done", blackbox.MaxPendingSnapshots)})
 		}
 		// Counting runs here, on this client's goroutine, holding no lock;
-		// the values themselves are read as the writer sends them.
+		// the values themselves are read as the writer sends them. Resume
+		// points held from resume requests go to this subscribe, then are
+		// forgotten; the request's own override them.
+		if s.held != nil {
+			for t, p := range r.Resume {
+				s.held[t] = p
+			}
+			r.Resume, s.held = s.held, nil
+		}
 		plan = newSnapshotPlan(r)
 		sent = plan.count(s.b.cache.View())
 	}
 	ack := func(total int) []byte {
 		return reply("ack", r.ID, map[string]any{"req": "subscribe", "topics": nonNil(r.Topics),
 			"prefixes": nonNil(r.Prefixes), "slow": policy.String(), "snapshot": sent,
-			"max_lag_ms": want.MaxLag.Milliseconds(), "max_queue_bytes": want.MaxBytes,
+			"max_lag_ms": want.MaxLag.Milliseconds(), "max_queue_bytes": want.MaxBytes, "throttle_ms": r.ThrottleMs,
 			"subscriptions": total})
 	}
 	var snap func() blackbox.Snapshot

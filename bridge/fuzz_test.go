@@ -33,7 +33,7 @@ func FuzzParseRequest(f *testing.F) {
 			return
 		}
 		switch r.Op {
-		case "subscribe", "unsubscribe", "ping":
+		case "subscribe", "unsubscribe", "ping", "resume":
 		default:
 			t.Fatalf("ParseRequest(%q) accepted op %q", b, r.Op)
 		}

@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 		return out
 	}
-	m.requests = vec("mdgate_ws_requests_total", "Valid WebSocket requests, by op.", "op", "subscribe", "unsubscribe", "ping")
+	m.requests = vec("mdgate_ws_requests_total", "Valid WebSocket requests, by op.", "op", "subscribe", "unsubscribe", "ping", "resume")
 	m.errors = vec("mdgate_ws_errors_total", "Requests refused with an error frame, by code.", "code", errorCodes...)
 	m.closes = vec("mdgate_ws_closes_total", "Connections the bridge closed for bad input, silence, or a shutdown past its bound, by reason.", "reason", "abuse", "read_limit", "token_expired", "no_pong", "bad_utf8", "shutdown_forced")
 	m.rejected = vec("mdgate_ws_rejected_total", "WebSocket upgrades refused, by reason.", "reason", "origin", "handshake", "auth", "max_conns", "max_conns_per_ip")

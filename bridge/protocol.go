@@ -23,6 +23,10 @@ type Request struct {
 	MaxLagMs      int64                  `json:"max_lag_ms,omitempty"`
 	MaxQueueBytes int                    `json:"max_queue_bytes,omitempty"`
 	Resume        map[string]ResumePoint `json:"resume,omitempty"`
+	ThrottleMs    int64                  `json:"throttle_ms,omitempty"` // subscribe: at most one update per topic per interval
+	// op resume: the compact form, the epoch named once for many topics.
+	Epoch string            `json:"epoch,omitempty"`
+	Seqs  map[string]uint64 `json:"seqs,omitempty"`
 }
 
 // ResumePoint is the last update of a topic a client saw.
@@ -43,9 +47,17 @@ const (
 	// CodeSnapshotBusy: the connection has blackbox.MaxPendingSnapshots
 	// snapshots still being sent; the subscribe is refused whole.
 	CodeSnapshotBusy = "snapshot_busy"
+	// CodeTooManyResume: a resume would hold more than MaxResumePoints.
+	CodeTooManyResume = "too_many_resume_points"
 )
 
-var errorCodes = []string{CodeBadJSON, CodeBadRequest, CodeUnknownOp, CodeBadFrame, CodeTooManySubs, CodeRateLimited, CodeForbidden, CodeSnapshotBusy}
+// MaxResumePoints bounds the resume points one connection holds.
+const MaxResumePoints = 100_000
+
+// MaxThrottle bounds throttle_ms.
+const MaxThrottle = 60_000
+
+var errorCodes = []string{CodeBadJSON, CodeBadRequest, CodeUnknownOp, CodeBadFrame, CodeTooManySubs, CodeRateLimited, CodeForbidden, CodeSnapshotBusy, CodeTooManyResume}
 
 // ProtoError is a request the bridge refuses, with its code.
 type ProtoError struct {
@@ -95,9 +107,24 @@ func ParseRequest(b []byte) (*Request, error) {
 		if r.MaxLagMs < 0 || r.MaxQueueBytes < 0 {
 			return &r, &ProtoError{CodeBadRequest, "limits must not be negative"}
 		}
+		if r.ThrottleMs < 0 || r.ThrottleMs > MaxThrottle {
+			return &r, &ProtoError{CodeBadRequest, fmt.Sprintf("throttle_ms %d: want 0 to %d", r.ThrottleMs, MaxThrottle)}
+		}
 		for topic, p := range r.Resume {
 			if _, err := parseEpoch(p.Epoch); err != nil {
 				return &r, &ProtoError{CodeBadRequest, fmt.Sprintf("resume %q: %v", topic, err)}
+			}
+		}
+	case "resume":
+		if _, err := parseEpoch(r.Epoch); err != nil {
+			return &r, &ProtoError{CodeBadRequest, fmt.Sprintf("resume epoch: %v", err)}
+		}
+		if len(r.Seqs) == 0 {
+			return &r, &ProtoError{CodeBadRequest, `resume needs "seqs": {"topic": seq, ...}`}
+		}
+		for t := range r.Seqs {
+			if t == "" || len(t) > MaxTopicLen {
+				return &r, &ProtoError{CodeBadRequest, fmt.Sprintf("resume topic of %d bytes: want 1 to %d", len(t), MaxTopicLen)}
 			}
 		}
 	case "ping":

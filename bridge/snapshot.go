@@ -3,6 +3,7 @@ package bridge
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/lvc"
@@ -176,13 +177,13 @@ func (s *snapshot) holds(topic string) bool {
 }
 
 // subscriptions turns a request's topics and prefixes into the engine's.
-func subscriptions(r *Request, conflate bool) []blackbox.Subscription {
+func subscriptions(r *Request, conflate bool, throttle time.Duration) []blackbox.Subscription {
 	subs := make([]blackbox.Subscription, 0, len(r.Topics)+len(r.Prefixes))
 	for _, t := range r.Topics {
-		subs = append(subs, blackbox.Subscription{Key: t, Conflate: conflate})
+		subs = append(subs, blackbox.Subscription{Key: t, Conflate: conflate, Throttle: throttle})
 	}
 	for _, p := range r.Prefixes {
-		subs = append(subs, blackbox.Subscription{Key: p, Prefix: true, Conflate: conflate})
+		subs = append(subs, blackbox.Subscription{Key: p, Prefix: true, Conflate: conflate, Throttle: throttle})
 	}
 	return subs
 }
