@@ -28,6 +28,7 @@ type Auth struct {
 // Claims are the token's claims the gateway reads.
 type Claims struct {
 	Topics []string `json:"topics"` // prefixes the holder may subscribe to; "" allows everything
+	Ops    bool     `json:"ops"`    // the holder may read the operations view (/api/ops)
 	jwt.RegisteredClaims
 }
 
@@ -65,6 +66,7 @@ func NewPublicKeyAuth(pemBytes []byte) (*Auth, error) {
 type Grant struct {
 	Subject  string
 	Prefixes []string
+	Ops      bool      // may read the operations view
 	Expires  time.Time // zero: the token does not expire
 }
 
@@ -76,7 +78,7 @@ func (a *Auth) Verify(token string) (*Grant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	g := &Grant{Subject: c.Subject, Prefixes: c.Topics}
+	g := &Grant{Subject: c.Subject, Prefixes: c.Topics, Ops: c.Ops}
 	if c.ExpiresAt != nil {
 		g.Expires = c.ExpiresAt.Time
 	}
@@ -104,6 +106,10 @@ const SubprotocolPrefix = "bearer."
 
 // CookieName is the cookie a token may come in.
 const CookieName = "mdgate_token"
+
+// TokenFrom is the token a request carries, found as on /ws (the
+// operations endpoint uses the same rule).
+func TokenFrom(r *http.Request) string { return tokenFrom(r) }
 
 // tokenFrom finds a token in the Sec-WebSocket-Protocol header, the
 // Authorization header, the access_token query parameter or the cookie.
