@@ -128,8 +128,8 @@ func TestHugeSubscribeDoesNotStallOthers(t *testing.T) {
 			}
 		}()
 	}
-	testpeer.Eventually(t, wait, "snapshot values flowing to the attackers", func() bool {
-		return r.metric(t, "mdgate_fanout_snapshot_values_total") > float64(topics)/2
+	testpeer.Eventually(t, 3*wait, "snapshot values flowing to the attackers", func() bool {
+		return r.metric(t, "mdgate_fanout_snapshot_values_total") > 10_000
 	})
 	attacked := measure(300)
 	close(stop)
