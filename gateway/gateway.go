@@ -243,6 +243,8 @@ func (g *Gateway) mux() *http.ServeMux {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.Handle("GET /ws", g.ws)
+	mux.Handle("GET /api/ops", g.opsHandler()) // the operations view's data; ops.go
+	mux.HandleFunc("GET /ops", serveOpsPage)
 	mux.Handle("GET /", web.Handler())
 	if g.cfg.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
