@@ -59,7 +59,7 @@ func slowRead(c *client, gap time.Duration, until time.Time) (oldest time.Durati
 // freshnessSlack is X in "a connected client never sees a value older than
 // max_lag_ms + X" (docs/protocol.md): the probe interval and the sweeper's
 // period, with room for a loaded machine running -race.
-const freshnessSlack = 750 * time.Millisecond
+const freshnessSlack = 1250 * time.Millisecond
 
 // TestSlowReaderSeesBoundedAge: a client reading at about a tenth of the
 // feed, with the default 512 KiB send buffer. Before the fix the kernel's
