@@ -1,0 +1,83 @@
+// Types of mdgate.js, the gateway's JavaScript client (docs/client-js.md).
+// Hand-written; keep in step with mdgate.js.
+
+export type State = "connecting" | "live" | "reconnecting" | "closed";
+
+export interface Options {
+  /** WebSocket URLs; after a failure the next one is tried first. Default: this page's /ws. */
+  urls?: string[];
+  /** Bearer token, or a callback called before each connect (to refresh it). Sent as the subprotocols ["mdgate", "bearer." + token]. */
+  token?: string | (() => string | Promise<string>);
+  /** Full-jitter backoff bounds in milliseconds (default 500 and 20000). */
+  backoff?: { min?: number; max?: number };
+}
+
+export interface SubscribeSpec {
+  topics?: string[];
+  prefixes?: string[];
+  /** Send the cached values first (default true). */
+  snapshot?: boolean;
+  /** What the gateway does when this client falls behind (default "disconnect"). */
+  slow?: "disconnect" | "conflate";
+  /** At most one update per topic per interval, the latest (throttle_ms). */
+  throttleMs?: number;
+  /** Tighter lag limit for the connection (max_lag_ms). */
+  maxLagMs?: number;
+  /** Tighter queue limit for the connection (max_queue_bytes). */
+  maxQueueBytes?: number;
+}
+
+export interface Update {
+  op: "snapshot" | "update";
+  topic: string;
+  seq: number;
+  /** 16 hex digits; seqs compare only within one epoch. */
+  epoch: string;
+  /** Ingress time, microseconds since the Unix epoch. */
+  ts: number;
+  /** The payload: JSON as sent, or base64 when enc is "base64". */
+  data?: unknown;
+  enc?: "base64";
+  /** Instead of data when the publisher sent more than one payload frame. */
+  frames?: string[];
+  deleted: boolean;
+  /** Loaded from the gateway's cache file, not refreshed since. */
+  stale: boolean;
+  gap: boolean;
+  missed: number;
+  /** Updates this value replaced (conflation or throttle). */
+  skipped: number;
+}
+
+export interface GapEvent { topic: string; missed: number }
+export interface EpochEvent { from: string; to: string }
+export interface CutoffEvent { code: number; reason: string }
+export interface StateEvent { state: State; url: string }
+export interface ErrorEvent { code: string; message: string; id: unknown }
+
+export interface Events {
+  update: Update;
+  gap: GapEvent;
+  epoch: EpochEvent;
+  cutoff: CutoffEvent;
+  state: StateEvent;
+  error: ErrorEvent;
+}
+
+export interface Subscription {
+  /** Unsubscribes what no other subscription of this client still needs. */
+  close(): void;
+}
+
+export class MdGate {
+  constructor(opts?: Options);
+  readonly state: State;
+  readonly urls: string[];
+  /** Registers fn; returns a function that removes it. */
+  on<K extends keyof Events>(event: K, fn: (e: Events[K]) => void): () => void;
+  off<K extends keyof Events>(event: K, fn: (e: Events[K]) => void): void;
+  subscribe(spec: SubscribeSpec): Subscription;
+  /** The last seq and epoch seen for topic. */
+  last(topic: string): { seq: number; epoch: string } | undefined;
+  close(): void;
+}
