@@ -56,13 +56,14 @@ type floor struct{ epoch, seq uint64 }
 // Client is one subscriber. Create it with Engine.NewClient and run its
 // writer with Run.
 type Client struct {
-	e      *Engine
-	conn   Conn // written only by Run; Abort from a cut-off too
-	format int
-	marks  []uint64      // marks[i] is owned by shard i's worker
-	wake   chan struct{} // cap 1: something was queued
-	done   chan struct{} // closed by stop
-	once   sync.Once
+	e       *Engine
+	conn    Conn // written only by Run; Abort from a cut-off too
+	format  int
+	marks   []uint64      // marks[i] is owned by shard i's worker
+	batches []uint64      // batches[i] is owned by shard i's worker: the batch it last queued in
+	wake    chan struct{} // cap 1: something was queued
+	done    chan struct{} // closed by stop
+	once    sync.Once
 
 	mu      sync.Mutex
 	q       *slowsub.Queue        // guarded by mu
@@ -94,12 +95,13 @@ type Client struct {
 func (e *Engine) NewClient(conn Conn, format int, limits slowsub.Limits) *Client {
 	c := &Client{
 		e: e, conn: conn, format: format,
-		marks:  make([]uint64, len(e.shards)),
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		q:      slowsub.NewQueue(limits.Within(e.cfg.Limits)),
-		subs:   map[Subscription]bool{},
-		window: min(startWindow, e.cfg.InFlight),
+		marks:   make([]uint64, len(e.shards)),
+		batches: make([]uint64, len(e.shards)),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		q:       slowsub.NewQueue(limits.Within(e.cfg.Limits)),
+		subs:    map[Subscription]bool{},
+		window:  min(startWindow, e.cfg.InFlight),
 	}
 	e.mu.Lock()
 	e.clients[c] = struct{}{}
@@ -210,21 +212,35 @@ func (c *Client) Send(data []byte) bool {
 	return c.pushLocked(slowsub.Item{Data: data, At: now}, now)
 }
 
-// pushLocked queues it and applies the slow-subscriber rule. c.mu is held.
+// pushLocked queues it, applies the slow-subscriber rule and wakes the
+// writer. It reports false when the client is closed or was cut off by it.
+// c.mu is held.
 func (c *Client) pushLocked(it slowsub.Item, now int64) bool {
-	switch c.q.Push(it, now) {
+	switch c.queueLocked(it, now) {
 	case slowsub.Queued:
 		c.wakeLocked()
-	case slowsub.Conflated:
-		c.e.m.conflated.Inc()
-	case slowsub.CutOff:
-		c.cutOffLocked(now)
-		return false
-	case slowsub.Closed:
+	case slowsub.CutOff, slowsub.Closed:
 		return false
 	}
 	return true
 }
+
+// queueLocked queues it and applies the slow-subscriber rule, leaving the
+// writer asleep. c.mu is held.
+func (c *Client) queueLocked(it slowsub.Item, now int64) slowsub.Verdict {
+	v := c.q.Push(it, now)
+	switch v {
+	case slowsub.Conflated:
+		c.e.m.conflated.Inc()
+	case slowsub.CutOff:
+		c.cutOffLocked(now)
+	}
+	return v
+}
+
+// notify makes sure the writer looks at the queue again. Safe from any
+// goroutine, with or without c.mu.
+func (c *Client) notify() { c.wakeLocked() }
 
 // wakeLocked makes sure the writer looks at the queue again.
 func (c *Client) wakeLocked() {
@@ -234,29 +250,29 @@ func (c *Client) wakeLocked() {
 	}
 }
 
-// deliver queues a live update. Called by shard workers.
-func (c *Client) deliver(m *tick.Message, data []byte, en entry, now int64) {
+// deliver queues a live update without waking the writer; it reports
+// whether the writer needs waking (its worker wakes it once per batch).
+// Called by shard workers.
+func (c *Client) deliver(m *tick.Message, data []byte, en entry, now int64) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.snaps != nil && c.coveredLocked(m.Topic) {
-		c.mu.Unlock()
 		c.e.m.duplicates.Inc() // the snapshot will carry this value or a newer one
-		return
+		return false
 	}
 	if f, ok := c.floors[m.Topic]; ok {
 		if f.epoch == m.Stamp.Epoch && m.Stamp.Seq <= f.seq {
-			c.mu.Unlock()
 			c.e.m.duplicates.Inc()
-			return
+			return false
 		}
 		delete(c.floors, m.Topic)
 	}
 	it := slowsub.Item{Topic: m.Topic, Data: data, At: m.Stamp.Ingress, Conflate: en.conflate}
 	if en.throttle > 0 {
-		c.throttleLocked(it, en.throttle, now)
-	} else {
-		c.pushLocked(it, now)
+		c.throttleLocked(it, en.throttle, now) // wakes the writer itself when it queues
+		return false
 	}
-	c.mu.Unlock()
+	return c.queueLocked(it, now) == slowsub.Queued
 }
 
 // check applies the slow rule to the queue as it stands (the sweeper).

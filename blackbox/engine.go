@@ -66,10 +66,11 @@ type Engine struct {
 }
 
 type shard struct {
-	id  int
-	in  chan *tick.Message
-	idx *index
-	seq uint64 // messages matched; owned by the shard's worker
+	id    int
+	in    chan *tick.Message
+	idx   *index
+	seq   uint64 // messages matched; owned by the shard's worker
+	batch uint64 // batches taken; owned by the shard's worker
 }
 
 // New returns an engine with one encoder per wire format; a client picks its
@@ -148,6 +149,7 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) work(ctx context.Context, s *shard) {
 	var (
 		matches []entry
+		touched []*Client // clients given something in this batch, each once
 		enc     = make([][]byte, len(e.encoders))
 	)
 	for {
@@ -157,32 +159,68 @@ func (e *Engine) work(ctx context.Context, s *shard) {
 			return
 		case m = <-s.in:
 		}
-		matches = s.idx.match(m.Topic, matches[:0])
-		e.m.messages.Inc()
-		if len(matches) == 0 {
+		// Take what is waiting (the proxy hands over whole ingress batches)
+		// and wake each client once at the end, so its writer takes the
+		// batch in one write instead of one message per wake-up (nats'
+		// flushClients).
+		s.batch++
+		for i := 0; ; i++ {
+			matches, touched = e.deliver(s, m, matches, touched, enc)
+			if i+1 == workBatch {
+				break
+			}
+			select {
+			case m = <-s.in:
+				continue
+			default:
+			}
+			break
+		}
+		for i, c := range touched {
+			c.notify()
+			touched[i] = nil
+		}
+		touched = touched[:0]
+	}
+}
+
+// workBatch is the most messages a shard worker delivers before it wakes
+// the clients it gave something to.
+const workBatch = 512
+
+// deliver matches m, encodes it once per format and queues it for every
+// matching client, adding each client it queued for to touched once per
+// batch. Owned by s's worker.
+func (e *Engine) deliver(s *shard, m *tick.Message, matches []entry, touched []*Client, enc [][]byte) ([]entry, []*Client) {
+	matches = s.idx.match(m.Topic, matches[:0])
+	e.m.messages.Inc()
+	if len(matches) == 0 {
+		return matches, touched
+	}
+	s.seq++
+	clear(enc)
+	now := e.cfg.Now().UnixNano()
+	n := 0
+	for _, en := range matches {
+		c := en.c
+		if c.marks[s.id] == s.seq { // matched twice (topic and prefix)
 			continue
 		}
-		s.seq++
-		clear(enc)
-		now := e.cfg.Now().UnixNano()
-		n := 0
-		for _, en := range matches {
-			c := en.c
-			if c.marks[s.id] == s.seq { // matched twice (topic and prefix)
-				continue
-			}
-			c.marks[s.id] = s.seq
-			data := enc[c.format]
-			if data == nil {
-				data = e.encoders[c.format](m)
-				enc[c.format] = data
-			}
-			c.deliver(m, data, en, now)
-			n++
+		c.marks[s.id] = s.seq
+		data := enc[c.format]
+		if data == nil {
+			data = e.encoders[c.format](m)
+			enc[c.format] = data
 		}
-		clear(matches) // drop the client pointers
-		e.m.deliveries.Add(float64(n))
+		if c.deliver(m, data, en, now) && c.batches[s.id] != s.batch {
+			c.batches[s.id] = s.batch
+			touched = append(touched, c)
+		}
+		n++
 	}
+	clear(matches) // drop the client pointers
+	e.m.deliveries.Add(float64(n))
+	return matches, touched
 }
 
 // sweep re-checks every queue so a client that stopped reading is cut off

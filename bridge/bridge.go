@@ -246,7 +246,8 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := ws.UnderlyingConn().(interface{ SetWriteBuffer(int) error }); ok && b.cfg.SendBuffer > 0 {
 		tc.SetWriteBuffer(b.cfg.SendBuffer)
 	}
-	s.c = b.engine.NewClient(&wsConn{ws: ws, grace: b.cfg.CloseGrace}, 0, b.cfg.Limits)
+	s.conn = &wsConn{ws: ws, grace: b.cfg.CloseGrace}
+	s.c = b.engine.NewClient(s.conn, 0, b.cfg.Limits)
 	b.m.connections.Inc()
 	writerDone := make(chan error, 1)
 	go func() {
@@ -279,6 +280,7 @@ type session struct {
 	grant   *Grant // nil: no auth
 	ip      string
 	ws      *websocket.Conn
+	conn    *wsConn
 	c       *blackbox.Client
 	subRate *bucket
 	abuse   *bucket
@@ -314,7 +316,11 @@ func (s *session) run(writerDone <-chan error, stopExpiry func() bool, remote st
 // frame's code.
 func (s *session) drain() {
 	conn := s.ws.UnderlyingConn()
-	conn.SetReadDeadline(time.Now().Add(s.b.cfg.CloseGrace))
+	until := time.Now().Add(s.b.cfg.CloseGrace)
+	if by := s.conn.drainBy.Load(); by != 0 {
+		until = time.Unix(0, by) // one grace from the close frame, not two
+	}
+	conn.SetReadDeadline(until)
 	io.CopyN(io.Discard, conn, closeDrainBytes)
 }
 

@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -30,6 +32,9 @@ type wsConn struct {
 	grace time.Duration // Config.CloseGrace
 	buf   []byte        // owned by the writer: the "skipped" suffix
 	probe []byte        // owned by the writer: a probe's payload
+	// drainBy is when the close's grace ends (Unix ns; 0: no close written):
+	// the session's drain keeps to it rather than granting a second grace.
+	drainBy atomic.Int64
 }
 
 // WriteBatch writes items as text frames of newline-separated JSON messages,
@@ -117,11 +122,20 @@ func (c *wsConn) WriteClose(deadline time.Time, why blackbox.Close) error {
 		text = text[:120]
 	}
 	err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline)
+	if errors.Is(err, websocket.ErrCloseSent) {
+		// gorilla wrote a close itself (1009 for a frame header over the
+		// read limit, or the echo of the client's close): that one stands,
+		// and the half-close and drain must still follow, or the unread
+		// input resets the connection before the client reads the close.
+		err = nil
+	}
 	conn := c.ws.UnderlyingConn()
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok && err == nil {
 		cw.CloseWrite()
 	}
-	conn.SetReadDeadline(time.Now().Add(c.grace))
+	until := time.Now().Add(c.grace)
+	c.drainBy.Store(until.UnixNano())
+	conn.SetReadDeadline(until)
 	return err
 }
 
