@@ -119,6 +119,7 @@
         tr.appendChild(td);
       });
       if (cells.hot) tr.className = "hot";
+      else if (cells.zero) tr.className = "zero";
       return tr;
     }));
   }
@@ -152,6 +153,7 @@
       const inc = increase((s) => s.cutoffs && s.cutoffs[k]);
       const r = [{ text: k }, { text: fmtCount(cut[k]), num: true }, { text: inc == null ? "–" : fmtCount(inc), num: true }];
       r.hot = inc > 0;
+      r.zero = !cut[k];
       return r;
     }));
     const drops = cur.drops || {};
@@ -161,6 +163,7 @@
         const inc = increase((s) => s.drops && s.drops[m] && s.drops[m][k]);
         const r = [{ text: m.replace(/^mdgate_/, "") }, { text: k }, { text: fmtCount(drops[m][k]), num: true }, { text: inc == null ? "–" : fmtCount(inc), num: true }];
         r.hot = inc > 0;
+        r.zero = !drops[m][k];
         dr.push(r);
       }
     }
