@@ -295,7 +295,7 @@ func (c *Client) check(now int64) {
 		c.cutOffLocked(now)
 		return
 	}
-	if c.unprobedBytes > 0 && now-c.lastProbe >= int64(probeEvery) {
+	if c.unprobedBytes > 0 && now-c.lastProbe >= c.probeEveryLocked() {
 		c.wakeLocked() // written data waits for its probe
 	}
 }

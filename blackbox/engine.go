@@ -164,10 +164,11 @@ func (e *Engine) work(ctx context.Context, s *shard) {
 		// batch in one write instead of one message per wake-up (nats'
 		// flushClients).
 		s.batch++
-		for i := 0; ; i++ {
-			matches, touched = e.deliver(s, m, matches, touched, enc)
-			if i+1 == workBatch {
-				break
+		for work := 0; ; {
+			var n int
+			matches, touched, n = e.deliver(s, m, matches, touched, enc)
+			if work += n + 1; work >= workBatch {
+				break // wake what has been queued: a batch costs latency too
 			}
 			select {
 			case m = <-s.in:
@@ -184,18 +185,20 @@ func (e *Engine) work(ctx context.Context, s *shard) {
 	}
 }
 
-// workBatch is the most messages a shard worker delivers before it wakes
-// the clients it gave something to.
-const workBatch = 512
+// workBatch bounds the work (deliveries, plus one per message) a shard
+// worker does before it wakes the clients it gave something to: enough to
+// carry an ingress batch to a client in one write, little enough that the
+// first client of a batch does not wait long for the last.
+const workBatch = 256
 
 // deliver matches m, encodes it once per format and queues it for every
 // matching client, adding each client it queued for to touched once per
 // batch. Owned by s's worker.
-func (e *Engine) deliver(s *shard, m *tick.Message, matches []entry, touched []*Client, enc [][]byte) ([]entry, []*Client) {
+func (e *Engine) deliver(s *shard, m *tick.Message, matches []entry, touched []*Client, enc [][]byte) ([]entry, []*Client, int) {
 	matches = s.idx.match(m.Topic, matches[:0])
 	e.m.messages.Inc()
 	if len(matches) == 0 {
-		return matches, touched
+		return matches, touched, 0
 	}
 	s.seq++
 	clear(enc)
@@ -220,7 +223,7 @@ func (e *Engine) deliver(s *shard, m *tick.Message, matches []entry, touched []*
 	}
 	clear(matches) // drop the client pointers
 	e.m.deliveries.Add(float64(n))
-	return matches, touched
+	return matches, touched, n
 }
 
 // sweep re-checks every queue so a client that stopped reading is cut off

@@ -38,12 +38,18 @@ type probe struct {
 }
 
 const (
-	minWindow   = 4 << 10               // the smallest window
-	startWindow = 16 << 10              // a new client's window: it doubles with every quick answer
-	maxProbes   = 8                     // unanswered probes at most
-	probeEvery  = 50 * time.Millisecond // a probe follows written data at most this late (sweeper permitting)
-	probeBytes  = 64 << 10              // ... or once this much was written since the last one
+	minWindow   = 4 << 10  // the smallest window
+	startWindow = 16 << 10 // a new client's window: it doubles with every quick answer
+	maxProbes   = 8        // unanswered probes at most
+	probeBytes  = 64 << 10 // a probe follows once this much was written since the last one
 )
+
+// probeEveryLocked is how late a probe may follow written data (sweeper
+// permitting): a sixteenth of the lag limit, 25 to 250 ms, so a client's
+// lag is known to within that and a trickle costs few pings. c.mu is held.
+func (c *Client) probeEveryLocked() int64 {
+	return int64(min(max(c.q.Limits().MaxLag/16, 25*time.Millisecond), 250*time.Millisecond))
+}
 
 // wroteLocked records a write of n bytes whose oldest data item is oldest (Unix
 // ns; 0: no data, only replies). c.mu is held.
@@ -61,8 +67,8 @@ func (c *Client) probeDueLocked(now int64) (uint64, bool) {
 	if c.unprobedBytes == 0 || len(c.probes) >= maxProbes {
 		return 0, false
 	}
-	if c.unprobedBytes < probeBytes && now-c.lastProbe < int64(probeEvery) && !c.windowFullLocked() {
-		return 0, false // a probe every probeEvery at most for a trickle: one ping per write would double the syscalls
+	if c.unprobedBytes < probeBytes && now-c.lastProbe < c.probeEveryLocked() && !c.windowFullLocked() {
+		return 0, false // for a trickle, a probe now and then: one ping per write would double the syscalls
 	}
 	c.nextProbe++
 	c.probes = append(c.probes, probe{id: c.nextProbe, sentAt: now, end: c.written, oldest: c.unprobed})
