@@ -9,7 +9,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/mdgate/mdgate/bridge"
+	"github.com/mdgate/mdgate/gateway"
 )
 
 // opsPoll waits in the page for a JavaScript predicate, failing with what.
@@ -105,4 +110,74 @@ func TestOpsPageInChromium(t *testing.T) {
 	runGateway(t, addr)
 	opsPoll(t, ctx, "live on the new gateway",
 		`document.body.dataset.state === "live" && document.getElementById("epoch").textContent !== "`+epoch+`" && `+value("ingress-rate")+` > 0`)
+}
+
+// TestOpsPageWithAuthInChromium: with JWT auth on, /ops without a token and
+// with a token lacking the ops claim says "unauthorized" (not a frozen
+// page); /ops?token=<JWT with "ops": true> goes live.
+func TestOpsPageWithAuthInChromium(t *testing.T) {
+	exe := chromium(t)
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	auth, err := bridge.NewHMACAuth(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gateway.DefaultConfig()
+	c.HTTP = "127.0.0.1:0"
+	c.Demo = true
+	c.DemoRate = 500
+	c.Proxy.IngressBind = []string{"tcp://127.0.0.1:*"}
+	c.Proxy.EgressBind = []string{"tcp://127.0.0.1:*"}
+	c.Proxy.StampedBind = []string{"tcp://127.0.0.1:*"}
+	c.Proxy.Linger = 0
+	c.SnapshotBind = ""
+	c.Bridge.Auth = auth
+	g, err := gateway.New(c, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gctx, gcancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- g.Run(gctx) }()
+	t.Cleanup(func() {
+		gcancel()
+		if err := <-errc; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	})
+	select {
+	case <-g.Ready():
+	case err := <-errc:
+		t.Fatalf("gateway: %v", err)
+	}
+	token := func(ops bool) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, bridge.Claims{Ops: ops, Topics: []string{"md."},
+			RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+
+	actx, acancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true))
+	defer acancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, tcancel := context.WithTimeout(ctx, time.Minute)
+	defer tcancel()
+	base := "http://" + g.HTTPAddr() + "/ops"
+	for _, tc := range []struct{ name, url, js string }{
+		{"no token", base, `document.body.dataset.state === "unauthorized" && document.getElementById("error").textContent.includes("HTTP 401")`},
+		{"no ops claim", base + "?token=" + token(false), `document.body.dataset.state === "unauthorized" && document.getElementById("error").textContent.includes("HTTP 403")`},
+		{"ops claim", base + "?token=" + token(true), `document.body.dataset.state === "live" && +document.getElementById("ingress-rate").dataset.value > 0`},
+	} {
+		if _, err := chromedp.Run(ctx, chromedp.Navigate(tc.url)); err != nil {
+			t.Fatalf("%s: navigate: %v", tc.name, err)
+		}
+		opsPoll(t, ctx, tc.name, tc.js)
+	}
 }
