@@ -1,6 +1,7 @@
 package slowsub
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -65,6 +66,23 @@ type Limits struct {
 
 // DefaultLimits are 1 MiB and 2 s.
 func DefaultLimits() Limits { return Limits{MaxBytes: 1 << 20, MaxLag: 2 * time.Second} }
+
+// Validate reports a negative bound, and both bounds at 0 (a stalled
+// subscriber could then queue without end). One bound at 0 is real: no
+// byte bound (the lag bounds the queue) or no lag bound.
+func (l Limits) Validate() error {
+	var errs []error
+	if l.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("slow max bytes %d: want 0 (no byte bound) or more", l.MaxBytes))
+	}
+	if l.MaxLag < 0 {
+		errs = append(errs, fmt.Errorf("slow max lag %v: want 0 (no lag bound) or more", l.MaxLag))
+	}
+	if l.MaxBytes == 0 && l.MaxLag == 0 {
+		errs = append(errs, errors.New("slow max bytes and slow max lag both 0: a stalled client would queue without bound; give at least one"))
+	}
+	return errors.Join(errs...)
+}
 
 // Within returns l with each field capped by max (zero fields of l take
 // max's value): a client may ask for tighter limits, never looser ones.
