@@ -9,9 +9,9 @@ import (
 
 func TestHandlerServesEmbeddedDashboard(t *testing.T) {
 	for _, tc := range []struct{ path, want string }{
-		{"/", `<script src="app.js">`},
-		{"/app.js", `new WebSocket(`},
-		{"/style.css", `.flash-up`},
+		{"/", `<script type="module" src="app.js">`},
+		{"/app.js", `from "./mdgate.js"`},
+		{"/style.css", `#viewport`},
 	} {
 		rec := httptest.NewRecorder()
 		Handler().ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))

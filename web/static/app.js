@@ -1,167 +1,216 @@
-// mdgate dashboard: speaks docs/protocol.md over /ws. Plain JS, no build.
-"use strict";
+// mdgate dashboard, on mdgate.js (docs/client-js.md). Plain JS, no build.
+//
+// Rendering costs what the eye can see: values land in a model (rows) as
+// they arrive; once per animation frame the rows in the viewport that
+// changed are written to the DOM (the latest value wins), with no layout read
+// in between; rows outside the viewport cost nothing (the table is
+// virtualised: a pool of <tr>s for the visible slice, spacers above and
+// below). A value that cannot be shown marks its own row, never the page.
+import { MdGate } from "./mdgate.js";
 
 const $ = (id) => document.getElementById(id);
-const rows = new Map();   // topic -> row state
-const dirty = new Set();  // topics to repaint on the next frame
-const stats = { count: 0, gaps: 0, skipped: 0, reconnects: 0, lagMs: null };
-let ws = null, prefix = $("filter").value, backoff = 500, nextId = 1, retryTimer = null;
+const ROW_H = 22;          // px, fixed (style.css: #rows tr)
+const OVERSCAN = 4;        // rows painted beyond each edge of the viewport
+const rows = new Map();    // topic -> row model
+const dirty = new Set();   // topics changed since the last frame
+let order = [];            // topics, sorted; rebuilt when a topic comes or goes
+let orderDirty = false, lastSort = 0;
+const pool = [];           // <tr>s of the visible slice
+const stats = { count: 0, gaps: 0, skipped: 0, reconnects: 0, lagMs: null, errors: 0 };
+let newestTs = 0;          // the newest ts that reached the model since the last frame
+let prefix = $("filter").value;
+let viewTop = 0, viewH = 0; // the viewport's scroll position and height, from events
 
-function setConn(state, note) {
+const g = new MdGate({
+  token: new URLSearchParams(location.search).get("token") || undefined, // with auth on: /?token=<JWT>
+});
+let sub = null;
+
+function spec() {
+  return { prefixes: [prefix], slow: $("conflate").checked ? "conflate" : "disconnect",
+           throttleMs: Number($("throttle").value) || undefined };
+}
+
+// resubscribe changes the subscription's options: the new one is sent first,
+// so the prefix stays subscribed (the gateway replaces its options) and the
+// values held are resumed, not sent again.
+function resubscribe() {
+  const old = sub;
+  sub = g.subscribe(spec());
+  if (old) old.close();
+}
+
+function note(text, cls) {
+  const el = $("note");
+  el.textContent = text;
+  el.className = cls || "muted";
+}
+
+g.on("state", (e) => {
   const el = $("conn");
-  el.textContent = state;
-  el.className = "state " + (state === "live" ? "live" : state === "reconnecting" ? "reconnecting" : "down");
-  document.body.dataset.conn = state;
-  if (note !== undefined) $("note").textContent = note;
-}
-
-function send(msg) {
-  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
-}
-
-function subscribe() {
-  // Resume: tell the gateway the last seq we hold per topic under the prefix.
-  const resume = {};
-  for (const [topic, r] of rows) {
-    if (topic.startsWith(prefix) && r.seq) resume[topic] = { seq: r.seq, epoch: r.epoch };
+  el.textContent = e.state;
+  el.className = "state " + (e.state === "live" ? "live" : e.state === "reconnecting" || e.state === "connecting" ? "reconnecting" : "down");
+  document.body.dataset.conn = e.state;
+  if (e.state === "live") {
+    if (stats.everLive) stats.reconnects++;
+    stats.everLive = true;
   }
-  send({ op: "subscribe", id: nextId++, prefixes: [prefix], snapshot: true,
-         slow: $("conflate").checked ? "conflate" : "disconnect", resume });
-}
+});
+g.on("cutoff", (e) => note("cut off " + e.code + (e.reason ? ": " + e.reason : ""), "warn"));
+g.on("epoch", () => note("gateway restarted, values refreshed", "info"));
+g.on("gap", () => { stats.gaps++; });
+g.on("error", (e) => note("error " + e.code + ": " + e.message, "warn"));
+g.on("update", (m) => {
+  try { apply(m); } catch (e) { stats.errors++; }
+});
 
-function connect() {
-  retryTimer = null;
-  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
-  // With auth on, open the page as /?token=<JWT>: the token goes as a subprotocol.
-  const token = new URLSearchParams(location.search).get("token");
-  ws = token ? new WebSocket(url, ["mdgate", "bearer." + token]) : new WebSocket(url);
-  ws.onopen = () => { backoff = 500; setConn("live", ""); subscribe(); };
-  ws.onmessage = (ev) => {
-    for (const line of ev.data.split("\n")) {
-      if (line) handle(JSON.parse(line));
-    }
-  };
-  ws.onclose = (ev) => {
-    ws = null;
-    const why = ev.code === 4008 ? "cut off: " + ev.reason : ev.reason || "closed (" + ev.code + ")";
-    setConn("reconnecting", why);
-    stats.reconnects++;
-    const delay = backoff * (0.75 + Math.random() * 0.5);
-    backoff = Math.min(backoff * 2, 10000);
-    if (!retryTimer) retryTimer = setTimeout(connect, delay);
-  };
-}
-
-function handle(m) {
-  switch (m.op) {
-    case "update":
-    case "snapshot":
-      return tick(m);
-    case "error":
-      $("note").textContent = "error " + m.code + ": " + m.message;
-      return;
-    case "ack":
-      if (m.req === "subscribe") $("note").textContent = "subscribed " + (m.prefixes || []).join(",") + " · " + m.snapshot + " cached";
-      return;
-  }
-}
-
-function tick(m) {
+// apply puts one value into the model; the DOM is written on the next frame.
+function apply(m) {
   if (!m.topic.startsWith(prefix)) return;
   let r = rows.get(m.topic);
-  if (r && r.epoch === m.epoch && m.seq <= r.seq) return; // already have it
-  if (m.op === "update") {
-    stats.count++;
-    if (m.skipped) stats.skipped += m.skipped;
-    else if (r && r.epoch === m.epoch && m.seq !== r.seq + 1) stats.gaps++;
-    stats.lagMs = Date.now() - m.ts / 1000;
-  } else if (m.gap) {
-    stats.gaps++;
-  }
   if (!r) {
-    r = { prices: [], first: null };
+    r = { topic: m.topic, prices: [], first: null, px: null, prev: null, data: null, flash: 0 };
     rows.set(m.topic, r);
+    orderDirty = true;
   }
-  if (m.deleted) { r.deleted = true; }
+  if (m.op === "update") stats.count++;
+  if (m.skipped) stats.skipped += m.skipped;
+  if (m.ts > newestTs) newestTs = m.ts;
   const d = m.data;
-  const px = d && typeof d === "object" ? d.px : typeof d === "number" ? d : null;
+  const px = m.enc ? null : d && typeof d === "object" ? d.px : typeof d === "number" ? d : null;
+  r.deleted = m.deleted;
+  r.stale = m.stale;
   r.prev = r.px;
   r.px = px;
-  r.data = d;
+  r.data = m.enc ? { binary: true } : d;
   r.seq = m.seq;
-  r.epoch = m.epoch;
   r.ts = m.ts;
-  if (px != null) {
-    if (r.first == null) r.first = d && d.chg != null ? px - d.chg : px;
+  if (typeof px === "number") {
+    if (r.first == null) r.first = d && typeof d.chg === "number" ? px - d.chg : px;
     r.prices.push(px);
     if (r.prices.length > 40) r.prices.shift();
+    if (typeof r.prev === "number" && px !== r.prev) r.flash = px > r.prev ? 1 : -1;
   }
   dirty.add(m.topic);
 }
 
+// fmt formats a price; anything but a number (or nothing) is an error for
+// the row to show.
 function fmt(x) {
-  if (x == null || Number.isNaN(x)) return "–";
+  if (x == null) return "–";
+  if (typeof x !== "number") throw new TypeError("not a number: " + JSON.stringify(x).slice(0, 30));
+  if (Number.isNaN(x)) return "–";
   const a = Math.abs(x);
-  return x.toFixed(a >= 1000 ? 2 : a >= 10 ? 2 : 4);
+  return x.toFixed(a >= 10 ? 2 : 4);
 }
 
-function spark(prices) {
-  if (prices.length < 2) return "";
+// spark draws the last prices into the row's own polyline (no HTML parsing).
+function spark(line, prices) {
+  if (prices.length < 2) { line.setAttribute("points", ""); return; }
   const lo = Math.min(...prices), hi = Math.max(...prices), span = hi - lo || 1;
-  const pts = prices.map((p, i) => (i * 90 / (prices.length - 1)).toFixed(1) + "," + (17 - (p - lo) / span * 16).toFixed(1));
-  return '<svg class="spark" viewBox="0 0 90 18"><polyline points="' + pts.join(" ") + '"/></svg>';
+  let pts = "";
+  for (let i = 0; i < prices.length; i++) {
+    pts += (i * 90 / (prices.length - 1)).toFixed(1) + "," + (17 - (prices[i] - lo) / span * 16).toFixed(1) + " ";
+  }
+  line.setAttribute("points", pts);
 }
 
-function render() {
-  const body = $("rows");
-  for (const topic of dirty) {
-    const r = rows.get(topic);
-    if (!r) continue;
-    if (!r.tr) {
-      r.tr = document.createElement("tr");
-      r.tr.dataset.topic = topic;
-      r.tr.innerHTML = "<td></td><td class=num></td><td class=num></td><td class=num></td><td class=num></td><td></td><td class=num></td><td></td>";
-      r.tr.cells[0].textContent = topic;
-      // keep rows sorted by topic
-      let before = null;
-      for (const tr of body.rows) { if (tr.dataset.topic > topic) { before = tr; break; } }
-      body.insertBefore(r.tr, before);
-    }
-    const c = r.tr.cells, d = r.data || {};
-    const chg = r.px != null && r.first != null ? r.px - r.first : null;
-    c[1].textContent = r.px != null ? fmt(r.px) : (r.deleted ? "deleted" : JSON.stringify(d).slice(0, 40));
+const FLASH = { 1: "rgba(46,160,67,.35)", [-1]: "rgba(248,81,73,.35)" };
+
+// paint writes row r into tr; changed: a new value (flash), not a scroll.
+function paint(tr, r, changed) {
+  const c = tr.cells;
+  if (tr._topic !== r.topic) { tr._topic = tr.dataset.topic = r.topic; c[0].textContent = r.topic; }
+  try {
+    const d = r.data && typeof r.data === "object" ? r.data : {};
+    const last = r.deleted ? "deleted" : r.px != null ? fmt(r.px) : d.binary ? "binary" : JSON.stringify(r.data).slice(0, 40);
+    const chg = typeof r.px === "number" && r.first != null ? r.px - r.first : null;
+    const bid = fmt(d.bid), ask = fmt(d.ask);
+    c[1].textContent = last;
     c[2].textContent = chg == null ? "–" : (chg >= 0 ? "+" : "") + fmt(chg);
     c[2].className = "num " + (chg > 0 ? "up" : chg < 0 ? "down" : "");
-    c[3].textContent = fmt(d.bid);
-    c[4].textContent = fmt(d.ask);
-    c[5].innerHTML = spark(r.prices);
+    c[3].textContent = bid;
+    c[4].textContent = ask;
+    spark(tr._line, r.prices);
     c[6].textContent = r.seq;
-    c[7].textContent = new Date(r.ts / 1000).toLocaleTimeString();
-    if (r.prev != null && r.px != null && r.px !== r.prev) {
-      r.tr.classList.remove("flash-up", "flash-down");
-      void r.tr.offsetWidth; // restart the animation
-      r.tr.classList.add(r.px > r.prev ? "flash-up" : "flash-down");
-    }
+    c[7].textContent = r.stale ? "stale (cache file)" : new Date(r.ts / 1000).toLocaleTimeString();
+    tr.className = r.stale ? "stale" : "";
+    tr.title = "";
+    if (changed && r.flash) tr.animate({ backgroundColor: [FLASH[r.flash], "transparent"] }, { duration: 600, easing: "ease-out" });
+  } catch (e) {
+    stats.errors++;
+    tr.className = "bad";
+    tr.title = String(e.message || e);
+    c[1].textContent = "⚠ bad value";
+    c[6].textContent = r.seq;
+    c[7].textContent = String(e.message || e);
   }
+  r.flash = 0;
+}
+
+function newRow() {
+  const tr = document.createElement("tr");
+  for (let i = 0; i < 8; i++) tr.insertCell().className = i >= 1 && i <= 4 || i === 6 ? "num" : "";
+  const NS = "http://www.w3.org/2000/svg", svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", "0 0 90 18");
+  tr._line = svg.appendChild(document.createElementNS(NS, "polyline"));
+  tr.cells[5].appendChild(svg);
+  return tr;
+}
+
+// frame: once per animation frame, the visible rows that changed.
+function frame() {
+  requestAnimationFrame(frame); // first: nothing below can stop the loop
+  const now = Date.now();
+  if (orderDirty && (order.length < 2000 || now - lastSort > 250)) {
+    order = Array.from(rows.keys()).sort();
+    orderDirty = false;
+    lastSort = now;
+    $("rowcount").textContent = order.length + " instruments";
+  }
+  const first = Math.max(0, Math.floor(viewTop / ROW_H) - OVERSCAN);
+  const n = Math.min(order.length - first, Math.ceil(viewH / ROW_H) + 2 * OVERSCAN);
+  setHeight("pad-top", first * ROW_H);
+  setHeight("pad-bottom", Math.max(0, order.length - first - n) * ROW_H);
+  const body = $("rows");
+  for (let i = 0; i < n; i++) {
+    let tr = pool[i];
+    if (!tr) { tr = pool[i] = newRow(); body.appendChild(tr); }
+    else if (tr.hidden) tr.hidden = false;
+    const topic = order[first + i], r = rows.get(topic);
+    if (tr._topic !== topic) paint(tr, r, false);
+    else if (dirty.has(topic)) paint(tr, r, true);
+  }
+  for (let i = Math.max(n, 0); i < pool.length && !pool[i].hidden; i++) { pool[i].hidden = true; pool[i]._topic = pool[i].dataset.topic = ""; }
   dirty.clear();
-  $("rowcount").textContent = rows.size + " instruments";
-  requestAnimationFrame(render);
+  if (newestTs) { stats.lagMs = Date.now() - newestTs / 1000; newestTs = 0; }
+}
+
+const heights = {};
+function setHeight(id, px) {
+  if (heights[id] === px) return;
+  heights[id] = px;
+  $(id).style.height = px + "px";
 }
 
 function applyFilter() {
   const next = $("filter").value;
   if (next === prefix) return;
-  send({ op: "unsubscribe", id: nextId++, prefixes: [prefix] });
+  if (sub) sub.close(); // forgets the old prefix's topics
   prefix = next;
-  for (const [topic, r] of rows) {
-    if (!topic.startsWith(prefix)) { if (r.tr) r.tr.remove(); rows.delete(topic); }
-  }
-  subscribe();
+  for (const topic of rows.keys()) if (!topic.startsWith(prefix)) rows.delete(topic);
+  orderDirty = true;
+  sub = g.subscribe(spec());
 }
 
+const view = $("viewport");
+view.addEventListener("scroll", () => { viewTop = view.scrollTop; }, { passive: true });
+new ResizeObserver((es) => { viewH = es[0].contentRect.height; }).observe(view);
 $("filter").addEventListener("change", applyFilter);
 $("filter").addEventListener("keydown", (e) => { if (e.key === "Enter") applyFilter(); });
-$("conflate").addEventListener("change", () => { send({ op: "unsubscribe", id: nextId++, prefixes: [prefix] }); subscribe(); });
+$("conflate").addEventListener("change", resubscribe);
+$("throttle").addEventListener("change", resubscribe);
 
 setInterval(() => {
   $("rate").textContent = stats.count;
@@ -172,7 +221,7 @@ setInterval(() => {
   $("reconnects").textContent = stats.reconnects;
 }, 1000);
 
-window.mdgate = { rows, stats, state: () => document.body.dataset.conn };
-setConn("connecting");
-requestAnimationFrame(render);
-connect();
+window.mdgate = { rows, stats, client: g, state: () => document.body.dataset.conn, topics: () => order.slice() };
+document.body.dataset.conn = "connecting";
+sub = g.subscribe(spec());
+requestAnimationFrame(frame);
