@@ -205,9 +205,6 @@ func TestClientCutoff(t *testing.T) {
 			p.eval(tc.send + `, "ok"`)
 			p.poll("live again", p.lives()+` === 2`)
 			ev := p.eventsOf("cutoff")
-			if len(ev) == 0 && tc.code == 1009 {
-				t.Skip("KNOWN GATEWAY BUG (web/close_browser_test.go): the 1009 close frame lost to a reset (1006); reconnected")
-			}
 			if len(ev) != 1 || ev[0].Code != tc.code || !strings.HasPrefix(ev[0].Reason, tc.reason) {
 				t.Fatalf("cutoff events %+v, want one %v %q", ev, tc.code, tc.reason)
 			}
