@@ -22,7 +22,6 @@ import (
 	"github.com/mdgate/mdgate/demofeed"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/proxy"
-	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/snapshot"
 	"github.com/mdgate/mdgate/web"
 )
@@ -93,9 +92,10 @@ type Gateway struct {
 	httpAddr  string // guarded by mu
 }
 
-// New builds every stage; nothing listens until Run.
+// New validates cfg (Config.Validate: every problem at once) and builds
+// every stage; nothing listens until Run.
 func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
-	if err := cfg.validateHTTP(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -118,9 +118,6 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 	var snapCache bridge.Cache
 	if cache != nil {
 		snapCache = cache
-	}
-	if cfg.Bridge.Limits == (slowsub.Limits{}) {
-		cfg.Bridge.Limits = fan.Config().Limits
 	}
 	ws := bridge.New(cfg.Bridge, fan, snapCache, reg, log.With().Str("stage", "bridge").Logger())
 	g := &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, cache: cache, fan: fan, ws: ws, httpReady: make(chan struct{})}
@@ -172,7 +169,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("http listen %s: %w", g.cfg.HTTP, err)
 	}
 	if g.cache != nil && g.cfg.CacheFile != "" {
-		g.cache.LoadOrQuarantine(g.cfg.CacheFile, g.log.With().Str("stage", "lvc").Logger(), time.Now())
+		if err := g.cache.LoadOrQuarantine(g.cfg.CacheFile, g.log.With().Str("stage", "lvc").Logger(), time.Now()); err != nil {
+			ln.Close()
+			return fmt.Errorf("lvc file: %w", err)
+		}
 	}
 	grp, ctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return g.proxy.Run(ctx) })
@@ -182,7 +182,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	if g.cache != nil && g.cfg.CacheFile != "" {
 		grp.Go(func() error {
-			return g.cache.Persist(ctx, g.cfg.CacheFile, g.cfg.CacheSaveEvery, g.log.With().Str("stage", "lvc").Logger())
+			return g.cache.Persist(ctx, g.cfg.CacheFile, g.cfg.CacheSaveEvery, g.cfg.ShutdownTimeout, g.log.With().Str("stage", "lvc").Logger())
 		})
 	}
 	hs := g.cfg.Bridge.HandshakeTimeout
@@ -264,12 +264,22 @@ func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 	case len(h.AcceptExhausted) > 0:
 		status = "degraded" // a listener sheds new connections for lack of descriptors; the rest serves: still 200
 	}
+	var file *lvc.FileStatus // --lvc-file: saves, the last error, a corrupt file moved aside
+	if g.cache != nil && g.cfg.CacheFile != "" {
+		fs := g.cache.FileStatus()
+		fs.Path = g.cfg.CacheFile
+		file = &fs
+		if fs.Failing && status == "ok" {
+			status = "degraded" // the last save failed: the file on disk is getting old; still 200
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(struct {
-		Status string       `json:"status"`
-		Proxy  proxy.Health `json:"proxy"`
-	}{status, h})
+		Status  string          `json:"status"`
+		Proxy   proxy.Health    `json:"proxy"`
+		LVCFile *lvc.FileStatus `json:"lvc_file,omitempty"`
+	}{status, h, file})
 }
 
 func (g *Gateway) readiness() []<-chan struct{} {

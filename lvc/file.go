@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -41,8 +42,22 @@ const maxRecord = 64 << 20
 
 // Save writes every value atomically to path: a temporary file in the same
 // directory, fsynced, renamed over path, and the directory fsynced. A crash
-// at any point leaves the previous file intact.
-func (c *Cache) Save(path string) (err error) {
+// at any point leaves the previous file intact. Every call is counted in
+// mdgate_lvc_saves_total by result and recorded in FileStatus, a failure to
+// create the temporary file included.
+func (c *Cache) Save(path string) error {
+	err := c.save(path)
+	c.recordSave(path, err, time.Now())
+	return err
+}
+
+// saveHook, when set (tests), runs at the start of every save.
+var saveHook atomic.Pointer[func()]
+
+func (c *Cache) save(path string) (err error) {
+	if h := saveHook.Load(); h != nil {
+		(*h)()
+	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -52,9 +67,6 @@ func (c *Cache) Save(path string) (err error) {
 		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
-			c.met.saves.WithLabelValues("error").Inc()
-		} else {
-			c.met.saves.WithLabelValues("ok").Inc()
 		}
 	}()
 	crc := crc32.NewIEEE()
@@ -81,6 +93,88 @@ func (c *Cache) Save(path string) (err error) {
 		d.Sync()
 		d.Close()
 	}
+	return nil
+}
+
+// FileStatus is what the cache file has been through since start, for
+// /healthz.
+type FileStatus struct {
+	Path        string     `json:"path"`
+	Saves       uint64     `json:"saves"`                   // successful saves
+	Failures    uint64     `json:"failures"`                // failed saves, every cause
+	LastSave    *time.Time `json:"last_save,omitempty"`     // the last successful save
+	LastError   string     `json:"last_error,omitempty"`    // the last failed save's error
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"` // ... and when
+	Failing     bool       `json:"failing"`                 // the latest save failed
+	MovedAside  string     `json:"moved_aside,omitempty"`   // where a corrupt file found at start was moved
+}
+
+// FileStatus returns what the cache file has been through: saves and
+// failures, the last error, a corrupt file moved aside at start.
+func (c *Cache) FileStatus() FileStatus {
+	c.fileMu.Lock()
+	defer c.fileMu.Unlock()
+	return c.file
+}
+
+func (c *Cache) recordSave(path string, err error, now time.Time) {
+	c.fileMu.Lock()
+	defer c.fileMu.Unlock()
+	c.file.Path = path
+	c.file.Failing = err != nil
+	if err != nil {
+		c.met.saves.WithLabelValues("error").Inc()
+		c.file.Failures++
+		c.file.LastError, c.file.LastErrorAt = err.Error(), &now
+		return
+	}
+	c.met.saves.WithLabelValues("ok").Inc()
+	c.file.Saves++
+	c.file.LastSave = &now
+}
+
+// CheckFile reports why path cannot be the cache file, before anything is
+// loaded or saved: it is a directory or not a regular file, it cannot be
+// read (permission denied), its directory is missing, or no file can be
+// created there (permission denied, read-only file system: a save creates a
+// temporary file beside path, so CheckFile creates and removes one). A
+// missing file in a usable directory is fine: the first save creates it.
+func CheckFile(path string) error {
+	if path == "" {
+		return errors.New("no path")
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s is a directory; want a file path, e.g. %s", path, filepath.Join(path, "cache.lvc"))
+	case err == nil && !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file (%v)", path, fi.Mode().Type())
+	case err == nil:
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	dir := filepath.Dir(path)
+	di, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("directory %s does not exist (the gateway does not create it)", dir)
+	}
+	if err != nil {
+		return err
+	}
+	if !di.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cannot create files in %s: %w", dir, err)
+	}
+	tmp.Close()
+	os.Remove(tmp.Name())
 	return nil
 }
 
@@ -199,9 +293,13 @@ func decodeRecord(r []byte) (*tick.Message, error) {
 }
 
 // LoadOrQuarantine loads path into the cache. A missing file is a clean
-// start. A corrupt one is logged, moved aside to path.corrupt-TIME, and the
-// cache starts empty: it never stops the gateway.
-func (c *Cache) LoadOrQuarantine(path string, log zerolog.Logger, now time.Time) {
+// start. A corrupt one (ErrCorrupt: the file was read and is not a whole
+// cache file) is logged, moved aside to path.corrupt-TIME
+// (FileStatus.MovedAside), and the cache starts empty. Any other error
+// (a directory, permission denied, an I/O error) is returned and nothing is
+// moved: the gateway does not judge what it cannot read. So is a corrupt
+// file that cannot be moved aside, which the next save would overwrite.
+func (c *Cache) LoadOrQuarantine(path string, log zerolog.Logger, now time.Time) error {
 	msgs, err := Load(path)
 	switch {
 	case err == nil:
@@ -210,34 +308,74 @@ func (c *Cache) LoadOrQuarantine(path string, log zerolog.Logger, now time.Time)
 		log.Info().Str("file", path).Int("topics", t).Int64("bytes", b).Msg("cache loaded; values are marked stale until updated")
 	case errors.Is(err, os.ErrNotExist):
 		log.Info().Str("file", path).Msg("no cache file yet; starting empty")
-	default:
+	case errors.Is(err, ErrCorrupt):
 		aside := fmt.Sprintf("%s.corrupt-%s", path, now.UTC().Format("20060102T150405Z"))
 		if rerr := os.Rename(path, aside); rerr != nil {
-			log.Error().Err(err).AnErr("rename_error", rerr).Str("file", path).Msg("cache file unreadable and could not be moved aside; starting empty")
-			return
+			return fmt.Errorf("%w; moving it aside: %v", err, rerr)
 		}
-		log.Error().Err(err).Str("file", path).Str("moved_to", aside).Msg("cache file unreadable; moved aside, starting empty")
+		c.fileMu.Lock()
+		c.file.Path, c.file.MovedAside = path, aside
+		c.fileMu.Unlock()
+		log.Error().Err(err).Str("file", path).Str("moved_to", aside).Msg("cache file corrupt; moved aside, starting empty")
+	default:
+		return err
 	}
+	return nil
 }
 
 // Persist saves the cache to path every interval and once more when ctx is
-// done. Save errors are logged and counted; they never stop the gateway.
-func (c *Cache) Persist(ctx context.Context, path string, interval time.Duration, log zerolog.Logger) error {
+// done. That last save is bounded by final (the shutdown bound, counted
+// from ctx's end; 0: no bound): past it Persist returns, the save carries
+// on until the process exits, and the previous file stays whole. Save errors
+// are logged and counted (mdgate_lvc_saves_total{result="error"},
+// FileStatus); they never stop the gateway.
+func (c *Cache) Persist(ctx context.Context, path string, interval, final time.Duration, log zerolog.Logger) error {
+	if interval <= 0 {
+		return fmt.Errorf("lvc persist: save interval %v: want more than 0", interval)
+	}
+	var ended atomic.Int64 // when ctx ended, unix ns
+	stop := context.AfterFunc(ctx, func() { ended.Store(time.Now().UnixNano()) })
+	defer stop()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if err := c.Save(path); err != nil {
-				log.Error().Err(err).Msg("final cache save failed")
-			} else {
-				log.Info().Str("file", path).Msg("cache saved")
-			}
-			return nil
+			return c.finalSave(path, final, ended.Load(), log)
 		case <-t.C:
 			if err := c.Save(path); err != nil {
 				log.Error().Err(err).Msg("cache save failed")
 			}
 		}
 	}
+}
+
+func (c *Cache) finalSave(path string, final time.Duration, endedNS int64, log zerolog.Logger) error {
+	var bound <-chan time.Time
+	if final > 0 {
+		left := final
+		if endedNS != 0 { // a periodic save may have run past ctx's end
+			left -= time.Since(time.Unix(0, endedNS))
+		}
+		if left <= 0 {
+			log.Error().Dur("bound", final).Msg("no time left for the final cache save within the shutdown bound; the last periodic save stands")
+			return nil
+		}
+		timer := time.NewTimer(left)
+		defer timer.Stop()
+		bound = timer.C
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Save(path) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error().Err(err).Msg("final cache save failed")
+		} else {
+			log.Info().Str("file", path).Msg("cache saved")
+		}
+	case <-bound:
+		log.Error().Dur("bound", final).Str("file", path).Msg("final cache save still running at the shutdown bound; not waited for (the previous file stays whole)")
+	}
+	return nil
 }

@@ -26,8 +26,8 @@ type TTLRule struct {
 
 // Config bounds the cache.
 type Config struct {
-	MaxTopics int   // distinct topics held; 0 means no cache at all
-	MaxBytes  int64 // frame bytes held
+	MaxTopics int   // distinct topics held, at least 1 (no cache at all: do not create one)
+	MaxBytes  int64 // frame bytes held, at least 1
 	TTL       []TTLRule
 }
 
@@ -80,6 +80,9 @@ type Cache struct {
 	expiry expiryHeap
 
 	met metrics
+
+	fileMu sync.Mutex
+	file   FileStatus // guarded by fileMu; file.go
 }
 
 type metrics struct {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,12 +143,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("no egress: give --egress-bind or --stamped-bind"))
 	}
 	for _, e := range concat(c.IngressBind, c.IngressConnect, c.EgressBind, c.StampedBind) {
-		if err := checkEndpoint(e); err != nil {
+		if err := CheckEndpoint(e); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if c.CaptureBind != "" {
-		if err := checkEndpoint(c.CaptureBind); err != nil {
+		if err := CheckEndpoint(c.CaptureBind); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -169,11 +170,26 @@ func (c *Config) Validate() error {
 	if c.EgressMaxBytes != 0 && c.EgressMaxBytes < int64(c.MaxMsgBytes) {
 		errs = append(errs, fmt.Errorf("egress max bytes %d: want 0 (no byte bound) or at least one message of max message bytes (%d)", c.EgressMaxBytes, c.MaxMsgBytes))
 	}
-	if c.ReplayInterval < 0 || c.ReplayBatch < 1 || c.ReplayRate < 0 || c.MaxPendingReplays < 1 || c.MaxSubscriptions < 1 {
-		errs = append(errs, errors.New("replay settings: want interval >= 0, batch >= 1, rate >= 0 (0: no rate bound), pending >= 1, subscriptions >= 1"))
+	if c.ReplayInterval < 0 {
+		errs = append(errs, fmt.Errorf("replay interval %v: want 0 or more", c.ReplayInterval))
 	}
-	if c.IngressHWM < 0 || c.EgressHWM < 0 {
-		errs = append(errs, errors.New("high-water marks must be >= 0 (0 means none)"))
+	if c.ReplayBatch < 1 {
+		errs = append(errs, fmt.Errorf("replay batch %d: want at least 1", c.ReplayBatch))
+	}
+	if c.ReplayRate < 0 {
+		errs = append(errs, fmt.Errorf("replay rate %d: want 0 (no rate bound) or more", c.ReplayRate))
+	}
+	if c.MaxPendingReplays < 1 {
+		errs = append(errs, fmt.Errorf("replay max pending %d: want at least 1", c.MaxPendingReplays))
+	}
+	if c.MaxSubscriptions < 1 {
+		errs = append(errs, fmt.Errorf("egress max subscriptions %d: want at least 1", c.MaxSubscriptions))
+	}
+	if c.IngressHWM < 0 {
+		errs = append(errs, fmt.Errorf("ingress hwm %d: want 0 (none) or more", c.IngressHWM))
+	}
+	if c.EgressHWM < 0 {
+		errs = append(errs, fmt.Errorf("egress hwm %d: want 0 (none) or more", c.EgressHWM))
 	}
 	if c.Batch < 1 || c.Batch > 65536 {
 		errs = append(errs, fmt.Errorf("batch %d: want 1 to 65536", c.Batch))
@@ -206,8 +222,14 @@ func (c *Config) Validate() error {
 	if c.HandshakeIvl < 10*time.Millisecond || c.HandshakeIvl > time.Hour {
 		errs = append(errs, fmt.Errorf("ZeroMQ handshake timeout %v: want 10ms to 1h", c.HandshakeIvl))
 	}
-	if c.HeartbeatIvl < 0 || c.HeartbeatTimeout < 0 || c.HeartbeatTTL < 0 {
-		errs = append(errs, errors.New("heartbeat durations must be >= 0"))
+	if c.HeartbeatIvl < 0 {
+		errs = append(errs, fmt.Errorf("zmq heartbeat %v: want 0 (off) or more", c.HeartbeatIvl))
+	}
+	if c.HeartbeatTimeout < 0 {
+		errs = append(errs, fmt.Errorf("zmq heartbeat timeout %v: want 0 (the interval) or more", c.HeartbeatTimeout))
+	}
+	if c.HeartbeatTTL < 0 {
+		errs = append(errs, fmt.Errorf("zmq heartbeat ttl %v: want 0 (none) or more", c.HeartbeatTTL))
 	}
 	return errors.Join(errs...)
 }
@@ -222,11 +244,34 @@ func concat(ss ...[]string) []string {
 
 var transports = []string{"tcp://", "ipc://", "inproc://", "epgm://", "pgm://"}
 
-func checkEndpoint(e string) error {
+// CheckEndpoint reports an endpoint libzmq would refuse or misread: an
+// unknown transport, no address, or for tcp://, epgm:// and pgm:// a port
+// that is not * or 0 to 65535 (libzmq takes 99999 modulo 65536 and binds
+// 34463).
+func CheckEndpoint(e string) error {
 	for _, t := range transports {
-		if strings.HasPrefix(e, t) && len(e) > len(t) {
+		if !strings.HasPrefix(e, t) || len(e) == len(t) {
+			continue
+		}
+		if t == "ipc://" || t == "inproc://" {
 			return nil
 		}
+		// tcp://[src;]host:port, epgm://iface;group:port: the port ends it.
+		addr := e[len(t):]
+		if i := strings.LastIndexByte(addr, ';'); i >= 0 {
+			addr = addr[i+1:]
+		}
+		i := strings.LastIndexByte(addr, ':')
+		if i < 0 {
+			return fmt.Errorf("endpoint %q: no port (want host:port, port * or 0 to 65535)", e)
+		}
+		if port := addr[i+1:]; port != "*" {
+			n, err := strconv.Atoi(port)
+			if err != nil || n < 0 || n > 65535 {
+				return fmt.Errorf("endpoint %q: port %q: want * or 0 to 65535", e, port)
+			}
+		}
+		return nil
 	}
 	return fmt.Errorf("endpoint %q: want tcp://, ipc://, inproc://, epgm:// or pgm:// followed by an address", e)
 }

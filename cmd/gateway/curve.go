@@ -25,10 +25,26 @@ func readKey(path, kind string) (string, error) {
 			return m[2], nil
 		}
 	}
-	if k := strings.TrimSpace(string(b)); len(k) == 40 && !strings.ContainsAny(k, " \n=") {
+	if k := strings.TrimSpace(string(b)); isZ85Key(k) {
 		return k, nil
 	}
 	return "", fmt.Errorf("%s: no %s-key (a 40-character Z85 key, alone or as a czmq certificate line)", path, kind)
+}
+
+// z85 is the Z85 alphabet (ZeroMQ RFC 32); '=' is one of its characters.
+const z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+
+// isZ85Key reports whether k is a 40-character Z85 key (32 bytes).
+func isZ85Key(k string) bool {
+	if len(k) != 40 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if strings.IndexByte(z85, k[i]) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // readClientKeys reads every allowed client public key from dir.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/mdgate/mdgate/bridge"
 	"github.com/mdgate/mdgate/config"
 	"github.com/mdgate/mdgate/gateway"
@@ -22,6 +24,7 @@ type options struct {
 	cfg      gateway.Config
 	lists    map[string]*config.List
 	logLevel string
+	level    zerolog.Level // logLevel parsed
 	logJSON  bool
 	file     string
 
@@ -94,8 +97,8 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.IntVar(&o.cfg.Cache.MaxTopics, "lvc-max-topics", o.cfg.Cache.MaxTopics, "most topics cached; a new topic past it is not cached (counted), nothing is evicted")
 	fs.Int64Var(&o.cfg.Cache.MaxBytes, "lvc-max-bytes", o.cfg.Cache.MaxBytes, "most frame `bytes` cached; a new topic past it is not cached (counted)")
 	list("lvc-ttl", nil, "time to live of cached values under a prefix, as `prefix=duration` (e.g. quotes.=5s); the longest prefix wins")
-	fs.StringVar(&o.cfg.CacheFile, "lvc-file", "", "persist the cache to this `file` (atomically, every --lvc-save-interval and at shutdown) and load it at start")
-	fs.DurationVar(&o.cfg.CacheSaveEvery, "lvc-save-interval", o.cfg.CacheSaveEvery, "how often --lvc-file is rewritten")
+	fs.StringVar(&o.cfg.CacheFile, "lvc-file", "", "persist the cache to this `file` (atomically, every --lvc-save-interval and at shutdown) and load it at start; refused if it is a directory, unreadable, or its directory is missing or not writable; a corrupt file is moved aside to FILE.corrupt-TIME")
+	fs.DurationVar(&o.cfg.CacheSaveEvery, "lvc-save-interval", o.cfg.CacheSaveEvery, "how often --lvc-file is rewritten (more than 0; the last save at shutdown is bounded by --shutdown-timeout)")
 	fs.StringVar(&o.cfg.SnapshotBind, "snapshot-bind", o.cfg.SnapshotBind, "ROUTER `endpoint` answering snapshot requests (docs/snapshot.md); empty turns it off")
 	fs.IntVar(&o.cfg.Snapshot.MaxRequests, "snapshot-max-requests", o.cfg.Snapshot.MaxRequests, "snapshot requests in progress at most, all requesters together; past it ERR busy")
 	fs.IntVar(&o.cfg.Snapshot.MaxPerPeer, "snapshot-max-per-peer", o.cfg.Snapshot.MaxPerPeer, "snapshot requests in progress at most from one requester (one served, the rest wait); past it ERR busy")
@@ -132,12 +135,19 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.cfg.TLSCert, "tls-cert", "", "serve HTTP and WebSocket over TLS with this certificate `file` (PEM; with --tls-key)")
 	fs.StringVar(&o.cfg.TLSKey, "tls-key", "", "the TLS private key `file` (PEM)")
 	fs.BoolVar(&o.cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on --http (for profiling under load; keep --http private)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: trace, debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "JSON logs even on a terminal (they are JSON whenever stderr is not one)")
 	return fs, o
 }
 
-// parse fills o from args, the environment and the config file.
+// logLevels are the --log-level values.
+var logLevels = map[string]zerolog.Level{
+	"trace": zerolog.TraceLevel, "debug": zerolog.DebugLevel, "info": zerolog.InfoLevel,
+	"warn": zerolog.WarnLevel, "error": zerolog.ErrorLevel,
+}
+
+// parse fills o from args, the environment and the config file, and
+// validates the result (gateway.Config.Validate): every problem at once.
 func parse(args []string, w io.Writer) (*options, error) {
 	fs, o := newFlagSet(w)
 	if err := config.Load(fs, args, os.LookupEnv, "config"); err != nil {
@@ -196,6 +206,18 @@ func parse(args []string, w io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--lvc-ttl %q: want prefix=duration, e.g. quotes.=5s", r)
 		}
 		o.cfg.Cache.TTL = append(o.cfg.Cache.TTL, lvc.TTLRule{Prefix: prefix, TTL: ttl})
+	}
+	var errs []error
+	level, ok := logLevels[strings.ToLower(o.logLevel)]
+	if !ok {
+		errs = append(errs, fmt.Errorf("log level %q: want trace, debug, info, warn or error", o.logLevel))
+	}
+	o.level = level
+	if err := o.cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("bad configuration (see --help):\n%w", err)
 	}
 	return o, nil
 }

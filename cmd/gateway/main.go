@@ -77,10 +77,6 @@ func reserveLoopP() int {
 }
 
 func newLogger(o *options) zerolog.Logger {
-	level, err := zerolog.ParseLevel(o.logLevel)
-	if err != nil {
-		level = zerolog.InfoLevel
-	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	var log zerolog.Logger
 	if !o.logJSON && isatty.IsTerminal(os.Stderr.Fd()) {
@@ -88,11 +84,7 @@ func newLogger(o *options) zerolog.Logger {
 	} else {
 		log = zerolog.New(os.Stderr)
 	}
-	log = log.Level(level).With().Timestamp().Logger()
-	if err != nil {
-		log.Warn().Str("log_level", o.logLevel).Msg("unknown log level, using info")
-	}
-	return log
+	return log.Level(o.level).With().Timestamp().Logger()
 }
 
 func runTap(ctx context.Context, args []string) int {
