@@ -315,7 +315,7 @@ func (c *Client) cutOffLocked(now int64) {
 		c.closing.Detail = fmt.Sprintf("queue over %d bytes", l.MaxBytes)
 	}
 	c.snaps = nil
-	c.e.m.disconnects[fromSlow(r)].Inc()
+	c.e.m.recordDisconnect(fromSlow(r))
 	c.stop()
 	if c.writing {
 		c.conn.Abort()
@@ -474,7 +474,7 @@ func (c *Client) writeFailed(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		r = DisconnectWriteTimeout
 	}
-	c.e.m.disconnects[r].Inc()
+	c.e.m.recordDisconnect(r)
 	c.Close()
 	c.conn.Abort() // a peer we cannot write to gets no close frame
 	return fmt.Errorf("write (%s): %w", r, err)

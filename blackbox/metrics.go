@@ -1,6 +1,8 @@
 package blackbox
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mdgate/mdgate/slowsub"
@@ -15,9 +17,15 @@ const (
 	DisconnectLag                                  // slowsub.Lag
 	DisconnectWriteTimeout                         // a write missed its deadline
 	DisconnectWriteError                           // a write failed
+	numDisconnectReasons
 )
 
-var disconnectNames = [...]string{"queue_bytes", "lag", "write_timeout", "write_error"}
+var disconnectNames = [numDisconnectReasons]string{
+	DisconnectQueueBytes:   "queue_bytes",
+	DisconnectLag:          "lag",
+	DisconnectWriteTimeout: "write_timeout",
+	DisconnectWriteError:   "write_error",
+}
 
 func (r DisconnectReason) String() string { return disconnectNames[r] }
 
@@ -39,7 +47,7 @@ type metrics struct {
 	snapshotValues       prometheus.Counter
 	sweeps               prometheus.Counter
 	throttled            prometheus.Counter
-	disconnects          [len(disconnectNames)]prometheus.Counter
+	disconnects          [numDisconnectReasons]prometheus.Counter
 	clients              prometheus.Gauge
 	subscriptions        prometheus.Gauge
 	queueBytes           prometheus.Histogram
@@ -85,10 +93,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.dropShardFull = dropped.WithLabelValues("shard_full")
 	disc := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mdgate_fanout_disconnects_total",
 		Help: "Clients the fan-out cut off, by reason."}, []string{"reason"})
-	for i, name := range disconnectNames {
-		m.disconnects[i] = disc.WithLabelValues(name)
-	}
+	m.disconnects = genDisconnectCounters(disc)
 	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.snapshotValues, m.sweeps, m.throttled, m.clients, m.subscriptions,
 		m.queueBytes, m.lag, m.batch, dropped, disc)
 	return m
+}
+
+// recordDisconnect counts a client the engine cut off.
+func (m *metrics) recordDisconnect(r DisconnectReason) { m.disconnects[r].Inc() }
+
+// genDisconnectCounters resolves every reason's child of v up front, so each
+// is exported at 0. It panics if disconnectNames has drifted from the enum:
+// a reason left without a name, or a name given twice.
+func genDisconnectCounters(v *prometheus.CounterVec) (out [numDisconnectReasons]prometheus.Counter) {
+	seen := map[string]bool{}
+	for r, name := range disconnectNames {
+		if name == "" || seen[name] {
+			panic(fmt.Sprintf("blackbox: DisconnectReason %d is named %q: disconnectNames has drifted from the enum", r, name))
+		}
+		seen[name] = true
+		out[r] = v.WithLabelValues(name)
+	}
+	return out
 }

@@ -98,7 +98,7 @@ func TestTokenLimitsTopicsAndComesThreeWays(t *testing.T) {
 		}
 		for _, req := range []string{`{"op":"subscribe","topics":["md.fx.EUR"]}`, `{"op":"subscribe","prefixes":["md."]}`} {
 			c.send(t, req)
-			if m := c.next(t); m["code"] != CodeForbidden {
+			if m := c.next(t); m["code"] != CodeForbidden.String() {
 				t.Fatalf("%s: %s got %v, want error forbidden", name, req, m)
 			}
 		}

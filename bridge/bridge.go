@@ -133,9 +133,9 @@ func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Regist
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   1024, // client messages are small; net/http's 4 KiB reader is then let go
 		WriteBufferSize:  4096,
-		WriteBufferPool:  &sync.Pool{}, // idle connections hold no write buffer
-		CheckOrigin:      b.checkOrigin,
-		Subprotocols:     []string{"mdgate"}, // chosen when a browser offers it beside its token
+		WriteBufferPool:  &sync.Pool{},                             // idle connections hold no write buffer
+		CheckOrigin:      func(*http.Request) bool { return true }, // ServeHTTP checked it: originAllowed
+		Subprotocols:     []string{"mdgate"},                       // chosen when a browser offers it beside its token
 	}
 	b.perIP, b.sessions = map[string]int{}, map[*session]struct{}{}
 	if cfg.Auth == nil {
@@ -170,14 +170,16 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 		s.ws.Close()
 	}
 	b.mu.Unlock()
-	b.m.closes["shutdown_forced"].Add(float64(n))
+	b.m.recordCloses(closeShutdownForced, n)
 	<-done
 	return fmt.Errorf("WebSocket shutdown: %d connections dropped: %w", n, ctx.Err())
 }
 
-// checkOrigin allows clients without an Origin (not browsers), then the
-// allow-list, or by default the page's own origin.
-func (b *Bridge) checkOrigin(r *http.Request) bool {
+// originAllowed allows clients without an Origin (not browsers), then the
+// allow-list, or by default the page's own origin. ServeHTTP asks it before
+// the upgrade, so a refused origin is counted once, as origin (the
+// upgrader's own check would fail the upgrade and count it as handshake too).
+func (b *Bridge) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
@@ -189,9 +191,6 @@ func (b *Bridge) checkOrigin(r *http.Request) bool {
 	} else {
 		ok = slices.Contains(b.cfg.AllowedOrigins, "*") || slices.ContainsFunc(b.cfg.AllowedOrigins,
 			func(o string) bool { return strings.EqualFold(strings.TrimSuffix(o, "/"), origin) })
-	}
-	if !ok {
-		b.m.rejected["origin"].Inc()
 	}
 	return ok
 }
@@ -207,24 +206,31 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if b.cfg.Auth != nil {
 		g, err := b.cfg.Auth.Verify(tokenFrom(r))
 		if err != nil {
-			b.m.rejected["auth"].Inc()
-			b.logRefusal(r, "auth", err)
+			b.m.recordReject(rejectAuth)
+			b.logRefusal(r, rejectAuth, err)
 			http.Error(w, "unauthorized: "+err.Error(), http.StatusUnauthorized)
 			return
 		}
 		grant = g
 	}
 	ip := remoteIP(r)
-	if reason := b.admit(ip); reason != "" {
-		b.m.rejected[reason].Inc()
+	if reason, ok := b.admit(ip); !ok {
+		b.m.recordReject(reason)
 		b.logRefusal(r, reason, nil)
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	if !b.originAllowed(r) {
+		b.release(ip)
+		b.m.recordReject(rejectOrigin)
+		b.logRefusal(r, rejectOrigin, nil)
+		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
 	ws, err := b.up.Upgrade(w, r, nil)
 	if err != nil {
 		b.release(ip)
-		b.m.rejected["handshake"].Inc()
+		b.m.recordReject(rejectHandshake)
 		return // the upgrader has answered with an HTTP error
 	}
 	s := &session{b: b, ws: ws, grant: grant, ip: ip,
@@ -261,7 +267,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	stopExpiry := func() bool { return false }
 	if grant != nil && !grant.Expires.IsZero() {
 		stopExpiry = time.AfterFunc(time.Until(grant.Expires), func() {
-			b.m.closes["token_expired"].Inc()
+			b.m.recordClose(closeTokenExpired)
 			s.c.CloseWith(websocket.ClosePolicyViolation, "token expired")
 		}).Stop
 	}
@@ -349,7 +355,7 @@ func (s *session) read() {
 		}
 		ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 		if kind == websocket.TextMessage && !utf8.Valid(msg) {
-			s.b.m.closes["bad_utf8"].Inc()
+			s.b.m.recordClose(closeBadUTF8)
 			s.c.CloseWith(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8")
 			return
 		}
@@ -368,7 +374,9 @@ func (s *session) read() {
 			}
 			continue
 		}
-		s.b.m.requests[req.Op].Inc()
+		if op, ok := parseOp(req.Op); ok { // always: ParseRequest refuses any other op
+			s.b.m.recordRequest(op)
+		}
 		if !s.handle(req) {
 			return
 		}
@@ -378,12 +386,12 @@ func (s *session) read() {
 // refuse answers a bad request with an error frame; it reports false (and
 // closes with 1008) once the client has used up its allowance.
 func (s *session) refuse(id json.RawMessage, e *ProtoError) bool {
-	s.b.m.errors[e.Code].Inc()
+	s.b.m.recordError(e.Code)
 	s.c.Send(errorReply(id, e))
 	if e.Code == CodeRateLimited || e.Code == CodeSnapshotBusy || s.abuse.take(time.Now()) {
 		return true
 	}
-	s.b.m.closes["abuse"].Inc()
+	s.b.m.recordClose(closeAbuse)
 	s.c.CloseWith(websocket.ClosePolicyViolation, "too many bad requests")
 	return false
 }
@@ -405,10 +413,10 @@ func (s *session) readFailed(err error) {
 	switch {
 	case s.closing(): // the close's grace ran out, or the client answered it
 	case errors.Is(err, websocket.ErrReadLimit):
-		s.b.m.closes["read_limit"].Inc()
+		s.b.m.recordClose(closeReadLimit)
 		s.c.CloseWith(websocket.CloseMessageTooBig, fmt.Sprintf("frame over the read limit of %d bytes", s.b.cfg.ReadLimit))
 	case errors.As(err, &ne) && ne.Timeout():
-		s.b.m.closes["no_pong"].Inc()
+		s.b.m.recordClose(closeNoPong)
 		s.c.CloseWith(CloseNoPong, fmt.Sprintf("nothing received for %v: no pong, no message", s.b.cfg.PongWait))
 	}
 }
@@ -455,7 +463,7 @@ func (s *session) subscribe(r *Request) bool {
 	}
 	for _, key := range append(append([]string(nil), r.Topics...), r.Prefixes...) {
 		if !s.grant.Allows(key) {
-			s.b.m.denied.Inc()
+			s.b.m.recordDenied()
 			return s.refuse(r.ID, &ProtoError{CodeForbidden, fmt.Sprintf("your token does not cover %q; none added", key)})
 		}
 	}
@@ -506,20 +514,20 @@ func (s *session) subscribe(r *Request) bool {
 	return true
 }
 
-// admit counts a new connection from ip against the limits; it returns the
-// refusal reason, or "" (then release must follow when it ends).
-func (b *Bridge) admit(ip string) string {
+// admit counts a new connection from ip against the limits: true (then
+// release must follow when it ends), or false and the refusal reason.
+func (b *Bridge) admit(ip string) (rejectReason, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cfg.MaxConns > 0 && b.conns >= b.cfg.MaxConns {
-		return "max_conns"
+		return rejectMaxConns, false
 	}
 	if b.cfg.MaxConnsPerIP > 0 && b.perIP[ip] >= b.cfg.MaxConnsPerIP {
-		return "max_conns_per_ip"
+		return rejectMaxConnsPerIP, false
 	}
 	b.conns++
 	b.perIP[ip]++
-	return ""
+	return 0, true
 }
 
 func (b *Bridge) release(ip string) {
@@ -532,7 +540,7 @@ func (b *Bridge) release(ip string) {
 }
 
 // logRefusal logs a refused connection, at most one a second.
-func (b *Bridge) logRefusal(r *http.Request, reason string, err error) {
+func (b *Bridge) logRefusal(r *http.Request, reason rejectReason, err error) {
 	b.mu.Lock()
 	ok := time.Since(b.logged) >= time.Second
 	if ok {
@@ -540,7 +548,7 @@ func (b *Bridge) logRefusal(r *http.Request, reason string, err error) {
 	}
 	b.mu.Unlock()
 	if ok {
-		b.log.Warn().Str("remote", r.RemoteAddr).Str("reason", reason).AnErr("error", err).Msg("WebSocket connection refused (further refusals this second not logged; see mdgate_ws_rejected_total)")
+		b.log.Warn().Str("remote", r.RemoteAddr).Stringer("reason", reason).AnErr("error", err).Msg("WebSocket connection refused (further refusals this second not logged; see mdgate_ws_rejected_total)")
 	}
 }
 

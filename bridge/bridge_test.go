@@ -257,7 +257,10 @@ func TestResume(t *testing.T) {
 func TestBadInputGetsErrorAndConnectionStays(t *testing.T) {
 	r := newRig(t, Config{MaxSubs: 3, AbuseLimit: 100}, blackbox.Config{})
 	c := r.dial(t, nil)
-	for _, tc := range []struct{ name, in, code string }{
+	for _, tc := range []struct {
+		name, in string
+		code     ErrorCode
+	}{
 		{"malformed JSON", `{"op":`, CodeBadJSON},
 		{"not an object", `[1,2]`, CodeBadRequest},
 		{"two values", `{"op":"ping"} {"op":"ping"}`, CodeBadJSON},
@@ -273,14 +276,14 @@ func TestBadInputGetsErrorAndConnectionStays(t *testing.T) {
 	} {
 		c.send(t, tc.in)
 		m := c.next(t)
-		if m["op"] != "error" || m["code"] != tc.code || m["message"] == "" {
+		if m["op"] != "error" || m["code"] != tc.code.String() || m["message"] == "" {
 			t.Errorf("%s: %q got %v, want error %s", tc.name, tc.in, m, tc.code)
 		}
 	}
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2}); err != nil {
 		t.Fatal(err)
 	}
-	if m := c.next(t); m["code"] != CodeBadFrame {
+	if m := c.next(t); m["code"] != CodeBadFrame.String() {
 		t.Errorf("binary frame got %v, want error %s", m, CodeBadFrame)
 	}
 	// Nothing was subscribed by the refused request, and the connection works.
@@ -292,7 +295,7 @@ func TestBadInputGetsErrorAndConnectionStays(t *testing.T) {
 	if m := c.next(t); m["op"] != "pong" || m["id"] != 8.0 {
 		t.Fatalf("ping = %v, want pong id 8", m)
 	}
-	if got := r.metric(t, "mdgate_ws_errors_total", "code", CodeBadRequest); got != 8 {
+	if got := r.metric(t, "mdgate_ws_errors_total", "code", CodeBadRequest.String()); got != 8 {
 		t.Errorf("errors{code=bad_request} = %v, want 8", got)
 	}
 }
@@ -324,7 +327,7 @@ func TestSubscribeRateLimited(t *testing.T) {
 	}
 	c.until(t, "ack")
 	c.until(t, "ack")
-	if m := c.next(t); m["code"] != CodeRateLimited {
+	if m := c.next(t); m["code"] != CodeRateLimited.String() {
 		t.Fatalf("third subscribe = %v, want %s", m, CodeRateLimited)
 	}
 }

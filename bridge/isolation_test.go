@@ -138,7 +138,7 @@ func TestHugeSubscribeDoesNotStallOthers(t *testing.T) {
 	// it was never cut off. An attacker may be (its own lag limit).
 	t.Logf("good client delay, %d cached topics: quiet p50 %v p99 %v; two clients subscribing to \"\" nonstop: p50 %v p99 %v (snapshot values sent %v, subscribes refused busy %v)",
 		topics, pct(quiet, 50), pct(quiet, 99), pct(attacked, 50), pct(attacked, 99),
-		r.metric(t, "mdgate_fanout_snapshot_values_total"), r.metric(t, "mdgate_ws_errors_total", "code", CodeSnapshotBusy))
+		r.metric(t, "mdgate_fanout_snapshot_values_total"), r.metric(t, "mdgate_ws_errors_total", "code", CodeSnapshotBusy.String()))
 }
 
 func pct(d []time.Duration, p int) time.Duration {

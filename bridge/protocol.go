@@ -35,21 +35,48 @@ type ResumePoint struct {
 	Epoch string `json:"epoch"` // 16 hex digits
 }
 
-// Error codes sent in error frames; also the metric's fixed label values.
+// ErrorCode is the code of an error frame; its String is what the frame
+// carries and the fixed label of mdgate_ws_errors_total{code}.
+type ErrorCode uint8
+
+// Error codes sent in error frames (docs/protocol.md).
 const (
-	CodeBadJSON     = "bad_json"
-	CodeBadRequest  = "bad_request"
-	CodeUnknownOp   = "unknown_op"
-	CodeBadFrame    = "bad_frame"
-	CodeTooManySubs = "too_many_subscriptions"
-	CodeRateLimited = "rate_limited"
-	CodeForbidden   = "forbidden"
+	CodeBadJSON     ErrorCode = iota // bad_json
+	CodeBadRequest                   // bad_request
+	CodeUnknownOp                    // unknown_op
+	CodeBadFrame                     // bad_frame: a binary frame
+	CodeTooManySubs                  // too_many_subscriptions
+	CodeRateLimited                  // rate_limited
+	CodeForbidden                    // forbidden: the token does not cover a topic
 	// CodeSnapshotBusy: the connection has blackbox.MaxPendingSnapshots
 	// snapshots still being sent; the subscribe is refused whole.
-	CodeSnapshotBusy = "snapshot_busy"
+	CodeSnapshotBusy
 	// CodeTooManyResume: a resume would hold more than MaxResumePoints.
-	CodeTooManyResume = "too_many_resume_points"
+	CodeTooManyResume
+	numErrorCodes
 )
+
+var errorCodeNames = [numErrorCodes]string{
+	CodeBadJSON:       "bad_json",
+	CodeBadRequest:    "bad_request",
+	CodeUnknownOp:     "unknown_op",
+	CodeBadFrame:      "bad_frame",
+	CodeTooManySubs:   "too_many_subscriptions",
+	CodeRateLimited:   "rate_limited",
+	CodeForbidden:     "forbidden",
+	CodeSnapshotBusy:  "snapshot_busy",
+	CodeTooManyResume: "too_many_resume_points",
+}
+
+func (c ErrorCode) String() string {
+	if c >= numErrorCodes {
+		return fmt.Sprintf("ErrorCode(%d)", uint8(c))
+	}
+	return errorCodeNames[c]
+}
+
+// MarshalText makes the code its name in JSON.
+func (c ErrorCode) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
 // MaxResumePoints bounds the resume points one connection holds.
 const MaxResumePoints = 100_000
@@ -57,14 +84,13 @@ const MaxResumePoints = 100_000
 // MaxThrottle bounds throttle_ms.
 const MaxThrottle = 60_000
 
-var errorCodes = []string{CodeBadJSON, CodeBadRequest, CodeUnknownOp, CodeBadFrame, CodeTooManySubs, CodeRateLimited, CodeForbidden, CodeSnapshotBusy, CodeTooManyResume}
-
 // ProtoError is a request the bridge refuses, with its code.
 type ProtoError struct {
-	Code, Msg string
+	Code ErrorCode
+	Msg  string
 }
 
-func (e *ProtoError) Error() string { return e.Code + ": " + e.Msg }
+func (e *ProtoError) Error() string { return e.Code.String() + ": " + e.Msg }
 
 // MaxTopicLen bounds each topic and prefix in a request.
 const MaxTopicLen = 1024
@@ -243,5 +269,5 @@ func reply(op string, id json.RawMessage, fields map[string]any) []byte {
 }
 
 func errorReply(id json.RawMessage, e *ProtoError) []byte {
-	return reply("error", id, map[string]any{"code": e.Code, "message": e.Msg})
+	return reply("error", id, map[string]any{"code": e.Code.String(), "message": e.Msg})
 }

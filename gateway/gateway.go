@@ -189,9 +189,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if hs <= 0 {
 		hs = bridge.DefaultConfig().HandshakeTimeout
 	}
-	ln = newLimitListener(ln, g.cfg.HTTPMaxConns, g.reg, g.log.With().Str("stage", "http").Logger())
+	lim := newLimitListener(ln, g.cfg.HTTPMaxConns, g.reg, g.log.With().Str("stage", "http").Logger())
+	ln = lim
 	srv := &http.Server{Handler: g.mux(), ReadHeaderTimeout: hs, // a slow handshake times out
 		ReadTimeout: g.cfg.HTTPReadTimeout, IdleTimeout: g.cfg.HTTPIdleTimeout}
+	lim.instrument(srv) // counts header timeouts: mdgate_http_refused_total{reason="header_timeout"}
 	grp.Go(func() error {
 		serve := func() error { return srv.Serve(ln) }
 		if g.cfg.TLSCert != "" {

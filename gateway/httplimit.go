@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -82,7 +84,7 @@ type limitListener struct {
 	resClosed bool
 
 	conns   prometheus.Gauge
-	refused prometheus.Counter // reason max_conns
+	refused [numRefuseReasons]prometheus.Counter
 
 	logMu   sync.Mutex
 	lastLog time.Time // refusals logged at most once a second
@@ -92,9 +94,9 @@ func newLimitListener(ln net.Listener, max int, reg prometheus.Registerer, log z
 	conns := prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_http_connections",
 		Help: "Open HTTP connections, WebSocket ones included."})
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mdgate_http_refused_total",
-		Help: "HTTP connections closed as soon as accepted, by reason (max_conns: --http-max-conns open already)."}, []string{"reason"})
+		Help: "HTTP connections the gateway closed without serving a request, by reason (max_conns: closed as soon as accepted, --http-max-conns open already; header_timeout: a request's headers, or the TLS handshake, not complete in time)."}, []string{"reason"})
 	reg.MustRegister(conns, refused)
-	l := &limitListener{Listener: ln, max: int64(max), log: log, conns: conns, refused: refused.WithLabelValues("max_conns")}
+	l := &limitListener{Listener: ln, max: int64(max), log: log, conns: conns, refused: genRefusedCounters(refused)}
 	l.fillReserve()
 	return l
 }
@@ -155,15 +157,15 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if l.max > 0 && n > l.max {
 			l.open.Add(-1)
 			c.Close()
-			l.refused.Inc()
+			l.refused[refuseMaxConns].Inc()
 			l.logRefusal(c.RemoteAddr())
 			continue
 		}
 		l.conns.Set(float64(n))
 		if tc, ok := c.(*net.TCPConn); ok {
-			return &countedTCPConn{TCPConn: tc, l: l}, nil
+			return &countedTCPConn{TCPConn: tc, connTrack: connTrack{l: l}}, nil
 		}
-		return &countedConn{Conn: c, l: l}, nil
+		return &countedConn{Conn: c, connTrack: connTrack{l: l}}, nil
 	}
 }
 
@@ -190,8 +192,7 @@ func (l *limitListener) logRefusal(addr net.Addr) {
 // the bridge; ReadFrom, for sendfile).
 type countedTCPConn struct {
 	*net.TCPConn
-	l    *limitListener
-	once sync.Once
+	connTrack
 }
 
 func (c *countedTCPConn) Close() error {
@@ -200,15 +201,131 @@ func (c *countedTCPConn) Close() error {
 	return err
 }
 
+func (c *countedTCPConn) Read(b []byte) (int, error) {
+	n, err := c.TCPConn.Read(b)
+	c.read(n, err)
+	return n, err
+}
+
 // countedConn is countedTCPConn for a listener that is not TCP.
 type countedConn struct {
 	net.Conn
-	l    *limitListener
-	once sync.Once
+	connTrack
 }
 
 func (c *countedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.l.done)
 	return err
+}
+
+func (c *countedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.read(n, err)
+	return n, err
+}
+
+// refuseReason is why the gateway closed an HTTP connection without serving
+// it: mdgate_http_refused_total{reason}.
+type refuseReason uint8
+
+const (
+	refuseMaxConns      refuseReason = iota // --http-max-conns open: closed as soon as accepted
+	refuseHeaderTimeout                     // a request's headers (or the TLS handshake) not complete in time
+	numRefuseReasons
+)
+
+var refuseReasonNames = [numRefuseReasons]string{
+	refuseMaxConns:      "max_conns",
+	refuseHeaderTimeout: "header_timeout",
+}
+
+func (r refuseReason) String() string { return refuseReasonNames[r] }
+
+// genRefusedCounters resolves every reason's child of v up front, so each
+// is exported at 0. It panics if refuseReasonNames has drifted from the
+// enum: a reason left without a name, or a name given twice.
+func genRefusedCounters(v *prometheus.CounterVec) (out [numRefuseReasons]prometheus.Counter) {
+	seen := map[string]bool{}
+	for r, name := range refuseReasonNames {
+		if name == "" || seen[name] {
+			panic(fmt.Sprintf("gateway: refuseReason %d is named %q: refuseReasonNames has drifted from the enum", r, name))
+		}
+		seen[name] = true
+		out[r] = v.WithLabelValues(name)
+	}
+	return out
+}
+
+// connTrack follows one HTTP connection through net/http's states to count
+// the ones closed because a request's headers did not arrive within
+// ReadHeaderTimeout (slowloris), which net/http closes without a word.
+//
+// net/http, on a header read that times out, closes the connection; it
+// first marks it active if the request had read any byte. So a header
+// timeout is: a read that failed on its deadline, then active (bytes of
+// the request came); or then closed straight from new (nothing came, or the
+// TLS handshake did not finish) or from idle after bytes of a next request
+// came. Closed from idle with no byte is the idle timeout; a timeout while
+// active (a handler's body read, net/http's background read being stopped)
+// is not a header's. Hijacked (WebSocket) connections get no more states.
+type connTrack struct {
+	l        *limitListener
+	once     sync.Once
+	timedOut atomic.Bool  // a read failed on its deadline since the last idle
+	got      atomic.Bool  // a byte was read since the last idle
+	state    atomic.Int32 // the last http.ConnState
+}
+
+// read notes what a Read on the connection gave.
+func (t *connTrack) read(n int, err error) {
+	if n > 0 && !t.got.Load() {
+		t.got.Store(true)
+	}
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		t.timedOut.Store(true)
+	}
+}
+
+// instrument has srv report its connections' states to l, which counts
+// header timeouts. srv must serve l.
+func (l *limitListener) instrument(srv *http.Server) {
+	next := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		l.connState(c, st)
+		if next != nil {
+			next(c, st)
+		}
+	}
+}
+
+func (l *limitListener) connState(c net.Conn, st http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	var t *connTrack
+	switch c := c.(type) {
+	case *countedTCPConn:
+		t = &c.connTrack
+	case *countedConn:
+		t = &c.connTrack
+	default:
+		return
+	}
+	prev := http.ConnState(t.state.Swap(int32(st)))
+	switch st {
+	case http.StateActive:
+		if t.timedOut.Load() {
+			l.refused[refuseHeaderTimeout].Inc()
+			t.timedOut.Store(false) // counted; the close that follows is not counted again
+		}
+	case http.StateIdle:
+		t.timedOut.Store(false)
+		t.got.Store(false)
+	case http.StateClosed:
+		if t.timedOut.Load() && (prev == http.StateNew || (prev == http.StateIdle && t.got.Load())) {
+			l.refused[refuseHeaderTimeout].Inc()
+		}
+	}
 }

@@ -74,13 +74,14 @@ type acceptGuard struct {
 // acceptedConn is a connection libzmq accepted (ZMQ_EVENT_ACCEPTED gives
 // its descriptor).
 type acceptedConn struct {
-	fd, role int
-	at       time.Time
+	fd   int
+	role socketRole
+	at   time.Time
 }
 
 // tcpListener is one bound TCP endpoint and the descriptor libzmq listens on.
 type tcpListener struct {
-	role     int
+	role     socketRole
 	endpoint string // the resolved endpoint libzmq reported, e.g. tcp://0.0.0.0:5556
 	fd       int    // -1: not found; failures are then only logged
 	ino      uint64 // the socket's inode, checked before each use of fd
@@ -164,14 +165,14 @@ func (r *fdReserve) close() {
 
 // track records a bound endpoint of role and finds its listening
 // descriptor. It runs right after the bind, while descriptors are free.
-func (p *Proxy) track(role int, endpoint string) {
+func (p *Proxy) track(role socketRole, endpoint string) {
 	if !strings.HasPrefix(endpoint, "tcp://") {
 		return // ipc://, epgm://, inproc://: out of scope (see acceptGuard)
 	}
 	l := &tcpListener{role: role, endpoint: endpoint, fd: -1}
 	fd, ino, err := findListener(endpoint)
 	if err != nil {
-		p.log.Warn().Err(err).Str("socket", roleNames[role]).Str("endpoint", endpoint).
+		p.log.Warn().Err(err).Stringer("socket", role).Str("endpoint", endpoint).
 			Msg("listening descriptor not found: if this listener runs out of descriptors, libzmq may spin a core")
 	} else {
 		l.fd, l.ino = fd, ino
@@ -274,7 +275,7 @@ func sameSocket(fd int, ino uint64) bool {
 }
 
 // failed records an accept failure the monitor reported on endpoint of role.
-func (g *acceptGuard) failed(role int, endpoint string, errno int) {
+func (g *acceptGuard) failed(role socketRole, endpoint string, errno int) {
 	e := unix.Errno(errno)
 	if e != unix.EMFILE && e != unix.ENFILE {
 		return // EAGAIN (the guard took the connection), ECONNABORTED: nothing to do
@@ -332,14 +333,14 @@ func (p *Proxy) tickAccept(ctx context.Context) {
 				if l.fd < 0 {
 					msg = "accepts fail for lack of descriptors, and this listener cannot be shed: libzmq may spin a core (raise the open-file limit)"
 				}
-				p.log.Warn().Str("socket", roleNames[l.role]).Str("endpoint", l.endpoint).Str("errno", l.errno.Error()).
+				p.log.Warn().Stringer("socket", l.role).Str("endpoint", l.endpoint).Str("errno", l.errno.Error()).
 					Uint64("fd_limit", soft).Int64("shed", int64(l.shed)+l.shedBy.Swap(0)).Int("reserve_taken_by_libzmq", l.lost).Msg(msg)
 				l.shed, l.lost = 0, 0
 			}
 		} else if l.exhausted && now.Sub(l.lastFail) >= acceptQuiet {
 			l.exhausted, changed = false, true
 			p.m.accept.exhausted[l.role].Dec()
-			p.log.Info().Str("socket", roleNames[l.role]).Str("endpoint", l.endpoint).Msg("listener accepting again: no accept failed for lack of descriptors for a second")
+			p.log.Info().Stringer("socket", l.role).Str("endpoint", l.endpoint).Msg("listener accepting again: no accept failed for lack of descriptors for a second")
 		}
 	}
 	if len(p.exhaustedNow()) > 0 || changed {
@@ -357,7 +358,7 @@ func (p *Proxy) tickAccept(ctx context.Context) {
 }
 
 // accepted records a connection libzmq accepted on role's socket.
-func (g *acceptGuard) accepted(role, fd int) {
+func (g *acceptGuard) accepted(role socketRole, fd int) {
 	if len(g.fresh) >= maxFresh {
 		g.fresh = slices.Delete(g.fresh, 0, len(g.fresh)/2)
 	}
@@ -365,7 +366,7 @@ func (g *acceptGuard) accepted(role, fd int) {
 }
 
 // disconnected forgets a connection libzmq closed.
-func (g *acceptGuard) disconnected(role, fd int) {
+func (g *acceptGuard) disconnected(role socketRole, fd int) {
 	if i := slices.IndexFunc(g.fresh, func(c acceptedConn) bool { return c.fd == fd && c.role == role }); i >= 0 {
 		g.fresh = slices.Delete(g.fresh, i, i+1)
 	}
@@ -640,10 +641,10 @@ func fdLimit() (soft, hard uint64) {
 
 // acceptMetrics count shedding by socket role.
 type acceptMetrics struct {
-	shed      [3]prometheus.Counter
-	idle      [3]prometheus.Counter
-	episodes  [3]prometheus.Counter
-	exhausted [3]prometheus.Gauge
+	shed      [numRoles]prometheus.Counter
+	idle      [numRoles]prometheus.Counter
+	episodes  [numRoles]prometheus.Counter
+	exhausted [numRoles]prometheus.Gauge
 }
 
 func newAcceptMetrics(reg prometheus.Registerer) acceptMetrics {

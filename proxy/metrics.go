@@ -51,8 +51,8 @@ type metrics struct {
 	subscribes     [numEgress]prometheus.Counter
 	unsubscribes   [numEgress]prometheus.Counter
 	activeSubs     [numEgress]prometheus.Gauge
-	peers          [3]prometheus.Gauge
-	peerDisconnect [3]prometheus.Counter
+	peers          [numRoles]prometheus.Gauge
+	peerDisconnect [numRoles]prometheus.Counter
 	topics         prometheus.Gauge
 	forward        prometheus.Observer
 	auth           [2]prometheus.Counter // by authAllowed, authDenied
@@ -70,14 +70,23 @@ const (
 	authDenied
 )
 
-// Socket roles for peer metrics.
+// socketRole names the core's listening sockets; the metric label socket.
+type socketRole uint8
+
 const (
-	roleIngress = iota
-	roleEgress
-	roleStamped
+	roleIngress socketRole = iota // the XSUB publishers connect to
+	roleEgress                    // the raw XPUB
+	roleStamped                   // the stamped XPUB
+	numRoles
 )
 
-var roleNames = [3]string{"ingress", "egress", "stamped"}
+var roleNames = [numRoles]string{
+	roleIngress: "ingress",
+	roleEgress:  "egress",
+	roleStamped: "stamped",
+}
+
+func (r socketRole) String() string { return roleNames[r] }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{}

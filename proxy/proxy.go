@@ -66,8 +66,8 @@ type Proxy struct {
 	dropLog rateLimit // ingress drop logs below debug level, at most one a second
 
 	running atomic.Bool
-	accept  acceptGuard     // listeners shed for lack of descriptors (accept.go)
-	peers   [3]atomic.Int64 // by role; written by the loop, read by Health
+	accept  acceptGuard            // listeners shed for lack of descriptors (accept.go)
+	peers   [numRoles]atomic.Int64 // by role; written by the loop, read by Health
 
 	// Owned by the loop goroutine.
 	seq     *sequencer
@@ -167,8 +167,8 @@ func (p *Proxy) Health() Health {
 // sockets are the loop's sockets; all owned by the Run goroutine.
 type sockets struct {
 	xsub, xpub, spub, capture *zmq.Socket
-	monitors                  [3]*zmq.Socket // by role, may be nil
-	monitored                 []*zmq.Socket  // sockets with a monitor attached
+	monitors                  [numRoles]*zmq.Socket // by role, may be nil
+	monitored                 []*zmq.Socket         // sockets with a monitor attached
 	all                       []*zmq.Socket
 	in                        *recvBatch
 }
@@ -291,7 +291,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			default:
 				for role, mon := range s.monitors {
 					if sock == mon {
-						p.drainMonitor(mon, role)
+						p.drainMonitor(mon, socketRole(role))
 					}
 				}
 			}
@@ -377,7 +377,7 @@ func (p *Proxy) open(s *sockets) (err error) {
 	return nil
 }
 
-func (p *Proxy) openXPUB(s *sockets, endpoints []string, role int) (*zmq.Socket, []string, error) {
+func (p *Proxy) openXPUB(s *sockets, endpoints []string, role socketRole) (*zmq.Socket, []string, error) {
 	x, err := s.newSocket(zmq.XPUB)
 	if err != nil {
 		return nil, nil, err
@@ -766,7 +766,7 @@ func (p *Proxy) subscribe(e egress, prefix []byte) ReplayOutcome {
 // the accept guard. It reads at most monitorEventsPerTurn events: out of
 // descriptors, the I/O thread emits one per failed accept, and the loop
 // sheds (tickAccept) before it reads the rest.
-func (p *Proxy) drainMonitor(mon *zmq.Socket, role int) {
+func (p *Proxy) drainMonitor(mon *zmq.Socket, role socketRole) {
 	for range monitorEventsPerTurn {
 		ev, addr, val, err := mon.RecvEvent(zmq.DONTWAIT)
 		if err != nil {
@@ -789,7 +789,7 @@ func (p *Proxy) drainMonitor(mon *zmq.Socket, role int) {
 			}
 			p.m.peers[role].Set(float64(n))
 			p.m.peerDisconnect[role].Inc()
-			p.log.Debug().Str("socket", roleNames[role]).Str("peer", addr).Msg("peer disconnected")
+			p.log.Debug().Stringer("socket", role).Str("peer", addr).Msg("peer disconnected")
 		}
 	}
 }
