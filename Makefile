@@ -29,6 +29,7 @@ bench: deps-test build
 	$(GO) test -run '^$$' -bench 'FanOut|Match' -benchtime 20000x -benchmem ./blackbox/
 	$(GO) test -run '^$$' -bench RunSub -benchtime 2x ./blackbox/
 	$(GO) test -run '^$$' -bench UnrelatedDelay -benchtime 3x ./bridge/
+	$(GO) test -run '^$$' -bench DashboardLag -benchtime 1x ./web/
 	@mkdir -p loadtest/out
 	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
 	$(GO) run ./loadtest -scenario attacks -json loadtest/out/attacks.json -md docs/benchmarks.md
