@@ -88,6 +88,7 @@ type Client struct {
 	throttled map[string]*throttleSlot
 	dues      dueHeap
 	dueTimer  *time.Timer
+	armedAt   int64 // when dueTimer fires; 0: not armed
 }
 
 // NewClient registers a client writing format (an index into the engine's

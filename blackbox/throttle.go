@@ -15,9 +15,9 @@ import (
 
 // throttleSlot is one throttled topic of one client.
 type throttleSlot struct {
-	last    int64         // Unix ns the last value was queued
-	due     int64         // when pending is released; 0: nothing pending
-	pending *slowsub.Item // the latest value held back
+	last    int64        // Unix ns the last value was queued
+	due     int64        // when pending is released; 0: nothing pending
+	pending slowsub.Item // the latest value held back, when due is set
 }
 
 type dueItem struct {
@@ -50,12 +50,12 @@ func (c *Client) throttleLocked(it slowsub.Item, every time.Duration, now int64)
 		s = &throttleSlot{}
 		c.throttled[it.Topic] = s
 	}
-	if s.pending == nil && now-s.last >= int64(every) {
+	if s.due == 0 && now-s.last >= int64(every) {
 		s.last = now
 		c.pushLocked(it, now)
 		return
 	}
-	if s.pending != nil {
+	if s.due != 0 {
 		it.Skipped += s.pending.Skipped + 1
 		c.e.m.throttled.Inc()
 	} else {
@@ -63,16 +63,17 @@ func (c *Client) throttleLocked(it slowsub.Item, every time.Duration, now int64)
 		heap.Push(&c.dues, dueItem{at: s.due, topic: it.Topic})
 		c.armLocked(now)
 	}
-	s.pending = &it
+	s.pending = it
 }
 
 // armLocked sets the client's timer to the earliest due release. c.mu is
 // held.
 func (c *Client) armLocked(now int64) {
-	if len(c.dues) == 0 {
-		return
+	if len(c.dues) == 0 || (c.armedAt != 0 && c.armedAt <= c.dues[0].at) {
+		return // armed already for this release or an earlier one
 	}
-	d := time.Duration(max(c.dues[0].at-now, 0))
+	c.armedAt = c.dues[0].at
+	d := time.Duration(max(c.armedAt-now, 0))
 	if c.dueTimer == nil {
 		c.dueTimer = time.AfterFunc(d, c.releaseDue)
 	} else {
@@ -85,20 +86,22 @@ func (c *Client) releaseDue() {
 	now := c.e.cfg.Now().UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.armedAt = 0
 	if closed, _ := c.q.Closed(); closed {
 		return
 	}
 	for len(c.dues) > 0 && c.dues[0].at <= now {
 		d := heap.Pop(&c.dues).(dueItem)
 		s := c.throttled[d.topic]
-		if s == nil || s.pending == nil || s.due != d.at {
+		if s == nil || s.due != d.at {
 			continue
 		}
-		it := *s.pending
-		s.pending, s.due, s.last = nil, 0, now
-		if !c.pushLocked(it, now) {
+		it := s.pending
+		s.pending, s.due, s.last = slowsub.Item{}, 0, now
+		if !c.queueLocked(it, now).Ok() {
 			return
 		}
 	}
+	c.wakeLocked() // once for everything released
 	c.armLocked(now)
 }

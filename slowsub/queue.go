@@ -22,6 +22,9 @@ const (
 	Closed            // the queue was already closed; the item is dropped
 )
 
+// Ok reports whether the item was taken (queued or conflated).
+func (v Verdict) Ok() bool { return v == Queued || v == Conflated }
+
 // Queue is one subscriber's byte-bounded queue. Not safe for concurrent use.
 type Queue struct {
 	limits Limits
