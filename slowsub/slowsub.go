@@ -45,7 +45,6 @@ const (
 	Stalled           // it read nothing for the write deadline
 )
 
-
 func (r Reason) String() string {
 	switch r {
 	case QueueBytes:
