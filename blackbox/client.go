@@ -440,7 +440,7 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		c.mu.Lock()
 		c.writing = false
 		c.wroteLocked(n, oldest)
-		c.wakeLocked() // its probe, and what came meanwhile
+		id, due := c.probeDueLocked(now.UnixNano())
 		closed, r := c.q.Closed()
 		c.mu.Unlock()
 		if err != nil {
@@ -448,6 +448,11 @@ func (c *Client) Run(ctx context.Context) (err error) {
 				return &CutOffError{Reason: r, Detail: c.closeReason().Detail} // aborted by the cut-off
 			}
 			return c.writeFailed(err)
+		}
+		if due {
+			if err := c.conn.WriteProbe(now.Add(cfg.WriteTimeout), id); err != nil {
+				return c.writeFailed(err)
+			}
 		}
 	}
 }

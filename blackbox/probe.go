@@ -16,10 +16,10 @@ import "time"
 //     to it. The window starts small and grows up to Config.InFlight
 //     (InFlightConflate for a client with a conflating subscription),
 //     following the client: it
-//     halves when a probe took longer than an eighth of the client's lag
-//     limit to be answered and doubles back when answers come in under half
-//     that, so what is in flight is what the client reads in about
-//     max_lag/8, whatever its speed, and a client that is cut off has
+//     halves when a probe took longer than a quarter of the client's lag
+//     limit to be answered and doubles back when answers come in under a
+//     sixteenth, so what is in flight is what the client reads in about
+//     max_lag/4, whatever its speed, and a client that is cut off has
 //     little left to read that is older than its limit;
 //   - counts the oldest unanswered data's age as lag: a client that has
 //     not read past data older than its lag limit is cut off, whatever the
@@ -38,17 +38,18 @@ type probe struct {
 }
 
 const (
-	minWindow   = 4 << 10  // the smallest window
+	minWindow   = 16 << 10 // the smallest window: smaller ones cost a write and a probe per few messages
 	startWindow = 16 << 10 // a new client's window: it doubles with every quick answer
 	maxProbes   = 8        // unanswered probes at most
 	probeBytes  = 64 << 10 // a probe follows once this much was written since the last one
 )
 
 // probeEveryLocked is how late a probe may follow written data (sweeper
-// permitting): a sixteenth of the lag limit, 25 to 250 ms, so a client's
-// lag is known to within that and a trickle costs few pings. c.mu is held.
+// permitting): an eighth of the lag limit, 25 to 250 ms, so a client's lag
+// is known to within that and a steady feed costs a few pings a second per
+// client. c.mu is held.
 func (c *Client) probeEveryLocked() int64 {
-	return int64(min(max(c.q.Limits().MaxLag/16, 25*time.Millisecond), 250*time.Millisecond))
+	return int64(min(max(c.q.Limits().MaxLag/8, 25*time.Millisecond), 250*time.Millisecond))
 }
 
 // wroteLocked records a write of n bytes whose oldest data item is oldest (Unix
@@ -67,7 +68,7 @@ func (c *Client) probeDueLocked(now int64) (uint64, bool) {
 	if c.unprobedBytes == 0 || len(c.probes) >= maxProbes {
 		return 0, false
 	}
-	if c.unprobedBytes < probeBytes && now-c.lastProbe < c.probeEveryLocked() && !c.windowFullLocked() {
+	if c.unprobedBytes < probeBytes && now-c.lastProbe < c.probeEveryLocked() && !(c.windowFullLocked() && len(c.probes) == 0) {
 		return 0, false // for a trickle, a probe now and then: one ping per write would double the syscalls
 	}
 	c.nextProbe++
@@ -120,11 +121,15 @@ func (c *Client) Answered(id uint64) {
 	p := c.probes[i-1]
 	c.acked = p.end
 	c.probes = append(c.probes[:0], c.probes[i:]...)
-	if target := c.q.Limits().MaxLag / 8; target > 0 {
+	if maxLag := c.q.Limits().MaxLag; maxLag > 0 {
+		// Shrink when an answer took over a quarter of the lag limit, grow
+		// when under a sixteenth: between the two the window holds, so a
+		// gateway busy enough to delay answers a little does not shrink
+		// every window (smaller windows cost more writes and probes).
 		switch delay := time.Duration(c.e.cfg.Now().UnixNano() - p.sentAt); {
-		case delay > target:
+		case delay > maxLag/4:
 			c.window = max(c.window/2, minWindow)
-		case delay < target/2:
+		case delay < maxLag/16:
 			c.window = min(c.window*2, c.e.cfg.InFlight)
 		}
 	}
