@@ -65,8 +65,12 @@ func (c *Client) coveredLocked(topic string) bool {
 // c.mu is held.
 func (c *Client) takeSnapshotLocked(dst []Replay, maxBytes int) ([]Replay, bool) {
 	if len(c.snaps) == 0 {
-		return dst, false
+		return dst, false // before the closure below: its captures are heap-allocated on entry
 	}
+	return c.takeChunkLocked(dst, maxBytes)
+}
+
+func (c *Client) takeChunkLocked(dst []Replay, maxBytes int) ([]Replay, bool) {
 	s := c.snaps[0]
 	done := s.Take(maxBytes, func(r Replay) {
 		if c.floors == nil {
