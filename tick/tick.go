@@ -78,13 +78,18 @@ func AppendStamp(dst []byte, s Stamp) []byte {
 // ErrNotStamp is returned by ParseStamp for a frame that is not a stamp.
 var ErrNotStamp = errors.New("tick: frame is not an mdgate stamp")
 
-// ParseStamp decodes a stamp frame written by AppendStamp.
+// ParseStamp decodes a stamp frame written by AppendStamp. A frame with
+// non-zero reserved bytes is refused, so every accepted frame is exactly
+// AppendStamp of the stamp returned.
 func ParseStamp(b []byte) (Stamp, error) {
 	if len(b) != StampSize || [4]byte(b[:4]) != Magic {
 		return Stamp{}, ErrNotStamp
 	}
 	if b[4] != Version {
 		return Stamp{}, fmt.Errorf("tick: stamp version %d, want %d: %w", b[4], Version, ErrNotStamp)
+	}
+	if b[6] != 0 || b[7] != 0 {
+		return Stamp{}, fmt.Errorf("tick: stamp reserved bytes %#02x %#02x, want 0: %w", b[6], b[7], ErrNotStamp)
 	}
 	return Stamp{
 		Flags:   b[5],

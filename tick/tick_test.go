@@ -31,6 +31,8 @@ func TestParseStampRejects(t *testing.T) {
 	good := tick.AppendStamp(nil, tick.Stamp{Seq: 7})
 	badVersion := append([]byte(nil), good...)
 	badVersion[4] = 9
+	badReserved := append([]byte(nil), good...)
+	badReserved[7] = 1
 	tests := []struct {
 		name string
 		in   []byte
@@ -40,6 +42,7 @@ func TestParseStampRejects(t *testing.T) {
 		{"long", append(append([]byte(nil), good...), 0)},
 		{"magic", append([]byte("XDGS"), good[4:]...)},
 		{"version", badVersion},
+		{"reserved", badReserved},
 		{"payload", []byte(`{"px":101.25,"sym":"AAPL","ts":17640000001}`)},
 	}
 	for _, tt := range tests {
