@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -462,10 +465,25 @@ func TestStalledClientCutOffOthersComplete(t *testing.T) {
 	for err == nil {
 		_, err = stalled.read(wait)
 	}
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) && ce.Code != CloseSlowConsumer && ce.Code != websocket.CloseAbnormalClosure {
-		t.Fatalf("stalled client closed with %v, want %d or a dropped connection", ce, CloseSlowConsumer)
+	if !cutOff(err) {
+		t.Fatalf("stalled client ended with %v, want close %d or a dropped connection", err, CloseSlowConsumer)
 	}
+}
+
+// cutOff reports whether err, the error that ended a client's reads, is the
+// gateway cutting it off as a slow consumer: close 4008, or the connection
+// dropped (no close frame, a reset, EOF). A read timeout, a close with any
+// other code and the client's own close are not.
+func cutOff(err error) bool {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code == CloseSlowConsumer || ce.Code == websocket.CloseAbnormalClosure
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && !ne.Timeout() && !errors.Is(err, net.ErrClosed)
 }
 
 // A client that asked to conflate and stops reading is not cut off; when it
@@ -533,5 +551,32 @@ func TestListeningClientKeptAliveWhileBusy(t *testing.T) {
 			t.Fatalf("update %d has seq %v", i, m["seq"])
 		}
 		time.Sleep(10 * time.Millisecond) // the feed's pace, not synchronisation
+	}
+}
+
+func TestCutOff(t *testing.T) {
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&websocket.CloseError{Code: CloseSlowConsumer}, true},
+		{&websocket.CloseError{Code: websocket.CloseAbnormalClosure}, true},
+		{io.EOF, true},
+		{io.ErrUnexpectedEOF, true},
+		{reset, true},
+		{&websocket.CloseError{Code: websocket.CloseNormalClosure}, false},
+		{&websocket.CloseError{Code: websocket.CloseGoingAway}, false},
+		{timeout, false},
+		{&net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed}, false},
+		{errors.New(`gateway sent bad JSON "x"`), false},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.err), func(t *testing.T) {
+			if got := cutOff(tc.err); got != tc.want {
+				t.Errorf("cutOff(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
 	}
 }
