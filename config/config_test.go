@@ -50,16 +50,17 @@ func TestPrecedence(t *testing.T) {
 		{"config file from env", nil, map[string]string{"MDGATE_CONFIG": conf}, "tcp://127.0.0.1:7001,ipc:///tmp/mdgate.ipc", ":9090", 8},
 	}
 	for _, tt := range tests {
-		fs, o := newFlags()
-		if err := config.Load(fs, tt.args, env(tt.env), "config"); err != nil {
-			t.Errorf("Load(%s) error: %v", tt.name, err)
-			continue
-		}
-		got := fmt.Sprintf("%s %s %d", o.ingress, *o.http, *o.maxFrames)
-		want := fmt.Sprintf("%s %s %d", tt.ingress, tt.http, tt.frames)
-		if got != want {
-			t.Errorf("Load(%s) = %q, want %q", tt.name, got, want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			fs, o := newFlags()
+			if err := config.Load(fs, tt.args, env(tt.env), "config"); err != nil {
+				t.Fatalf("Load(%q, %v) error: %v", tt.args, tt.env, err)
+			}
+			got := fmt.Sprintf("%s %s %d", o.ingress, *o.http, *o.maxFrames)
+			want := fmt.Sprintf("%s %s %d", tt.ingress, tt.http, tt.frames)
+			if got != want {
+				t.Errorf("Load(%q, %v) = %q, want %q", tt.args, tt.env, got, want)
+			}
+		})
 	}
 }
 
@@ -70,13 +71,17 @@ func TestFileErrors(t *testing.T) {
 		{"# fine\nmax-frames = many\n", ":2: max-frames: parse error"},
 	}
 	for _, tt := range tests {
-		path := filepath.Join(t.TempDir(), "bad.conf")
-		os.WriteFile(path, []byte(tt.file), 0o600)
-		fs, _ := newFlags()
-		err := config.Load(fs, []string{"--config", path}, env(nil), "config")
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("Load(%q) error = %v, want it to contain %q", tt.file, err, tt.want)
-		}
+		t.Run(tt.want, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bad.conf")
+			if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			fs, _ := newFlags()
+			err := config.Load(fs, []string{"--config", path}, env(nil), "config")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load(%q) error = %v, want it to contain %q", tt.file, err, tt.want)
+			}
+		})
 	}
 }
 

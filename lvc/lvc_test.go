@@ -50,9 +50,11 @@ func TestUpdateDeleteAndPrefixes(t *testing.T) {
 		{"nope", ""},
 	}
 	for _, tt := range tests {
-		if got := topics(c.Snapshot(tt.prefix)); got != tt.want {
-			t.Errorf("Snapshot(%q) = %q, want %q", tt.prefix, got, tt.want)
-		}
+		t.Run(tt.prefix, func(t *testing.T) {
+			if got := topics(c.Snapshot(tt.prefix)); got != tt.want {
+				t.Errorf("Snapshot(%q) = %q, want %q", tt.prefix, got, tt.want)
+			}
+		})
 	}
 	c.Update(msg("md.eq.IBM", 2, 0, "")) // a publisher's delete
 	if _, ok := c.Get("md.eq.IBM"); ok {
@@ -72,16 +74,18 @@ func TestBoundsRefuseNewTopicsNeverEvict(t *testing.T) {
 		{"bytes", lvc.Config{MaxTopics: 100, MaxBytes: 10}},
 	}
 	for _, tt := range tests {
-		c := lvc.New(tt.cfg, nil)
-		ok1, ok2 := c.Update(msg("a", 1, 0, "1")), c.Update(msg("b", 1, 0, "2"))
-		okNew := c.Update(msg("ccccccccccc", 1, 0, "3"))
-		okOld := c.Update(msg("a", 2, 0, "9"))
-		if !ok1 || !ok2 || okNew || !okOld {
-			t.Errorf("%s bound: updates = %v %v new=%v existing=%v, want true true false true", tt.name, ok1, ok2, okNew, okOld)
-		}
-		if got := topics(c.Snapshot("")); got != "a=9#2 b=2#1" {
-			t.Errorf("%s bound: cache = %q, want a=9#2 b=2#1", tt.name, got)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			c := lvc.New(tt.cfg, nil)
+			ok1, ok2 := c.Update(msg("a", 1, 0, "1")), c.Update(msg("b", 1, 0, "2"))
+			okNew := c.Update(msg("ccccccccccc", 1, 0, "3"))
+			okOld := c.Update(msg("a", 2, 0, "9"))
+			if !ok1 || !ok2 || okNew || !okOld {
+				t.Errorf("updates = %v %v new=%v existing=%v, want true true false true", ok1, ok2, okNew, okOld)
+			}
+			if got := topics(c.Snapshot("")); got != "a=9#2 b=2#1" {
+				t.Errorf("Snapshot(\"\") = %q, want %q", got, "a=9#2 b=2#1")
+			}
+		})
 	}
 }
 

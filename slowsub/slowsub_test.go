@@ -19,9 +19,11 @@ func TestDecide(t *testing.T) {
 		{0, time.Second + 1, Lag},
 		{101, 2 * time.Second, QueueBytes},
 	} {
-		if got := Decide(l, tc.queued, tc.lag); got != tc.want {
-			t.Errorf("Decide(%v, %d, %v) = %v, want %v", l, tc.queued, tc.lag, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("%d,%v", tc.queued, tc.lag), func(t *testing.T) {
+			if got := Decide(l, tc.queued, tc.lag); got != tc.want {
+				t.Errorf("Decide(%v, %d, %v) = %v, want %v", l, tc.queued, tc.lag, got, tc.want)
+			}
+		})
 	}
 	if got := Decide(Limits{}, 1<<40, time.Hour); got != None {
 		t.Errorf("Decide(no limits) = %v, want none", got)
@@ -35,9 +37,11 @@ func TestWithin(t *testing.T) {
 		{Limits{MaxBytes: 10, MaxLag: time.Millisecond}, Limits{MaxBytes: 10, MaxLag: time.Millisecond}},
 		{Limits{MaxBytes: 5000, MaxLag: time.Hour}, max},
 	} {
-		if got := tc.in.Within(max); got != tc.want {
-			t.Errorf("%+v.Within(%+v) = %+v, want %+v", tc.in, max, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("%+v", tc.in), func(t *testing.T) {
+			if got := tc.in.Within(max); got != tc.want {
+				t.Errorf("%+v.Within(%+v) = %+v, want %+v", tc.in, max, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -47,10 +51,12 @@ func TestParsePolicy(t *testing.T) {
 		want Policy
 		ok   bool
 	}{{"", Disconnect, true}, {"disconnect", Disconnect, true}, {"conflate", Conflate, true}, {"drop", Disconnect, false}} {
-		got, err := ParsePolicy(tc.in)
-		if got != tc.want || (err == nil) != tc.ok {
-			t.Errorf("ParsePolicy(%q) = %v, %v, want %v, ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParsePolicy(tc.in)
+			if got != tc.want || (err == nil) != tc.ok {
+				t.Errorf("ParsePolicy(%q) = %v, %v, want %v, ok=%v", tc.in, got, err, tc.want, tc.ok)
+			}
+		})
 	}
 }
 

@@ -46,9 +46,11 @@ func TestParseStampRejects(t *testing.T) {
 		{"payload", []byte(`{"px":101.25,"sym":"AAPL","ts":17640000001}`)},
 	}
 	for _, tt := range tests {
-		if _, err := tick.ParseStamp(tt.in); !errors.Is(err, tick.ErrNotStamp) {
-			t.Errorf("ParseStamp(%s %q) error = %v, want ErrNotStamp", tt.name, tt.in, err)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tick.ParseStamp(tt.in); !errors.Is(err, tick.ErrNotStamp) {
+				t.Errorf("ParseStamp(%q) error = %v, want ErrNotStamp", tt.in, err)
+			}
+		})
 	}
 }
 
