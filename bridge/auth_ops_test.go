@@ -25,17 +25,19 @@ func TestVerifyReadsOpsClaim(t *testing.T) {
 		{"ops false", Claims{Ops: false, Topics: []string{""}, RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: exp}}, false},
 		{"ops absent", Claims{Topics: []string{"md."}, RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: exp}}, false},
 	} {
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, tc.c).SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := auth.Verify(tok)
-		if err != nil {
-			t.Fatalf("%s: Verify: %v", tc.name, err)
-		}
-		if g.Ops != tc.want {
-			t.Errorf("%s: Verify(...).Ops = %v, want %v", tc.name, g.Ops, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, tc.c).SignedString(secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := auth.Verify(tok)
+			if err != nil {
+				t.Fatalf("Verify(%q): %v", tok, err)
+			}
+			if g.Ops != tc.want {
+				t.Errorf("Verify(%q).Ops = %v, want %v", tok, g.Ops, tc.want)
+			}
+		})
 	}
 }
 
@@ -48,10 +50,12 @@ func TestTokenFromHeaderQueryCookie(t *testing.T) {
 		{"query", func(r *http.Request) { r.URL.RawQuery = "access_token=tok" }},
 		{"cookie", func(r *http.Request) { r.Header.Set("Cookie", CookieName+"=tok") }},
 	} {
-		r := httptest.NewRequest("GET", "/api/ops", nil)
-		tc.set(r)
-		if got := TokenFrom(r); got != "tok" {
-			t.Errorf("%s: TokenFrom = %q, want %q", tc.name, got, "tok")
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/api/ops", nil)
+			tc.set(r)
+			if got := TokenFrom(r); got != "tok" {
+				t.Errorf("TokenFrom(%s) = %q, want %q", tc.name, got, "tok")
+			}
+		})
 	}
 }

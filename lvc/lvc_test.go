@@ -231,20 +231,24 @@ func TestCorruptFileMovedAsideAndStartsEmpty(t *testing.T) {
 		{"empty", nil},
 	}
 	for _, tt := range tests {
-		os.WriteFile(path, tt.data, 0o600)
-		if _, err := lvc.Load(path); !errors.Is(err, lvc.ErrCorrupt) {
-			t.Errorf("Load(%s) error = %v, want ErrCorrupt", tt.name, err)
-		}
-		c := lvc.New(lvc.DefaultConfig(), nil)
-		var logs strings.Builder
-		c.LoadOrQuarantine(path, zerolog.New(&logs), time.Unix(1000, 0))
-		if n, _ := c.Len(); n != 0 || !strings.Contains(logs.String(), "moved aside") {
-			t.Errorf("LoadOrQuarantine(%s): %d topics, log %q; want empty and a 'moved aside' line", tt.name, n, logs.String())
-		}
-		if _, err := os.Stat(path + ".corrupt-19700101T001640Z"); err != nil {
-			t.Errorf("LoadOrQuarantine(%s) did not move the file aside: %v", tt.name, err)
-		}
-		os.Remove(path + ".corrupt-19700101T001640Z")
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lvc.Load(path); !errors.Is(err, lvc.ErrCorrupt) {
+				t.Errorf("Load(%s) error = %v, want ErrCorrupt", tt.name, err)
+			}
+			c := lvc.New(lvc.DefaultConfig(), nil)
+			var logs strings.Builder
+			c.LoadOrQuarantine(path, zerolog.New(&logs), time.Unix(1000, 0))
+			if n, _ := c.Len(); n != 0 || !strings.Contains(logs.String(), "moved aside") {
+				t.Errorf("LoadOrQuarantine(%s): %d topics, log %q; want empty and a 'moved aside' line", tt.name, n, logs.String())
+			}
+			if _, err := os.Stat(path + ".corrupt-19700101T001640Z"); err != nil {
+				t.Errorf("LoadOrQuarantine(%s) did not move the file aside: %v", tt.name, err)
+			}
+			os.Remove(path + ".corrupt-19700101T001640Z")
+		})
 	}
 }
 

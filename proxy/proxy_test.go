@@ -392,16 +392,18 @@ func TestConfigValidate(t *testing.T) {
 		{"curve bad key", func(c *Config) { c.CurveSecret = "short" }, "CURVE secret key: want 40 characters"},
 	}
 	for _, tt := range tests {
-		c := DefaultConfig()
-		tt.edit(&c)
-		err := c.Validate()
-		got := ""
-		if err != nil {
-			got = err.Error()
-		}
-		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
-			t.Errorf("Validate(%s) = %q, want %q", tt.name, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			err := c.Validate()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("Validate(%s) = %q, want %q", tt.name, got, tt.want)
+			}
+		})
 	}
 }
 
