@@ -37,6 +37,10 @@ func Format(frames [][]byte, now time.Time) string {
 		}
 		fmt.Fprintf(&b, "msg   %s seq=%d epoch=%016x age=%s frames=%d",
 			show(frames[2]), st.Seq, st.Epoch, now.Sub(time.Unix(0, st.Ingress)).Round(time.Microsecond), len(frames)-2)
+		if st.Flags != 0 {
+			b.WriteString(" flags=")
+			b.WriteString(flags(st.Flags))
+		}
 		for _, f := range frames[3:] {
 			b.WriteString(" | ")
 			b.WriteString(show(f))
@@ -45,6 +49,28 @@ func Format(frames [][]byte, now time.Time) string {
 		fmt.Fprintf(&b, "???  unknown kind %q", kind)
 	}
 	return b.String()
+}
+
+// flagNames names the stamp's flag bits, in bit order.
+var flagNames = []struct {
+	bit  uint8
+	name string
+}{{tick.FlagReplay, "replay"}, {tick.FlagStale, "stale"}, {tick.FlagDelete, "delete"}}
+
+// flags names the set bits of f, comma-separated; bits without a name are
+// shown together in hex.
+func flags(f uint8) string {
+	var names []string
+	for _, n := range flagNames {
+		if f&n.bit != 0 {
+			names = append(names, n.name)
+			f &^= n.bit
+		}
+	}
+	if f != 0 {
+		names = append(names, fmt.Sprintf("0x%02x", f))
+	}
+	return strings.Join(names, ",")
 }
 
 func prefix(frames [][]byte) string {
