@@ -277,11 +277,12 @@ func TestBadInputGetsErrorAndConnectionStays(t *testing.T) {
 		{"topic too long", `{"op":"subscribe","topics":["` + strings.Repeat("a", MaxTopicLen+1) + `"]}`, CodeBadRequest},
 		{"too many subscriptions", `{"op":"subscribe","topics":["a","b","c","d"]}`, CodeTooManySubs},
 	} {
-		c.send(t, tc.in)
-		m := c.next(t)
-		if m["op"] != "error" || m["code"] != tc.code.String() || m["message"] == "" {
-			t.Errorf("%s: %q got %v, want error %s", tc.name, tc.in, m, tc.code)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			c.send(t, tc.in)
+			if m := c.next(t); m["op"] != "error" || m["code"] != tc.code.String() || m["message"] == "" {
+				t.Errorf("send(%q): got %v, want error %s", tc.in, m, tc.code)
+			}
+		})
 	}
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2}); err != nil {
 		t.Fatal(err)
@@ -364,20 +365,22 @@ func TestOriginCheck(t *testing.T) {
 		{[]string{"https://desk.example"}, "http://SAME", false},
 		{[]string{"*"}, "http://evil.example", true},
 	} {
-		r := newRig(t, Config{AllowedOrigins: tc.allowed}, blackbox.Config{})
-		hdr := http.Header{}
-		if tc.origin != "" {
-			hdr.Set("Origin", strings.Replace(tc.origin, "SAME", strings.TrimPrefix(r.srv.URL, "http://"), 1))
-		}
-		ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.srv.URL, "http")+"/ws", hdr)
-		if (err == nil) != tc.ok {
-			t.Errorf("allowed %q, Origin %q: err %v, want ok=%v", tc.allowed, tc.origin, err, tc.ok)
-		}
-		if err == nil {
-			ws.Close()
-		} else if resp != nil && resp.StatusCode != http.StatusForbidden {
-			t.Errorf("refused origin: status %d, want 403", resp.StatusCode)
-		}
+		t.Run(fmt.Sprintf("%q/%s", tc.allowed, tc.origin), func(t *testing.T) {
+			r := newRig(t, Config{AllowedOrigins: tc.allowed}, blackbox.Config{})
+			hdr := http.Header{}
+			if tc.origin != "" {
+				hdr.Set("Origin", strings.Replace(tc.origin, "SAME", strings.TrimPrefix(r.srv.URL, "http://"), 1))
+			}
+			ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.srv.URL, "http")+"/ws", hdr)
+			if (err == nil) != tc.ok {
+				t.Errorf("Dial(allowed %q, Origin %q) error = %v, want ok=%v", tc.allowed, tc.origin, err, tc.ok)
+			}
+			if err == nil {
+				ws.Close()
+			} else if resp != nil && resp.StatusCode != http.StatusForbidden {
+				t.Errorf("Dial(allowed %q, Origin %q) status %d, want 403", tc.allowed, tc.origin, resp.StatusCode)
+			}
+		})
 	}
 }
 

@@ -32,17 +32,19 @@ func TestMetricLabels(t *testing.T) {
 		{"rejected", func(v *prometheus.CounterVec) []prometheus.Counter { c := genRejectCounters(v); return c[:] },
 			[]string{"origin", "handshake", "auth", "max_conns", "max_conns_per_ip"}},
 	} {
-		v := vec()
-		counters := tc.gen(v)
-		if n := testutil.CollectAndCount(v); n != len(tc.want) {
-			t.Errorf("%s: %d children exported, want %d", tc.name, n, len(tc.want))
-		}
-		for i, want := range tc.want {
-			counters[i].Inc()
-			if got := testutil.ToFloat64(v.WithLabelValues(want)); got != 1 {
-				t.Errorf("%s: counter %d is not label %q", tc.name, i, want)
+		t.Run(tc.name, func(t *testing.T) {
+			v := vec()
+			counters := tc.gen(v)
+			if n := testutil.CollectAndCount(v); n != len(tc.want) {
+				t.Fatalf("CollectAndCount = %d children exported, want %d", n, len(tc.want))
 			}
-		}
+			for i, want := range tc.want {
+				counters[i].Inc()
+				if got := testutil.ToFloat64(v.WithLabelValues(want)); got != 1 {
+					t.Errorf("counter %d is not label %q", i, want)
+				}
+			}
+		})
 	}
 }
 
