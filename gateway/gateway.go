@@ -230,7 +230,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.httpAddr = ln.Addr().String()
 		g.mu.Unlock()
 		close(g.httpReady)
-		g.log.Info().Str("http", ln.Addr().String()).Msg("gateway ready")
+		ep, snap := g.proxy.Endpoints(), g.SnapshotEndpoint()
+		g.log.Info().Str("http", ln.Addr().String()).Strs("egress", ep.Egress).Strs("stamped", ep.Stamped).
+			Str("snapshot", snap).Msg(banner(ln.Addr().String(), g.cfg.TLSCert != "", ep, snap))
 		if g.cfg.Demo {
 			g.log.Info().Int("rate", g.cfg.DemoRate).Int("instruments", g.cfg.DemoInstruments).Msg("demo feed on")
 			return demofeed.Publish(ctx, DemoEndpoint, g.cfg.DemoRate, g.cfg.DemoInstruments)
