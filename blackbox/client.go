@@ -56,8 +56,13 @@ type floor struct{ epoch, seq uint64 }
 // Client is one subscriber. Create it with Engine.NewClient and run its
 // writer with Run.
 type Client struct {
-	e       *Engine
-	conn    Conn // written only by Run; Abort from a cut-off too
+	e *Engine
+	// conn's Write methods are called only by Run, which ends the
+	// connection on every exit (WriteClose, else Abort). Abort is also
+	// called, under mu, by whichever goroutine cuts the client off while
+	// Run is inside a write (writing). The connection's owner (the bridge's
+	// session) releases it after Run returns.
+	conn    Conn
 	format  int
 	marks   []uint64      // marks[i] is owned by shard i's worker
 	batches []uint64      // batches[i] is owned by shard i's worker: the batch it last queued in

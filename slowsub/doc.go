@@ -1,12 +1,20 @@
 // Package slowsub decides what happens to a subscriber that cannot keep up
-// (the ZeroMQ guide's "Suicidal Snail"): its queue is bounded in bytes, its
-// lag is the age of its oldest undelivered message, and one function, Decide,
-// says when it has fallen too far behind. A subscriber past its limit is
-// either cut off or, when it asked, conflated: its queue keeps only the
-// latest value of each topic and counts what it skipped.
+// (the ZeroMQ guide's "Suicidal Snail"). Decide is the one rule: a
+// subscriber is cut off when its queued bytes pass Limits.MaxBytes
+// (QueueBytes) or its lag passes Limits.MaxLag (Lag). The third Reason,
+// Stalled (nothing read for the write deadline), is decided by the queue's
+// owner (package blackbox), not by Decide.
 //
-// Queue is the byte-bounded per-subscriber queue the fan-out engine pushes
-// to; it is not safe for concurrent use (its owner locks it). Sub wraps a
-// libzmq SUB socket on the gateway's stamped stream and ends with an error
-// when the subscriber lags or misses sequence numbers.
+// Queue is the byte-bounded per-subscriber queue the fan-out pushes to; it
+// is not safe for concurrent use (its owner locks it). An item marked
+// Conflate replaces its topic's undelivered value whenever one is queued,
+// behind or not, and counts what it replaced (Item.Skipped). Lag is the age
+// of the oldest queued item that cannot be conflated: conflatable items are
+// their topics' latest values, so a queue of only those is not behind the
+// feed however old they are, and only the byte bound applies to it.
+// CheckWith also counts as lag the age of data written but not yet read.
+//
+// Sub wraps a libzmq SUB socket on the gateway's stamped stream and ends
+// with an error (ErrTooSlow, ErrGap) when a message is older than its limit
+// or a topic's sequence skips.
 package slowsub
