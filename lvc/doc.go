@@ -1,12 +1,16 @@
 // Package lvc is mdgate's last-value cache: the latest stamped message of
 // every topic, so that a new subscriber starts with the current picture.
 //
-// One writer (the proxy loop) calls Update, Expire and Replay; any number of
-// readers (the snapshot server, the persister, the WebSocket bridge) call
-// Get, Scan and Snapshot concurrently. The cache is split into shards by
-// topic hash, each behind its own RWMutex, and stores the immutable
-// *tick.Message itself: an update of a known topic is a pointer store with no
-// allocation, and a reader never copies frame bytes.
+// One writer (the proxy loop) calls Update, Expire, NextExpiry and
+// ReplayFrom; any number of readers (the snapshot server, the persister, the
+// WebSocket bridge) call Get, Scan, Snapshot and View concurrently. Values
+// live in shards by topic hash, each behind its own RWMutex, as the immutable
+// *tick.Message itself (an atomic pointer per topic): an update of a known
+// topic is a pointer store with no allocation, and a reader never copies
+// frame bytes. An ordered index of the topics (a copy-on-write B-tree) makes
+// a prefix cost what it matches: View clones it in O(1) under a brief lock
+// and is then read with no lock, each value its topic's latest when read;
+// ReplayFrom walks it in budgeted steps.
 //
 // Bounds on topics and bytes are hard: past them a new topic is refused and
 // counted, an existing value is never evicted. Values may carry a time to
