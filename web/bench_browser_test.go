@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/gateway"
 )
@@ -51,12 +50,12 @@ func BenchmarkDashboardLag(b *testing.B) {
 		{"5000x20000", 5000, 20000},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			g := benchGateway(b, func(c *gateway.Config) {
+			g := hStart(b, "127.0.0.1:0", func(c *gateway.Config) {
 				c.Demo = true
 				c.DemoInstruments = bc.instruments
 				c.DemoRate = bc.rate
 			})
-			browser := benchBrowser(b, exe)
+			browser := hBrowserAt(b, exe)
 			var dash, bare benchLags
 			for range b.N {
 				dash.add(benchDashboard(b, browser, g.HTTPAddr(), bc.instruments))
@@ -257,69 +256,4 @@ func benchChromium() string {
 		}
 	}
 	return ""
-}
-
-// benchBrowser is hBrowser for a benchmark: one headless chromium, the same
-// flags.
-func benchBrowser(tb testing.TB, exe string) context.Context {
-	tb.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(tb.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	tb.Cleanup(acancel)
-	browser, bcancel := chromedp.NewContext(actx)
-	tb.Cleanup(bcancel)
-	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
-		tb.Fatalf("start chromium: %v", err)
-	}
-	return browser
-}
-
-// benchGateway is hStart for a benchmark: a gateway on 127.0.0.1's free
-// ports, no snapshot ROUTER, stopped at cleanup.
-func benchGateway(tb testing.TB, edit func(*gateway.Config)) *gateway.Gateway {
-	tb.Helper()
-	c := gateway.DefaultConfig()
-	c.HTTP = "127.0.0.1:0"
-	c.Proxy.IngressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.EgressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.StampedBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.Linger = 0
-	c.SnapshotBind = ""
-	c.ShutdownTimeout = 2 * time.Second
-	if edit != nil {
-		edit(&c)
-	}
-	g, err := gateway.New(c, zerolog.Nop())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- g.Run(ctx) }()
-	select {
-	case <-g.Ready():
-	case err := <-errc:
-		cancel()
-		tb.Fatalf("gateway: %v", err)
-	}
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				tb.Errorf("gateway: %v", err)
-			}
-		case <-time.After(c.ShutdownTimeout + wait):
-			tb.Errorf("gateway did not stop")
-		}
-	})
-	return g
 }

@@ -24,11 +24,14 @@ import (
 // start with h so as not to meet those of the other test files.
 
 // hBrowser starts one headless chromium for a test; tabs come from hTab.
-func hBrowser(t *testing.T) context.Context {
-	t.Helper()
+func hBrowser(t *testing.T) context.Context { return hBrowserAt(t, chromium(t)) }
+
+// hBrowserAt starts the headless chromium at exe (tests and benchmarks).
+func hBrowserAt(tb testing.TB, exe string) context.Context {
+	tb.Helper()
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(tb.TempDir()),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900),
@@ -36,11 +39,11 @@ func hBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-renderer-backgrounding", true),
 	}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(acancel)
+	tb.Cleanup(acancel)
 	browser, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
+	tb.Cleanup(bcancel)
 	if _, err := chromedp.Run(browser, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		tb.Fatalf("start chromium: %v", err)
 	}
 	return browser
 }
@@ -100,7 +103,7 @@ type hGateway struct {
 
 // hStart runs a gateway with HTTP on addr ("127.0.0.1:0" for any port);
 // edit adjusts its configuration.
-func hStart(t *testing.T, addr string, edit func(*gateway.Config)) *hGateway {
+func hStart(t testing.TB, addr string, edit func(*gateway.Config)) *hGateway {
 	t.Helper()
 	c := gateway.DefaultConfig()
 	c.HTTP = addr
