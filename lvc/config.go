@@ -21,5 +21,18 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("lvc ttl %q=%v: want more than 0", r.Prefix, r.TTL))
 		}
 	}
+	for _, r := range c.History {
+		switch {
+		case r.MaxCount < 0:
+			errs = append(errs, fmt.Errorf("history %q: count %d: want 0 (off) or more", r.Prefix, r.MaxCount))
+		case r.MaxCount > 0 && r.MaxBytes < 1:
+			errs = append(errs, fmt.Errorf("history %q: bytes %d: want at least 1", r.Prefix, r.MaxBytes))
+		case r.MaxAge < 0:
+			errs = append(errs, fmt.Errorf("history %q: age %v: want 0 (no bound) or more", r.Prefix, r.MaxAge))
+		}
+	}
+	if c.HistoryMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("history max bytes %d: want 0 (the default, %d) or more", c.HistoryMaxBytes, DefaultHistoryMaxBytes))
+	}
 	return errors.Join(errs...)
 }

@@ -183,7 +183,7 @@ func (c *Cache) encode(w *bufio.Writer) error {
 	var n uint64
 	var rec []byte
 	var err error
-	c.Scan("", func(m *tick.Message) {
+	write := func(m *tick.Message) {
 		if err != nil {
 			return
 		}
@@ -198,6 +198,20 @@ func (c *Cache) encode(w *bufio.Writer) error {
 		w.Write(hdr[:])
 		_, err = w.Write(rec)
 		n++
+	}
+	// A topic with history is written as its retained updates, oldest
+	// first, then its latest value unless that is the newest retained:
+	// loading Updates them in file order, which rebuilds both.
+	c.View().ascendEntries("", func(e *entry, m *tick.Message) {
+		if e.hist == nil {
+			write(m)
+			return
+		}
+		var last *tick.Message
+		historyOf(e, func(h *tick.Message) { write(h); last = h })
+		if last == nil || last.Stamp != m.Stamp {
+			write(m)
+		}
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,12 @@ type Config struct {
 	MaxTopics int   // distinct topics held, at least 1 (no cache at all: do not create one)
 	MaxBytes  int64 // frame bytes held, at least 1
 	TTL       []TTLRule
+
+	// History keeps the last updates of topics under prefixes (history.go);
+	// none by default. HistoryMaxBytes bounds all of them together
+	// (0: DefaultHistoryMaxBytes).
+	History         []HistoryRule
+	HistoryMaxBytes int64
 }
 
 // DefaultConfig holds up to a million topics and 1 GiB.
@@ -50,6 +56,7 @@ var refuseNames = [numRefuse]string{"topics", "bytes"}
 type entry struct {
 	topic  string
 	m      atomic.Pointer[tick.Message] // the latest value; nil once removed
+	hist   *ring                        // retained updates, nil when no rule keeps them; set before the entry is shared
 	inHeap bool                         // owned by the writer
 }
 
@@ -79,7 +86,8 @@ type Cache struct {
 	// Owned by the writer.
 	expiry expiryHeap
 
-	met metrics
+	met  metrics
+	hist history
 
 	fileMu sync.Mutex
 	file   FileStatus // guarded by fileMu; file.go
@@ -102,6 +110,7 @@ func New(cfg Config, reg prometheus.Registerer) *Cache {
 		c.shards[i].m = make(map[string]*entry)
 	}
 	c.rules = append([]TTLRule(nil), cfg.TTL...)
+	c.hist.init(cfg)
 	sort.SliceStable(c.rules, func(i, j int) bool { return len(c.rules[i].Prefix) > len(c.rules[j].Prefix) })
 	c.initMetrics(reg)
 	return c
@@ -135,8 +144,10 @@ func (c *Cache) initMetrics(reg prometheus.Registerer) {
 		c.met.saves.WithLabelValues(r)
 	}
 	c.met.expired, c.met.deleted, c.met.replayed, c.met.snapDur = expired, deleted, replayed, snapDur
+	hist := c.hist.collectors()
 	if reg != nil {
 		reg.MustRegister(refused, expired, deleted, replayed, c.met.snapshots, snapDur, c.met.saves, topics, bytes)
+		reg.MustRegister(hist...)
 	}
 }
 
@@ -161,6 +172,9 @@ func (c *Cache) Update(m *tick.Message) bool {
 	size := int64(m.Size())
 	e, ok := sh.m[m.Topic] // the writer is the only one changing the map
 	if ok {
+		if e.hist != nil {
+			c.hist.push(e.hist, m) // before the latest: a reader never sees a latest value its history lacks
+		}
 		old := e.m.Swap(m)
 		c.bytes.Add(size - int64(old.Size()))
 	} else {
@@ -168,7 +182,10 @@ func (c *Cache) Update(m *tick.Message) bool {
 			c.met.refused[r].Inc()
 			return false
 		}
-		e = &entry{topic: m.Topic}
+		e = &entry{topic: m.Topic, hist: c.hist.newRing(m.Topic)}
+		if e.hist != nil {
+			c.hist.push(e.hist, m)
+		}
 		e.m.Store(m)
 		sh.mu.Lock()
 		sh.m[m.Topic] = e
@@ -202,6 +219,9 @@ func (c *Cache) remove(sh *shard, topic string, want *entry) bool {
 	c.idx.Delete(e)
 	c.idxMu.Unlock()
 	old := e.m.Swap(nil)
+	if e.hist != nil {
+		c.hist.drop(e.hist)
+	}
 	c.topics.Add(-1)
 	c.bytes.Add(-int64(old.Size()))
 	if want == nil {
@@ -400,4 +420,9 @@ func (v View) Get(topic string) (*tick.Message, bool) {
 	}
 	m := e.m.Load()
 	return m, m != nil
+}
+
+// ascendEntries calls fn with every entry under prefix and its value.
+func (v View) ascendEntries(prefix string, fn func(*entry, *tick.Message)) {
+	ascend(v.t, prefix, "", func(e *entry, m *tick.Message) bool { fn(e, m); return true })
 }
