@@ -107,8 +107,8 @@ func (h *history) collectors() []prometheus.Collector {
 			continue
 		}
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "mdgate_history_window_seconds",
-			Help: "Recovery window of the topics under a history rule: the smallest span of time a topic held when it let an update go, since the last scrape (the last figure when none was let go). A client away longer than this may find a gap.",
+			Name:        "mdgate_history_window_seconds",
+			Help:        "Recovery window of the topics under a history rule: the smallest span of time a topic held when it let an update go, since the last scrape (the last figure when none was let go). A client away longer than this may find a gap.",
 			ConstLabels: prometheus.Labels{"prefix": r.Prefix}}, r.scrapeWindow))
 	}
 	return cs
