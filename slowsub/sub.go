@@ -7,6 +7,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/zsock"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -71,24 +72,8 @@ func Dial(cfg SubConfig) (*Sub, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	sock, err := zmq.NewSocket(zmq.SUB)
+	sock, err := zsock.Sub(zsock.SubConfig{Connect: []string{cfg.Endpoint}, Prefixes: cfg.Prefixes, RcvHWM: cfg.RcvHWM})
 	if err != nil {
-		return nil, fmt.Errorf("slowsub: %w", err)
-	}
-	prefixes := cfg.Prefixes
-	if prefixes == nil {
-		prefixes = []string{""}
-	}
-	errs := []error{sock.SetLinger(0)}
-	if cfg.RcvHWM > 0 {
-		errs = append(errs, sock.SetRcvhwm(cfg.RcvHWM))
-	}
-	for _, p := range prefixes {
-		errs = append(errs, sock.SetSubscribe(p))
-	}
-	errs = append(errs, sock.Connect(cfg.Endpoint))
-	if err := errors.Join(errs...); err != nil {
-		sock.Close()
 		return nil, fmt.Errorf("slowsub: %w", err)
 	}
 	return &Sub{cfg: cfg, sock: sock, seen: map[string]last{}}, nil
@@ -97,7 +82,8 @@ func Dial(cfg SubConfig) (*Sub, error) {
 // Close closes the socket.
 func (s *Sub) Close() error { return s.sock.Close() }
 
-// SetTimeout bounds how long Recv waits for a message (-1: forever).
+// SetTimeout bounds how long Recv waits for a message (-1: forever); when
+// it passes, Recv returns an error wrapping EAGAIN (zmq.Errno).
 func (s *Sub) SetTimeout(d time.Duration) error { return s.sock.SetRcvtimeo(d) }
 
 // Recv returns the next message, or an error wrapping ErrTooSlow or ErrGap

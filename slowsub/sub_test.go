@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,4 +140,28 @@ func ExampleSub() {
 	// md.eq.AAPL 1
 	// md.eq.AAPL 2
 	// gap in sequence: md.eq.AAPL want seq 3, got 4
+}
+
+func TestDialBadEndpoint(t *testing.T) {
+	s, err := slowsub.Dial(slowsub.SubConfig{Endpoint: "nosuch://x"})
+	if err == nil {
+		s.Close()
+		t.Fatal(`Dial("nosuch://x") = nil error, want one`)
+	}
+	if want := "slowsub: connect nosuch://x: "; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf(`Dial("nosuch://x") = %q, want it to start %q`, err, want)
+	}
+}
+
+// Recv with nothing sent ends at the timeout with EAGAIN, which callers
+// polling a Sub tell from the errors that end it.
+func TestRecvTimeoutIsEAGAIN(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pub := newPub(t)
+	sub := dial(t, pub.ep, 0)
+	sub.SetTimeout(time.Millisecond)
+	if m, err := sub.Recv(); m != nil || !errors.Is(err, zmq.Errno(syscall.EAGAIN)) {
+		t.Errorf("Recv() with nothing sent = %v, %v, want nil, EAGAIN", m, err)
+	}
 }

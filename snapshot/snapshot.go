@@ -5,12 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
-	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/zsock"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -79,73 +78,83 @@ func Fetch(ctx context.Context, endpoint, prefix string) (*Result, error) {
 // Request sends raw request frames and reads the answer (Fetch's engine;
 // exported for tests of bad requests).
 func Request(ctx context.Context, endpoint string, req [][]byte) (*Result, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sock, err := zmq.NewSocket(zmq.DEALER)
-	if err != nil {
-		return nil, err
-	}
-	defer sock.Close()
-	sock.SetLinger(0)
-	sock.SetRcvhwm(0)
-	if err := sock.Connect(endpoint); err != nil {
-		return nil, fmt.Errorf("snapshot connect %s: %w", endpoint, err)
+	open := func() (*zmq.Socket, error) {
+		sock, err := zmq.NewSocket(zmq.DEALER)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		if err := errors.Join(sock.SetLinger(0), sock.SetRcvhwm(0)); err != nil {
+			sock.Close()
+			return nil, fmt.Errorf("snapshot options: %w", err)
+		}
+		if err := sock.Connect(endpoint); err != nil {
+			sock.Close()
+			return nil, fmt.Errorf("snapshot connect %s: %w", endpoint, err)
+		}
+		return sock, nil
 	}
 	parts := make([]any, len(req))
 	for i, f := range req {
 		parts[i] = f
 	}
-	if _, err := sock.SendMessage(parts...); err != nil {
-		return nil, fmt.Errorf("snapshot request: %w", err)
+	res, ended := &Result{}, false
+	var replyErr error // a bad or ERR reply, returned as it is
+	err := zsock.Own(open, func(sock *zmq.Socket) error {
+		if _, err := sock.SendMessage(parts...); err != nil {
+			return fmt.Errorf("snapshot request: %w", err)
+		}
+		err := zsock.Loop{Handle: func(_ *zmq.Socket, f [][]byte) error {
+			ended, replyErr = res.take(f)
+			if ended {
+				return zsock.Stop
+			}
+			return replyErr
+		}}.Serve(ctx, sock)
+		if err != nil && err != replyErr {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case !ended:
+		return nil, fmt.Errorf("snapshot: %w", ctx.Err())
 	}
-	poller := zmq.NewPoller()
-	poller.Add(sock, zmq.POLLIN)
-	res := &Result{}
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("snapshot: %w", err)
+	return res, nil
+}
+
+// take adds one reply to res: end is true at a good END.
+func (res *Result) take(f [][]byte) (end bool, err error) {
+	switch string(f[0]) {
+	case RepVal:
+		if len(f) < 3 {
+			return false, errors.New("snapshot: short VAL")
 		}
-		polled, err := poller.Poll(50 * time.Millisecond)
+		st, err := tick.ParseStamp(f[1])
 		if err != nil {
-			return nil, fmt.Errorf("snapshot poll: %w", err)
+			return false, fmt.Errorf("snapshot VAL: %w", err)
 		}
-		if len(polled) == 0 {
-			continue
+		res.Values = append(res.Values, &tick.Message{Topic: string(f[2]), Frames: f[2:], Stamp: st})
+		return false, nil
+	case RepEnd:
+		if len(f) != 3 || len(f[1]) != 8 || len(f[2]) != 8 {
+			return false, errors.New("snapshot: malformed END")
 		}
-		f, err := sock.RecvMessageBytes(0)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot recv: %w", err)
+		if n := binary.BigEndian.Uint64(f[1]); n != uint64(len(res.Values)) {
+			return false, fmt.Errorf("snapshot: END says %d values, got %d", n, len(res.Values))
 		}
-		switch string(f[0]) {
-		case RepVal:
-			if len(f) < 3 {
-				return nil, errors.New("snapshot: short VAL")
-			}
-			st, err := tick.ParseStamp(f[1])
-			if err != nil {
-				return nil, fmt.Errorf("snapshot VAL: %w", err)
-			}
-			res.Values = append(res.Values, &tick.Message{Topic: string(f[2]), Frames: f[2:], Stamp: st})
-		case RepEnd:
-			if len(f) != 3 || len(f[1]) != 8 || len(f[2]) != 8 {
-				return nil, errors.New("snapshot: malformed END")
-			}
-			if n := binary.BigEndian.Uint64(f[1]); n != uint64(len(res.Values)) {
-				return nil, fmt.Errorf("snapshot: END says %d values, got %d", n, len(res.Values))
-			}
-			res.Epoch = binary.BigEndian.Uint64(f[2])
-			return res, nil
-		case RepErr:
-			e := &ServerError{}
-			if len(f) > 1 {
-				e.Code = string(f[1])
-			}
-			if len(f) > 2 {
-				e.Text = strings.Clone(string(f[2]))
-			}
-			return nil, e
-		default:
-			return nil, fmt.Errorf("snapshot: unexpected reply %q", trim(string(f[0])))
+		res.Epoch = binary.BigEndian.Uint64(f[2])
+		return true, nil
+	case RepErr:
+		e := &ServerError{}
+		if len(f) > 1 {
+			e.Code = string(f[1])
 		}
+		if len(f) > 2 {
+			e.Text = strings.Clone(string(f[2]))
+		}
+		return false, e
 	}
+	return false, fmt.Errorf("snapshot: unexpected reply %q", trim(string(f[0])))
 }
