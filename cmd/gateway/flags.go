@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,6 +98,8 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.IntVar(&o.cfg.Cache.MaxTopics, "lvc-max-topics", o.cfg.Cache.MaxTopics, "most topics cached (at least 1; --lvc=false for none); a new topic past it is not cached (counted), nothing is evicted")
 	fs.Int64Var(&o.cfg.Cache.MaxBytes, "lvc-max-bytes", o.cfg.Cache.MaxBytes, "most frame `bytes` cached; a new topic past it is not cached (counted)")
 	list("lvc-ttl", nil, "time to live of cached values under a prefix, as `prefix=duration` (e.g. quotes.=5s); the longest prefix wins")
+	list("history", nil, "keep the last updates of every topic under a prefix for clients that resume, as `prefix=count[,bytes[,age]]` (bytes per topic, default 1048576; age e.g. 10m, default none; count 0 turns it off under a longer prefix); the longest prefix wins; kept in --lvc-file")
+	fs.Int64Var(&o.cfg.Cache.HistoryMaxBytes, "history-max-bytes", lvc.DefaultHistoryMaxBytes, "most frame `bytes` of history over all topics; past it the topic being updated lets its own oldest go (counted)")
 	fs.StringVar(&o.cfg.CacheFile, "lvc-file", "", "persist the cache to this `file` (atomically, every --lvc-save-interval and at shutdown) and load it at start; refused if it is a directory, unreadable, or its directory is missing or not writable; a corrupt file is moved aside to FILE.corrupt-TIME")
 	fs.DurationVar(&o.cfg.CacheSaveEvery, "lvc-save-interval", o.cfg.CacheSaveEvery, "how often --lvc-file is rewritten (more than 0; the last save at shutdown is bounded by --shutdown-timeout)")
 	fs.StringVar(&o.cfg.SnapshotBind, "snapshot-bind", o.cfg.SnapshotBind, "ROUTER `endpoint` answering snapshot requests (docs/snapshot.md); empty turns it off")
@@ -207,6 +210,13 @@ func parse(args []string, w io.Writer) (*options, error) {
 		}
 		o.cfg.Cache.TTL = append(o.cfg.Cache.TTL, lvc.TTLRule{Prefix: prefix, TTL: ttl})
 	}
+	for _, r := range o.lists["history"].Values() {
+		h, err := parseHistoryRule(r)
+		if err != nil {
+			return nil, err
+		}
+		o.cfg.Cache.History = append(o.cfg.Cache.History, h)
+	}
 	var errs []error
 	level, ok := logLevels[strings.ToLower(o.logLevel)]
 	if !ok {
@@ -220,4 +230,36 @@ func parse(args []string, w io.Writer) (*options, error) {
 		return nil, fmt.Errorf("bad configuration (see --help):\n%w", err)
 	}
 	return o, nil
+}
+
+// parseHistoryRule reads --history's prefix=count[,bytes[,age]].
+func parseHistoryRule(s string) (lvc.HistoryRule, error) {
+	bad := func(why string) (lvc.HistoryRule, error) {
+		return lvc.HistoryRule{}, fmt.Errorf("--history %q: %s; want prefix=count[,bytes[,age]], e.g. trades.=10000,4194304,1h", s, why)
+	}
+	prefix, spec, ok := strings.Cut(s, "=")
+	if !ok {
+		return bad("no =")
+	}
+	parts := strings.Split(spec, ",")
+	if len(parts) > 3 {
+		return bad("more than three values")
+	}
+	r := lvc.HistoryRule{Prefix: prefix, MaxBytes: lvc.DefaultHistoryBytes}
+	n, err := strconv.Atoi(parts[0])
+	if err != nil || n < 0 {
+		return bad("count is not a whole number of 0 or more")
+	}
+	r.MaxCount = n
+	if len(parts) > 1 {
+		if r.MaxBytes, err = strconv.ParseInt(parts[1], 10, 64); err != nil || r.MaxBytes < 1 {
+			return bad("bytes is not a whole number of 1 or more")
+		}
+	}
+	if len(parts) > 2 {
+		if r.MaxAge, err = time.ParseDuration(parts[2]); err != nil || r.MaxAge <= 0 {
+			return bad("age is not a duration of more than 0")
+		}
+	}
+	return r, nil
 }

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mdgate/mdgate/lvc"
 )
 
 // TestParseRejects: every bad flag set is refused by parse, in process, with
@@ -36,6 +39,12 @@ func TestParseRejects(t *testing.T) {
 		{"lvc file not regular", []string{"--lvc-file", os.DevNull}, "not a regular file"},
 		{"lvc file with the cache off", []string{"--lvc-file", file, "--lvc=false"}, "cache off"},
 		{"lvc ttl negative", []string{"--lvc-ttl", "q.=-1s"}, "--lvc-ttl"},
+		{"history without =", []string{"--history", "trades."}, `--history "trades.": no =`},
+		{"history count negative", []string{"--history", "t.=-1"}, "count is not a whole number"},
+		{"history bytes 0", []string{"--history", "t.=10,0"}, "bytes is not a whole number of 1 or more"},
+		{"history age bogus", []string{"--history", "t.=10,100,soon"}, "age is not a duration"},
+		{"history too many values", []string{"--history", "t.=1,2,3s,4"}, "more than three values"},
+		{"history max bytes negative", []string{"--history-max-bytes", "-1"}, "history max bytes -1"},
 
 		// Every numeric option below its range.
 		{"slow-max-bytes", []string{"--slow-max-bytes", "-1"}, "slow max bytes -1"},
@@ -138,6 +147,7 @@ func TestParseAccepts(t *testing.T) {
 		{"ipv6 and multicast", []string{"--egress-bind", "tcp://[::1]:5557", "--ingress-connect", "epgm://eth0;239.192.1.1:5555"}},
 		{"lvc file to create", []string{"--lvc-file", filepath.Join(dir, "new.lvc"), "--lvc-save-interval", "1ms"}},
 		{"log level debug", []string{"--log-level", "debug"}},
+		{"history", []string{"--history", "ev.=1000", "--history", "ev.px.=0", "--history", "trades.=10000,4194304,1h"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,6 +218,25 @@ func TestReadKeyZ85WithEquals(t *testing.T) {
 			}
 			if !tt.ok && err == nil {
 				t.Errorf("readKey(%q) = %q, want an error", tt.content, got)
+			}
+		})
+	}
+}
+
+func TestParseHistoryRule(t *testing.T) {
+	tests := []struct {
+		in   string
+		want lvc.HistoryRule
+	}{
+		{"ev.=1000", lvc.HistoryRule{Prefix: "ev.", MaxCount: 1000, MaxBytes: lvc.DefaultHistoryBytes}},
+		{"=5,100", lvc.HistoryRule{Prefix: "", MaxCount: 5, MaxBytes: 100}},
+		{"t.=10,4096,1h", lvc.HistoryRule{Prefix: "t.", MaxCount: 10, MaxBytes: 4096, MaxAge: time.Hour}},
+		{"px.=0", lvc.HistoryRule{Prefix: "px.", MaxCount: 0, MaxBytes: lvc.DefaultHistoryBytes}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got, err := parseHistoryRule(tt.in); err != nil || got != tt.want {
+				t.Errorf("parseHistoryRule(%q) = %+v, %v, want %+v", tt.in, got, err, tt.want)
 			}
 		})
 	}
