@@ -2,14 +2,13 @@ package blackbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
-	"syscall"
-	"time"
 
 	zmq "github.com/pebbe/zmq4"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/mdgate/mdgate/internal/zsock"
 )
 
 // SubConfig configures a ZeroMQ Black Box subscriber.
@@ -60,45 +59,22 @@ func RunSub(ctx context.Context, cfg SubConfig, h Handler) error {
 	return g.Wait()
 }
 
+// readSub owns the SUB socket: it only reads, handing each message to its
+// topic's worker queue.
 func readSub(ctx context.Context, cfg SubConfig, queues []chan [][]byte) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sock, err := zmq.NewSocket(zmq.SUB)
-	if err != nil {
-		return fmt.Errorf("blackbox sub: %w", err)
+	open := func() (*zmq.Socket, error) {
+		return zsock.Sub(zsock.SubConfig{Connect: []string{cfg.Endpoint}, Prefixes: cfg.Prefixes, RcvHWM: cfg.RcvHWM})
 	}
-	defer sock.Close()
-	prefixes := cfg.Prefixes
-	if prefixes == nil {
-		prefixes = []string{""}
-	}
-	errs := []error{sock.SetLinger(0), sock.SetRcvtimeo(50 * time.Millisecond)}
-	if cfg.RcvHWM > 0 {
-		errs = append(errs, sock.SetRcvhwm(cfg.RcvHWM))
-	}
-	for _, p := range prefixes {
-		errs = append(errs, sock.SetSubscribe(p))
-	}
-	errs = append(errs, sock.Connect(cfg.Endpoint))
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("blackbox sub: %w", err)
-	}
-	for ctx.Err() == nil {
-		frames, err := sock.RecvMessageBytes(0)
-		if err != nil {
-			if e := zmq.AsErrno(err); e == zmq.Errno(syscall.EAGAIN) || e == zmq.Errno(syscall.EINTR) {
-				continue // the receive timeout: look at ctx again
-			}
-			return fmt.Errorf("blackbox sub: recv: %w", err)
-		}
-		if len(frames) == 0 {
-			continue
-		}
+	err := zsock.Loop{Handle: func(_ *zmq.Socket, frames [][]byte) error {
 		q := queues[fnv(frames[0])%uint32(len(queues))]
 		select {
 		case q <- frames:
 		case <-ctx.Done():
 		}
+		return nil
+	}}.Run(ctx, open)
+	if err != nil {
+		return fmt.Errorf("blackbox sub: %w", err)
 	}
 	return nil
 }

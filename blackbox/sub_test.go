@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,4 +131,45 @@ func BenchmarkRunSub(b *testing.B) {
 	b.ReportMetric(many/float64(b.N), "Nworkers_msgs/s")
 	b.ReportMetric(many/one, "N/1")
 	b.ReportMetric(0, "ns/op")
+}
+
+// Only the subscribed prefixes reach the handler.
+func TestRunSubPrefixes(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pub, ep := egress(t)
+	var mu sync.Mutex
+	var got []string
+	var last atomic.Bool
+	startSub(t, SubConfig{Endpoint: ep, Prefixes: []string{"md.eq.", "md.end"}, Workers: 1}, func(frames [][]byte) {
+		if string(frames[0]) == "md.end" {
+			last.Store(true)
+			return
+		}
+		mu.Lock()
+		got = append(got, string(frames[0]))
+		mu.Unlock()
+	})
+	pub.SetRcvtimeo(wait)
+	for range 2 {
+		if _, err := pub.RecvBytes(0); err != nil {
+			t.Fatalf("no subscription: %v", err)
+		}
+	}
+	for _, topic := range []string{"md.eq.A", "md.fx.B", "md.eq.C", "md.end"} {
+		pub.SendMessage(topic, "1")
+	}
+	testpeer.Eventually(t, wait, "the last message handled", last.Load)
+	mu.Lock()
+	defer mu.Unlock()
+	if s := fmt.Sprint(got); s != "[md.eq.A md.eq.C]" {
+		t.Errorf("handled %s, want [md.eq.A md.eq.C]", s)
+	}
+}
+
+func TestRunSubBadEndpoint(t *testing.T) {
+	err := RunSub(context.Background(), SubConfig{Endpoint: "nosuch://x"}, func([][]byte) {})
+	if want := "blackbox sub: connect nosuch://x: "; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf(`RunSub(Endpoint: "nosuch://x") = %v, want an error starting %q`, err, want)
+	}
 }
