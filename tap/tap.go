@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/zsock"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -93,36 +93,30 @@ func show(f []byte) string {
 }
 
 // Run subscribes to a capture endpoint and prints every line whose topic (or
-// subscription prefix) starts with topicPrefix, until ctx is done.
+// subscription prefix) starts with topicPrefix, until ctx is done (it
+// returns nil) or the socket fails. Lines are buffered and written whenever
+// no more messages are waiting.
 func Run(ctx context.Context, endpoint, topicPrefix string, w io.Writer) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sub, err := zmq.NewSocket(zmq.SUB)
-	if err != nil {
-		return fmt.Errorf("tap: %w", err)
-	}
-	defer sub.Close()
-	sub.SetLinger(0)
-	sub.SetSubscribe("")
-	sub.SetRcvtimeo(100 * time.Millisecond)
-	if err := sub.Connect(endpoint); err != nil {
-		return fmt.Errorf("tap connect %s: %w", endpoint, err)
-	}
 	out := bufio.NewWriter(w)
 	defer out.Flush()
-	for ctx.Err() == nil {
-		frames, err := sub.RecvMessageBytes(0)
-		if err != nil {
-			out.Flush()
-			continue // timeout: look at ctx again
-		}
-		if len(frames) > 2 && !bytes.HasPrefix(frames[2], []byte(topicPrefix)) {
-			continue
-		}
-		fmt.Fprintln(out, Format(frames, time.Now()))
-		if ev, _ := sub.GetEvents(); ev&zmq.POLLIN == 0 { // idle: show it now
-			out.Flush()
-		}
+	err := zsock.Loop{
+		Wait: 100 * time.Millisecond,
+		Handle: func(sock *zmq.Socket, frames [][]byte) error {
+			if len(frames) > 2 && !bytes.HasPrefix(frames[2], []byte(topicPrefix)) {
+				return nil
+			}
+			fmt.Fprintln(out, Format(frames, time.Now()))
+			if ev, _ := sock.GetEvents(); ev&zmq.POLLIN == 0 { // idle: show it now
+				out.Flush()
+			}
+			return nil
+		},
+		Idle: func() error { out.Flush(); return nil },
+	}.Run(ctx, func() (*zmq.Socket, error) {
+		return zsock.Sub(zsock.SubConfig{Connect: []string{endpoint}})
+	})
+	if err != nil {
+		return fmt.Errorf("tap: %w", err)
 	}
 	return nil
 }
