@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"strconv"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/internal/zsock"
 )
 
 // Instrument is one synthetic instrument.
@@ -108,40 +109,47 @@ func decimals(tick float64) int {
 }
 
 // Publish connects a PUB socket to endpoint and publishes rate messages a
-// second over n instruments until ctx is done. It owns the socket.
+// second over n instruments until ctx is done (it returns nil) or the socket
+// fails. It owns the socket. A message libzmq cannot take at once is
+// skipped.
 func Publish(ctx context.Context, endpoint string, rate, n int) error {
 	if rate <= 0 || n <= 0 {
 		return fmt.Errorf("demofeed: rate %d and instruments %d must be positive", rate, n)
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	pub, err := zmq.NewSocket(zmq.PUB)
-	if err != nil {
-		return fmt.Errorf("demofeed: %w", err)
+	open := func() (*zmq.Socket, error) {
+		pub, err := zmq.NewSocket(zmq.PUB)
+		if err != nil {
+			return nil, fmt.Errorf("demofeed: %w", err)
+		}
+		if err := pub.SetLinger(0); err != nil {
+			pub.Close()
+			return nil, fmt.Errorf("demofeed: %w", err)
+		}
+		if err := pub.Connect(endpoint); err != nil {
+			pub.Close()
+			return nil, fmt.Errorf("demofeed connect %s: %w", endpoint, err)
+		}
+		return pub, nil
 	}
-	defer pub.Close()
-	pub.SetLinger(0)
-	if err := pub.Connect(endpoint); err != nil {
-		return fmt.Errorf("demofeed connect %s: %w", endpoint, err)
-	}
-	feed := New(n, 1)
-	const tickEvery = 10 * time.Millisecond
-	t := time.NewTicker(tickEvery)
-	defer t.Stop()
-	start, sent := time.Now(), 0
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			due := int(now.Sub(start).Seconds() * float64(rate))
-			for ; sent < due; sent++ {
-				topic, payload := feed.Next(now)
-				if _, err := pub.SendBytes([]byte(topic), zmq.SNDMORE|zmq.DONTWAIT); err != nil {
-					continue
+	return zsock.Own(open, func(pub *zmq.Socket) error {
+		feed := New(n, 1)
+		const tickEvery = 10 * time.Millisecond
+		t := time.NewTicker(tickEvery)
+		defer t.Stop()
+		start, sent := time.Now(), 0
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case now := <-t.C:
+				due := int(now.Sub(start).Seconds() * float64(rate))
+				for ; sent < due; sent++ {
+					topic, payload := feed.Next(now)
+					if _, err := pub.SendMessageDontwait(topic, payload); err != nil && !zsock.Temporary(err) {
+						return fmt.Errorf("demofeed send: %w", err)
+					}
 				}
-				pub.SendBytes(payload, zmq.DONTWAIT)
 			}
 		}
-	}
+	})
 }
