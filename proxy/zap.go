@@ -2,11 +2,12 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"runtime"
-	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/internal/zsock"
 )
 
 // zapEndpoint is where libzmq asks for authentication (RFC 27).
@@ -18,29 +19,43 @@ const zapDomain = "mdgate"
 // runZAP answers libzmq's authentication requests until ctx ends: a CURVE
 // peer is let in when its public key is in allowed (Z85). NULL requests (our
 // own sockets without CURVE) pass; they cannot reach a CURVE socket anyway.
-// One goroutine, OS thread locked, owns the socket; ready is closed once it
-// is bound (before any CURVE socket binds).
+// One goroutine, OS thread locked, owns the socket; ready gets nil once it
+// is bound (before any CURVE socket binds), or the error that kept it from
+// binding.
+//
+// If the socket fails later, the handler stops answering but keeps
+// zapEndpoint bound until ctx ends: libzmq lets every CURVE peer in when no
+// handler is bound at all (ZMQ_ZAP_ENFORCE_DOMAIN is off by default and
+// pebbe/zmq4 cannot set it), whereas unanswered requests fail their
+// handshakes.
 func (p *Proxy) runZAP(ctx context.Context, allowed map[string]bool, ready chan<- error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sock, err := zmq.NewSocket(zmq.REP)
-	if err == nil {
-		err = sock.Bind(zapEndpoint)
-	}
-	if err != nil {
-		ready <- fmt.Errorf("zap handler: %w", err)
-		return
-	}
-	defer sock.Close()
-	sock.SetLinger(0)
-	sock.SetRcvtimeo(50 * time.Millisecond)
-	ready <- nil
-	for ctx.Err() == nil {
-		req, err := sock.RecvMessageBytes(0)
+	open := func() (*zmq.Socket, error) {
+		sock, err := zmq.NewSocket(zmq.REP)
 		if err != nil {
-			continue // the timeout: look at ctx again
+			return nil, fmt.Errorf("zap handler: %w", err)
 		}
-		sock.SendMessage(p.zapAnswer(req, allowed))
+		if err := errors.Join(sock.SetLinger(0), sock.Bind(zapEndpoint)); err != nil {
+			sock.Close()
+			return nil, fmt.Errorf("zap handler: %w", err)
+		}
+		return sock, nil
+	}
+	err := zsock.Own(open, func(sock *zmq.Socket) error {
+		ready <- nil
+		err := zsock.Loop{Handle: func(sock *zmq.Socket, req [][]byte) error {
+			if _, err := sock.SendMessage(p.zapAnswer(req, allowed)); err != nil {
+				return fmt.Errorf("reply: %w", err)
+			}
+			return nil
+		}}.Serve(ctx, sock)
+		if err != nil {
+			p.log.Error().Err(err).Msg("ZAP handler failed: every CURVE peer is refused from now on (their handshakes time out); restart the gateway")
+			<-ctx.Done()
+		}
+		return nil
+	})
+	if err != nil {
+		ready <- err
 	}
 }
 
