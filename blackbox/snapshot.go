@@ -35,6 +35,7 @@ type Replay struct {
 	Topic      string
 	Epoch, Seq uint64
 	Msg        *tick.Message
+	Tag        uint64 // the Snapshot's own note for its Encode; blackbox does not read it
 }
 
 // ErrSnapshotBusy: the client has MaxPendingSnapshots snapshots still being

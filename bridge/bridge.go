@@ -22,6 +22,7 @@ import (
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/tick"
 )
 
 // Config bounds what one WebSocket client may do.
@@ -75,6 +76,7 @@ func DefaultConfig() Config {
 // snapshots: an O(1) point-in-time view, read as each client takes it.
 type Cache interface {
 	View() lvc.View
+	HistoryAfter(topic string, epoch, seq uint64, now int64, max int, fn func(*tick.Message)) lvc.HistoryResult
 }
 
 // Bridge is the /ws handler.
@@ -506,7 +508,7 @@ func (s *session) subscribe(r *Request) bool {
 	if plan != nil {
 		// Taken under the client's lock after its subscriptions are
 		// indexed: a value either is in the view or arrives live.
-		snap = func() blackbox.Snapshot { return plan.start(s.b.cache.View()) }
+		snap = func() blackbox.Snapshot { return plan.start(s.b.cache, time.Now().UnixNano()) }
 	}
 	if _, err := s.c.Subscribe(subs, ack, snap); err != nil {
 		return s.refuse(r.ID, &ProtoError{CodeSnapshotBusy, err.Error() + "; none added"})

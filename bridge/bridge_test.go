@@ -45,9 +45,14 @@ type rig struct {
 
 func newRig(t *testing.T, cfg Config, fan blackbox.Config) *rig {
 	t.Helper()
+	return newRigCache(t, cfg, fan, lvc.DefaultConfig())
+}
+
+func newRigCache(t *testing.T, cfg Config, fan blackbox.Config, cc lvc.Config) *rig {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	e := blackbox.New(fan, []blackbox.Encoder{EncodeUpdate}, reg, zerolog.Nop())
-	cache := lvc.New(lvc.DefaultConfig(), reg)
+	cache := lvc.New(cc, reg)
 	b := New(cfg, e, cache, reg, zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -170,13 +170,21 @@ func parseEpoch(s string) (uint64, error) {
 }
 
 // EncodeUpdate is the JSON wire format of a live update (a blackbox.Encoder).
-func EncodeUpdate(m *tick.Message) []byte { return appendMessage(nil, "update", m, false, 0) }
+func EncodeUpdate(m *tick.Message) []byte { return appendMessage(nil, "update", m, note{}) }
+
+// note is what a message says beyond its stamp and payload.
+type note struct {
+	gap       bool   // updates before this one are gone (or it starts another epoch)
+	missed    uint64 // with gap: how many, 0 when not known
+	replay    bool   // a retained update replayed on resume, not a live one
+	recovered bool   // the first replayed update of its topic, directly after the client's point
+}
 
 // appendMessage encodes an update or snapshot value. A payload that is valid
 // JSON in valid UTF-8 is embedded as is (compacted onto one line); anything
 // else is base64 with "enc":"base64"; more than one payload frame goes to
 // "frames".
-func appendMessage(b []byte, op string, m *tick.Message, gap bool, missed uint64) []byte {
+func appendMessage(b []byte, op string, m *tick.Message, n note) []byte {
 	b = append(b, `{"op":"`...)
 	b = append(b, op...)
 	b = append(b, `","topic":`...)
@@ -193,11 +201,17 @@ func appendMessage(b []byte, op string, m *tick.Message, gap bool, missed uint64
 	if m.Stamp.Flags&tick.FlagStale != 0 {
 		b = append(b, `,"stale":true`...)
 	}
-	if gap {
+	if n.replay {
+		b = append(b, `,"replay":true`...)
+	}
+	if n.recovered {
+		b = append(b, `,"recovered":true`...)
+	}
+	if n.gap {
 		b = append(b, `,"gap":true`...)
-		if missed > 0 {
+		if n.missed > 0 {
 			b = append(b, `,"missed":`...)
-			b = strconv.AppendUint(b, missed, 10)
+			b = strconv.AppendUint(b, n.missed, 10)
 		}
 	}
 	payload := m.Payload()

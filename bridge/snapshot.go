@@ -68,18 +68,17 @@ func (p *snapshotPlan) replay(m *tick.Message) blackbox.Replay {
 // number missed) when the client resumes from an older seq or another
 // epoch.
 func (p *snapshotPlan) encode(m *tick.Message) []byte {
-	var gap bool
-	var missed uint64
+	var n note
 	if rp, ok := p.resume[m.Topic]; ok {
 		epoch, _ := parseEpoch(rp.Epoch)
 		switch {
 		case epoch != m.Stamp.Epoch:
-			gap = true
+			n.gap = true
 		case m.Stamp.Seq > rp.Seq+1:
-			gap, missed = true, m.Stamp.Seq-rp.Seq-1
+			n.gap, n.missed = true, m.Stamp.Seq-rp.Seq-1
 		}
 	}
-	return appendMessage(nil, "snapshot", m, gap, missed)
+	return appendMessage(nil, "snapshot", m, n)
 }
 
 // count returns how many values the plan would send from v: the figure the
@@ -109,45 +108,78 @@ func upToDate(rp ResumePoint, m *tick.Message) bool {
 	return epoch == m.Stamp.Epoch && rp.Seq >= m.Stamp.Seq
 }
 
-// start returns the snapshot as the client's writer takes it, reading v.
-func (p *snapshotPlan) start(v lvc.View) *snapshot { return &snapshot{plan: p, view: v} }
+// start returns the snapshot as the client's writer takes it, reading a
+// view of c taken now (Unix ns, for history ages).
+func (p *snapshotPlan) start(c Cache, now int64) *snapshot {
+	return &snapshot{plan: p, view: c.View(), hist: c, now: now}
+}
 
 // snapshot is one subscribe's snapshot being sent: a point-in-time view of
 // the cache read in topic order from a cursor, each value encoded when
-// taken (blackbox.Snapshot; called with the client's lock held).
+// taken (blackbox.Snapshot; called with the client's lock held). A topic
+// the client resumes whose history is kept is replayed update by update
+// (cur), possibly over several Takes.
 type snapshot struct {
 	plan  *snapshotPlan
 	view  lvc.View
+	hist  Cache
+	now   int64
 	ti    int    // next exact topic
 	pi    int    // current prefix
 	after string // last topic taken under prefixes[pi]
+	cur   *historyCursor
+	buf   []*tick.Message // scratch for HistoryAfter
 }
+
+// historyCursor is a topic's history being replayed: the last update given.
+type historyCursor struct {
+	topic      string
+	epoch, seq uint64
+	first      bool // nothing given yet
+}
+
+// Tags of a replayed history update (blackbox.Replay.Tag): bits, and the
+// missed count above them.
+const (
+	tagHistory   = 1 << iota // a retained update, sent as "update" with "replay":true
+	tagRecovered             // the first of its topic, directly after the client's point
+	tagGap                   // updates before it are gone; missed = Tag >> tagShift
+	tagShift     = iota
+)
+
+// historyStep bounds the updates read from a topic's history at once
+// (while its ring is locked against the proxy loop).
+const historyStep = 256
 
 // Take gives about maxBytes of values (by frame bytes) and reports whether
 // it is done.
 func (s *snapshot) Take(maxBytes int, fn func(blackbox.Replay)) bool {
 	n := 0
-	emit := func(m *tick.Message) {
-		n += m.Size() + 64 // about the JSON around the frames
-		fn(s.plan.replay(m))
-	}
 	for s.ti < len(s.plan.topics) && n < maxBytes {
 		if m, ok := s.view.Get(s.plan.topics[s.ti]); ok {
-			emit(m)
+			if !s.emit(m, &n, maxBytes, fn) {
+				return false
+			}
 		}
 		s.ti++
 	}
 	for s.pi < len(s.plan.prefixes) && n < maxBytes {
-		complete := true
+		complete, paused := true, false
 		s.view.Ascend(s.plan.prefixes[s.pi], s.after, func(m *tick.Message) bool {
 			if n >= maxBytes {
 				complete = false
 				return false
 			}
-			emit(m)
+			if !s.emit(m, &n, maxBytes, fn) {
+				complete, paused = false, true
+				return false
+			}
 			s.after = m.Topic
 			return true
 		})
+		if paused {
+			return false
+		}
 		if complete {
 			s.pi++
 			s.after = ""
@@ -156,8 +188,77 @@ func (s *snapshot) Take(maxBytes int, fn func(blackbox.Replay)) bool {
 	return s.ti >= len(s.plan.topics) && s.pi >= len(s.plan.prefixes)
 }
 
+// emit gives what the client gets of topic m.Topic (m its latest value in
+// the view) and reports whether the topic is done; false leaves a history
+// replay part way, continued by the next Take.
+func (s *snapshot) emit(m *tick.Message, n *int, maxBytes int, fn func(blackbox.Replay)) bool {
+	latest := func(r blackbox.Replay) bool {
+		s.cur = nil
+		*n += m.Size() + 64 // about the JSON around the frames
+		fn(r)
+		return true
+	}
+	if s.cur == nil || s.cur.topic != m.Topic {
+		s.cur = nil // a topic removed while being replayed ends its replay
+		rp, ok := s.plan.resume[m.Topic]
+		if !ok || upToDate(rp, m) {
+			return latest(s.plan.replay(m))
+		}
+		epoch, _ := parseEpoch(rp.Epoch) // validated by ParseRequest
+		s.cur = &historyCursor{topic: m.Topic, epoch: epoch, seq: rp.Seq, first: true}
+	}
+	c := s.cur
+	for *n < maxBytes {
+		s.buf = s.buf[:0]
+		res := s.hist.HistoryAfter(c.topic, c.epoch, c.seq, s.now, historyStep, func(h *tick.Message) { s.buf = append(s.buf, h) })
+		switch {
+		case c.first && (!res.Kept || res.N == 0 && res.Gap):
+			// nothing kept to replay: the latest value, as without history
+			return latest(s.plan.replay(m))
+		case res.N == 0 && res.Gap:
+			// the history moved past the last update given: the latest value, flagged
+			return latest(blackbox.Replay{Topic: m.Topic, Epoch: m.Stamp.Epoch, Seq: m.Stamp.Seq, Msg: m,
+				Tag: tagHistory | tagGap | res.Missed<<tagShift})
+		case res.N == 0:
+			// up to date (first), done, or the topic went away meanwhile
+			if c.first {
+				fn(blackbox.Replay{Topic: c.topic, Epoch: c.epoch, Seq: c.seq}) // only the floor
+			}
+			s.cur = nil
+			return true
+		}
+		for i, h := range s.buf {
+			tag := uint64(tagHistory)
+			switch {
+			case i == 0 && res.Gap:
+				tag |= tagGap | res.Missed<<tagShift
+			case i == 0 && c.first:
+				tag |= tagRecovered
+			case h.Stamp.Epoch != c.epoch:
+				tag |= tagGap // another epoch starts (a restart): what came between is not known
+			}
+			c.first = false
+			c.epoch, c.seq = h.Stamp.Epoch, h.Stamp.Seq
+			*n += h.Size() + 64
+			fn(blackbox.Replay{Topic: h.Topic, Epoch: h.Stamp.Epoch, Seq: h.Stamp.Seq, Msg: h, Tag: tag})
+		}
+		clear(s.buf) // drop the references
+		if !res.More {
+			s.cur = nil
+			return true
+		}
+	}
+	return false
+}
+
 // Encode renders a value Take gave.
-func (s *snapshot) Encode(r *blackbox.Replay) []byte { return s.plan.encode(r.Msg) }
+func (s *snapshot) Encode(r *blackbox.Replay) []byte {
+	if r.Tag&tagHistory == 0 {
+		return s.plan.encode(r.Msg)
+	}
+	return appendMessage(nil, "update", r.Msg, note{replay: true, recovered: r.Tag&tagRecovered != 0,
+		gap: r.Tag&tagGap != 0, missed: r.Tag >> tagShift})
+}
 
 // Covers reports whether topic's value is still to come from the snapshot.
 func (s *snapshot) Covers(topic string) bool {
