@@ -86,6 +86,15 @@ func mdgateCachePath(tb testing.TB) (string, string, func()) {
 	return mdgateWith(tb, lvc.New(lvc.DefaultConfig(), nil))
 }
 
+// mdgateHistoryPath runs mdgate with the cache and a history of 1,000
+// updates for every topic (full after the first 1,000: each update lets
+// one go, the steady state).
+func mdgateHistoryPath(tb testing.TB) (string, string, func()) {
+	cfg := lvc.DefaultConfig()
+	cfg.History = []lvc.HistoryRule{{Prefix: "", MaxCount: 1000, MaxBytes: 1 << 20}}
+	return mdgateWith(tb, lvc.New(cfg, nil))
+}
+
 func mdgateWith(tb testing.TB, cache Cache) (string, string, func()) {
 	c := testConfig()
 	c.StampedBind = nil
@@ -110,7 +119,7 @@ func mdgateWith(tb testing.TB, cache Cache) (string, string, func()) {
 	return ep.Ingress[0], ep.Egress[0], func() { cancel(); <-errc }
 }
 
-var paths = []path{{"direct", directPath}, {"zmq_proxy", zmqProxyPath}, {"mdgate", mdgatePath}, {"mdgate_lvc", mdgateCachePath}}
+var paths = []path{{"direct", directPath}, {"zmq_proxy", zmqProxyPath}, {"mdgate", mdgatePath}, {"mdgate_lvc", mdgateCachePath}, {"mdgate_history", mdgateHistoryPath}}
 
 // pump sends n 2-frame messages from a PUB to a SUB through the path and
 // returns the time from first send to last receive, or an error when fewer
@@ -205,6 +214,32 @@ func pump(tb testing.TB, pa path, n int) (time.Duration, error) {
 		tb.Fatalf("%s: %d messages not received within 60s", pa.name, n)
 		return 0, nil
 	}
+}
+
+// BenchmarkIngressToEgress measures msgs/s through each path in the same run
+// and reports mdgate's throughput as a ratio of libzmq's zmq_proxy, and the
+// cost of the cache and of a history on top of it. A path that loses or
+// alters a message fails the benchmark.
+func BenchmarkIngressToEgress(b *testing.B) {
+	const n = 300_000
+	total := make([]time.Duration, len(paths))
+	for range b.N {
+		for i, pa := range paths {
+			d, err := pump(b, pa, n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total[i] += d
+		}
+	}
+	rate := func(i int) float64 { return float64(n*b.N) / total[i].Seconds() }
+	for i, pa := range paths {
+		b.ReportMetric(rate(i), pa.name+"_msgs/s")
+	}
+	b.ReportMetric(rate(2)/rate(1), "mdgate/zmq_proxy")
+	b.ReportMetric(rate(3)/rate(2), "lvc_on/off")
+	b.ReportMetric(rate(4)/rate(3), "history_on/off")
+	b.ReportMetric(0, "ns/op")
 }
 
 // TestPumpSmoke: every path of the benchmark delivers each message it is
