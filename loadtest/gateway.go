@@ -130,7 +130,11 @@ func (g *gateway) procStats() (cpu time.Duration, rssBytes int64) {
 	if g.cmd == nil {
 		return 0, 0
 	}
-	pid := g.cmd.Process.Pid
+	return pidStats(g.cmd.Process.Pid)
+}
+
+// pidStats returns a process's CPU time (utime + stime) and RSS from /proc.
+func pidStats(pid int) (cpu time.Duration, rssBytes int64) {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 		// for taskset, exec replaces the process image: the pid is the gateway's
 		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))

@@ -37,11 +37,15 @@ type options struct {
 	duration                   time.Duration
 	attacks                    string // attacks scenario: which, comma-separated (empty: all)
 	attackRate                 int    // attacks scenario: the good publisher's messages a second
+	natsServer                 string // nats scenario: the nats-server binary (empty: scripts/ensure-nats)
+	targets, modes             string // nats scenario: which servers and modes, comma-separated
+	searchMax, refine          int    // nats scenario: the saturation search's highest rate and bisections
+	drain                      time.Duration
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "ws", "ws (WebSocket fan-out), zmq (ingress -> ZeroMQ egress beside zmq_proxy and direct), slow (fast clients with and without a stalled one), idle, soak (churn for -duration, fail on loss or leaks), attacks (the isolation issue's attacks, each against its own gateway beside a good workload), or standard (the set `make bench` runs)")
+	flag.StringVar(&o.scenario, "scenario", "ws", "ws (WebSocket fan-out), zmq (ingress -> ZeroMQ egress beside zmq_proxy and direct), slow (fast clients with and without a stalled one), idle, soak (churn for -duration, fail on loss or leaks), attacks (the isolation issue's attacks, each against its own gateway beside a good workload), nats (mdgate beside nats-server under the same WebSocket fan-out, pinned and shared: CPU per delivery and p99 at -rate, saturation, RSS per connection), or standard (the set `make bench` runs)")
 	flag.IntVar(&o.clients, "clients", 1000, "WebSocket clients")
 	flag.IntVar(&o.perClient, "subs", 5, "topics each WebSocket client subscribes to")
 	flag.IntVar(&o.topics, "topics", 100, "topics")
@@ -53,7 +57,7 @@ func main() {
 	flag.BoolVar(&o.pin, "pin", false, "pin the gateway (and the zmq_proxy baseline) to CPU 0 and the load to CPU 1")
 	flag.BoolVar(&o.sweep, "sweep", false, "ws: raise the rate x1.5 a step until p99 passes -p99 or anything is lost")
 	flag.DurationVar(&o.p99Bound, "p99", 50*time.Millisecond, "p99 bound of the sweep")
-	flag.IntVar(&o.idle, "idle", 10_000, "idle scenario: WebSocket connections")
+	flag.IntVar(&o.idle, "idle", 10_000, "idle and nats scenarios: WebSocket connections (nats: subscribed, for RSS per connection; 0 skips it)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the subscription plan")
 	flag.StringVar(&o.gatewayBin, "gateway", "bin/gateway", "gateway binary to start (built by `make build`)")
 	flag.IntVar(&o.gatewayProcs, "gateway-procs", 0, "GOMAXPROCS for the gateway only (0: the gateway's own choice)")
@@ -70,6 +74,12 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "soak: how long to churn")
 	flag.StringVar(&o.attacks, "attacks", "", "attacks scenario: only these, comma-separated (replay, nomatch, snapshot, descriptors, bigsub, wshuge, wsshutdown, idlehttp)")
 	flag.IntVar(&o.attackRate, "attack-rate", 1000, "attacks scenario: the good publisher's messages a second")
+	flag.StringVar(&o.natsServer, "nats-server", "", "nats scenario: the nats-server binary (default: the one scripts/ensure-nats installs and prints)")
+	flag.StringVar(&o.targets, "targets", "mdgate,nats", "nats scenario: the servers to measure, in order")
+	flag.StringVar(&o.modes, "modes", "pinned,shared", "nats scenario: pinned (server on CPU 0, harness on CPU 1) and/or shared, in order")
+	flag.IntVar(&o.searchMax, "search-max", 3_200_000, "nats scenario: the saturation search's highest target rate (deliveries a second)")
+	flag.IntVar(&o.refine, "refine", 2, "nats scenario: bisection steps of the saturation search between the last clean and the first failing rate")
+	flag.DurationVar(&o.drain, "drain", 3*time.Second, "nats scenario: longest wait after each window for deliveries still under way (then they count as lost)")
 	child := flag.String("zmq-proxy-child", "", "internal: run libzmq's zmq_proxy between IN,OUT")
 	flag.Parse()
 	if *child != "" {
@@ -116,6 +126,9 @@ type result struct {
 func run(o options) error {
 	if o.scenario == "attacks" {
 		return attacksScenario(o)
+	}
+	if o.scenario == "nats" {
+		return natsScenario(o)
 	}
 	if o.pin {
 		if runtime.NumCPU() < 2 {

@@ -20,7 +20,7 @@ import (
 type wsClient struct {
 	ws        *websocket.Conn
 	hist      *hdrhistogram.Histogram
-	inWindow  int64
+	inWindow  atomic.Int64
 	delivered atomic.Int64
 }
 
@@ -84,7 +84,7 @@ func (c *wsClient) read(from, to *atomic.Int64) {
 			c.delivered.Add(1)
 			if f := from.Load(); f != 0 && t >= f && t < to.Load() {
 				record(c.hist, time.Duration(now-t))
-				c.inWindow++
+				c.inWindow.Add(1)
 			}
 		}
 	}
@@ -181,7 +181,7 @@ func wsRun(g *gateway, o options, rate, stalled int) (result, error) {
 	var delivered int64
 	for _, c := range clients {
 		h.Merge(c.hist)
-		delivered += c.inWindow
+		delivered += c.inWindow.Load()
 	}
 	r := result{Kind: "ws", Path: "mdgate", Target: rate, Clients: o.clients, Stalled: stalled,
 		Sent: published.Load(), Expected: expected.Load(), Delivered: delivered,

@@ -1,0 +1,798 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
+
+	"github.com/mdgate/mdgate/internal/promscrape"
+)
+
+// The nats scenario: mdgate and nats-server, one after the other in one
+// run, under the same WebSocket fan-out load (the ws scenario's clients,
+// topics, subscriptions, payload and send-time latency), pinned (server on
+// CPU 0 by taskset, this process on CPU 1) and shared. For each target and
+// mode: server CPU per delivery and p99 at -rate, the saturation rate (a
+// short stepped search for the highest rate with p99 <= -p99 and nothing
+// lost or cut off) and, in the first mode, RSS per subscribed idle
+// connection.
+
+// fanTarget is a server under comparison.
+type fanTarget interface {
+	name() string
+	pid() int
+	// dial opens one measured client per plan entry, subscribed to its topics.
+	dial(plan [][]int) ([]fanClient, error)
+	// dialIdle opens subscribed connections that are never read.
+	dialIdle(plan [][]int) ([]io.Closer, error)
+	publish(o options, msgRate int, subsPerTopic []int64, from, to, published, expected *atomic.Int64, stop chan struct{}) error
+	connections() (float64, error)
+	dropped() float64 // slow clients cut off since start
+	stop()
+}
+
+// fanClient is a measured client: wsClient for mdgate, natsClient for NATS.
+type fanClient interface {
+	read(from, to *atomic.Int64)
+	counts() (delivered, inWindow int64)
+	histogram() *hdrhistogram.Histogram
+	close()
+}
+
+func (c *wsClient) counts() (int64, int64)             { return c.delivered.Load(), c.inWindow.Load() }
+func (c *wsClient) histogram() *hdrhistogram.Histogram { return c.hist }
+func (c *wsClient) close()                             { c.ws.Close() }
+
+func (c *natsClient) counts() (int64, int64)             { return c.delivered.Load(), c.inWindow.Load() }
+func (c *natsClient) histogram() *hdrhistogram.Histogram { return c.hist }
+func (c *natsClient) close()                             { c.ws.Close() }
+
+const dialWorkers = 8
+
+// dialParallel runs dial over [0, n) in dialWorkers slices at once.
+func dialParallel(n int, dial func(lo, hi int) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, dialWorkers)
+	for w := range dialWorkers {
+		lo, hi := n*w/dialWorkers, n*(w+1)/dialWorkers
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[w] = dial(lo, hi) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func closeFan[T interface{ close() }](cs []T) {
+	for _, c := range cs {
+		c.close()
+	}
+}
+
+func closeConns(cs []io.Closer) {
+	for _, c := range cs {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// mdgateTarget is the gateway under test.
+type mdgateTarget struct{ g *gateway }
+
+func (m mdgateTarget) name() string { return "mdgate" }
+func (m mdgateTarget) pid() int     { return m.g.cmd.Process.Pid }
+func (m mdgateTarget) stop()        { m.g.stop() }
+
+func (m mdgateTarget) dial(plan [][]int) ([]fanClient, error) {
+	out := make([]fanClient, len(plan))
+	err := dialParallel(len(plan), func(lo, hi int) error {
+		cs, err := dialClients(m.g, plan[lo:hi])
+		for i, c := range cs {
+			out[lo+i] = c
+		}
+		return err
+	})
+	if err != nil {
+		for _, c := range out {
+			if c != nil {
+				c.close()
+			}
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// dialIdle subscribes like dialClients, with no histogram (10,000 of them
+// would take 1.5 GB here).
+func (m mdgateTarget) dialIdle(plan [][]int) ([]io.Closer, error) {
+	u := url.URL{Scheme: "ws", Host: m.g.http, Path: "/ws"}
+	out := make([]io.Closer, len(plan))
+	err := dialParallel(len(plan), func(lo, hi int) error {
+		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+		for i := lo; i < hi; i++ {
+			ws, _, err := d.Dial(u.String(), nil)
+			if err != nil {
+				return fmt.Errorf("idle connection %d: %w (raise ulimit -n?)", i, err)
+			}
+			out[i] = ws
+			names := make([]string, len(plan[i]))
+			for j, t := range plan[i] {
+				names[j] = topicName(t)
+			}
+			req := fmt.Sprintf(`{"op":"subscribe","topics":["%s"],"snapshot":false}`, strings.Join(names, `","`))
+			if err := ws.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+				return err
+			}
+			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, b, err := ws.ReadMessage(); err != nil || !strings.Contains(string(b), `"op":"ack"`) {
+				return fmt.Errorf("idle connection %d: no ack (%v): %.100s", i, err, b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		closeConns(out)
+		return nil, err
+	}
+	return out, nil
+}
+
+func (m mdgateTarget) publish(o options, msgRate int, subsPerTopic []int64, from, to, published, expected *atomic.Int64, stop chan struct{}) error {
+	return wsPublish(m.g.ingress, o, msgRate, subsPerTopic, from, to, published, expected, stop)
+}
+
+func (m mdgateTarget) connections() (float64, error) {
+	f, err := promscrape.Scrape(m.g.ctx, "http://"+m.g.http+"/metrics")
+	if err != nil {
+		return 0, err
+	}
+	v, _ := f.Value("mdgate_ws_connections")
+	return v, nil
+}
+
+func (m mdgateTarget) dropped() float64 {
+	return m.g.metric("mdgate_fanout_disconnects_total", "reason", "queue_bytes") + m.g.metric("mdgate_fanout_disconnects_total", "reason", "lag")
+}
+
+// natsTarget is nats-server.
+type natsTarget struct{ s *natsServer }
+
+func (n natsTarget) name() string { return "nats" }
+func (n natsTarget) pid() int     { return n.s.pid() }
+func (n natsTarget) stop()        { n.s.stop() }
+
+func subjects(topics []int) []string {
+	out := make([]string, len(topics))
+	for i, t := range topics {
+		out[i] = topicName(t)
+	}
+	return out
+}
+
+func (n natsTarget) dial(plan [][]int) ([]fanClient, error) {
+	out := make([]fanClient, len(plan))
+	err := dialParallel(len(plan), func(lo, hi int) error {
+		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+		for i := lo; i < hi; i++ {
+			ws, st, rd, err := dialNATS(&d, n.s.ws, subjects(plan[i]))
+			if err != nil {
+				return fmt.Errorf("nats client %d: %w", i, err)
+			}
+			out[i] = &natsClient{ws: ws, st: st, rd: rd, hist: newHist()}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, c := range out {
+			if c != nil {
+				c.close()
+			}
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+func (n natsTarget) dialIdle(plan [][]int) ([]io.Closer, error) {
+	out := make([]io.Closer, len(plan))
+	err := dialParallel(len(plan), func(lo, hi int) error {
+		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+		for i := lo; i < hi; i++ {
+			ws, _, _, err := dialNATS(&d, n.s.ws, subjects(plan[i]))
+			if err != nil {
+				return fmt.Errorf("idle nats connection %d: %w (raise ulimit -n?)", i, err)
+			}
+			out[i] = ws
+		}
+		return nil
+	})
+	if err != nil {
+		closeConns(out)
+		return nil, err
+	}
+	return out, nil
+}
+
+func (n natsTarget) publish(o options, msgRate int, subsPerTopic []int64, from, to, published, expected *atomic.Int64, stop chan struct{}) error {
+	return natsPublish(n.s.client, o, msgRate, subsPerTopic, from, to, published, expected, stop)
+}
+
+func (n natsTarget) connections() (float64, error) {
+	v, err := n.s.varz()
+	return v.Connections, err
+}
+
+func (n natsTarget) dropped() float64 {
+	v, _ := n.s.varz()
+	return v.SlowConsumers
+}
+
+// fanStep is one measured run of t at rate deliveries a second: wsRun's
+// measurement for any target. Connections are opened before and closed
+// after each step.
+func fanStep(t fanTarget, o options, rate int) (result, error) {
+	plan := assign(o.clients, o.perClient, o.topics, o.seed)
+	subsPerTopic := make([]int64, o.topics)
+	for _, ts := range plan {
+		for _, x := range ts {
+			subsPerTopic[x]++
+		}
+	}
+	clients, err := t.dial(plan)
+	if err != nil {
+		return result{}, err
+	}
+	defer closeFan(clients)
+	var from, to atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.read(&from, &to) }()
+	}
+	avgSubs := float64(o.clients*o.perClient) / float64(o.topics)
+	msgRate := max(int(float64(rate)/avgSubs), 1)
+
+	var published, expected atomic.Int64
+	stop := make(chan struct{})
+	pubDone := make(chan error, 1)
+	go func() {
+		pubDone <- t.publish(o, msgRate, subsPerTopic, &from, &to, &published, &expected, stop)
+	}()
+	fail := func(err error) (result, error) {
+		closeFan(clients)
+		wg.Wait()
+		return result{}, err
+	}
+	select { // the warm-up is part of the scenario, not synchronisation
+	case err := <-pubDone:
+		return fail(fmt.Errorf("publisher: %v", err))
+	case <-time.After(o.warmup):
+	}
+	drop0 := t.dropped()
+	cpu0, _ := pidStats(t.pid())
+	self0 := selfCPU()
+	t0 := time.Now()
+	to.Store(t0.Add(o.window).UnixNano())
+	from.Store(t0.UnixNano())
+	total := func() (all, in int64) {
+		for _, c := range clients {
+			a, i := c.counts()
+			all, in = all+a, in+i
+		}
+		return all, in
+	}
+	const step = 250 * time.Millisecond
+	n0, _ := total()
+	cum := []int64{n0}
+	for time.Since(t0) < o.window {
+		time.Sleep(step)
+		n, _ := total()
+		cum = append(cum, n)
+		if len(cum)%4 == 1 {
+			fmt.Printf("\r  %s target %8d deliveries/s  %4.1fs of %v ", t.name(), rate, time.Since(t0).Seconds(), o.window)
+		}
+	}
+	cpu1, rss := pidStats(t.pid())
+	self1 := selfCPU()
+	close(stop)
+	if err := <-pubDone; err != nil {
+		return fail(fmt.Errorf("publisher: %w", err))
+	}
+	// Drain: until every expected delivery is in, nothing more arrives for
+	// 500 ms, or -drain has passed (what is still missing then is lost).
+	want := expected.Load()
+	last, quiet := int64(-1), time.Now()
+	for deadline := time.Now().Add(o.drain); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		n, in := total()
+		if in >= want {
+			break
+		}
+		if n != last {
+			last, quiet = n, time.Now()
+		} else if time.Since(quiet) > 500*time.Millisecond {
+			break
+		}
+	}
+	closeFan(clients)
+	wg.Wait()
+	h := newHist()
+	var delivered int64
+	for _, c := range clients {
+		h.Merge(c.histogram())
+		_, in := c.counts()
+		delivered += in
+	}
+	r := result{Kind: "ws", Path: t.name(), Target: rate, Clients: o.clients,
+		Sent: published.Load(), Expected: want, Delivered: delivered,
+		Rate: float64(delivered) / o.window.Seconds(), Latency: summarize(h),
+		RSSMB:        float64(rss) / (1 << 20),
+		GatewayCores: (cpu1 - cpu0).Seconds() / o.window.Seconds(),
+		LoadCores:    (self1 - self0).Seconds() / o.window.Seconds(),
+		Disconnects:  t.dropped() - drop0,
+		Timeline:     timeline(cum, step),
+	}
+	r.Lost = max(r.Expected-r.Delivered, 0)
+	if delivered > 0 {
+		r.CPUusPer = float64((cpu1 - cpu0).Microseconds()) / float64(delivered)
+	}
+	return r, nil
+}
+
+// clean says whether a step is within the bound: p99 <= bound, nothing
+// lost, nobody cut off, something delivered.
+func clean(r result, bound time.Duration) bool {
+	return r.Delivered > 0 && r.Lost == 0 && r.Disconnects == 0 && r.Latency.P99 <= float64(bound.Microseconds())/1000
+}
+
+func whyNotClean(r result, bound time.Duration) string {
+	var why []string
+	if r.Delivered == 0 {
+		why = append(why, "nothing delivered")
+	}
+	if r.Latency.P99 > float64(bound.Microseconds())/1000 {
+		why = append(why, fmt.Sprintf("p99 %.1f ms > %v", r.Latency.P99, bound))
+	}
+	if r.Lost > 0 {
+		why = append(why, fmt.Sprintf("%d lost", r.Lost))
+	}
+	if r.Disconnects > 0 {
+		why = append(why, fmt.Sprintf("%.0f cut off", r.Disconnects))
+	}
+	return strings.Join(why, ", ")
+}
+
+// searchPlan is the saturation search: from the first step's rate, double
+// while clean (up to max), or halve while not (down to a quarter); then
+// refine times bisect between the last clean and the first failing rate.
+// next returns the rate of the next step, or 0 when done.
+type searchPlan struct {
+	max, refine  int
+	good, bad    int // highest clean and lowest failing target so far (0: none)
+	bisected     int
+	first, floor int
+}
+
+func newSearch(first, maxRate, refine int) *searchPlan {
+	return &searchPlan{max: maxRate, refine: refine, first: first, floor: max(first/4, 1)}
+}
+
+func (s *searchPlan) record(rate int, ok bool) {
+	if ok && rate > s.good {
+		s.good = rate
+	}
+	if !ok && (s.bad == 0 || rate < s.bad) {
+		s.bad = rate
+	}
+}
+
+func (s *searchPlan) next() int {
+	switch {
+	case s.good == 0 && s.bad == 0:
+		return s.first
+	case s.bad == 0: // every step clean: go up
+		if s.good >= s.max {
+			return 0
+		}
+		return min(s.good*2, s.max)
+	case s.good == 0: // every step failed: go down
+		if r := s.bad / 2; r >= s.floor {
+			return r
+		}
+		return 0
+	}
+	if s.bisected >= s.refine || s.bad-s.good <= s.good/10 {
+		return 0
+	}
+	s.bisected++
+	mid := (s.good + s.bad) / 2
+	if mid > 10_000 {
+		mid = mid / 1000 * 1000
+	}
+	return mid
+}
+
+// idleResult is one target's RSS per subscribed idle connection.
+type idleResult struct {
+	Target    string  `json:"target"`
+	Mode      string  `json:"mode"`
+	Conns     int     `json:"connections"`
+	RSS0MB    float64 `json:"rss_mb_none"`
+	RSS1MB    float64 `json:"rss_mb_connected"`
+	KBPerConn float64 `json:"kb_per_connection"`
+	Note      string  `json:"note,omitempty"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// waitConns waits up to d for the target to count a number of connections
+// that ok accepts.
+func waitConns(t fanTarget, d time.Duration, ok func(float64) bool) (float64, error) {
+	var v float64
+	var err error
+	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		if v, err = t.connections(); err == nil && ok(v) {
+			return v, nil
+		}
+		if time.Now().After(deadline) {
+			return v, fmt.Errorf("%s counts %v connections after %v (%v)", t.name(), v, d, err)
+		}
+	}
+}
+
+// rssPerConn: the server's RSS with none of these connections, then with n
+// of them open and subscribed (each to -subs of -topics, nothing
+// published), over n; then closes them and waits until the server counts
+// none.
+func rssPerConn(t fanTarget, o options, n int) (idleResult, error) {
+	r := idleResult{Target: t.name(), Conns: n}
+	if _, err := waitConns(t, 20*time.Second, func(v float64) bool { return v == 0 }); err != nil {
+		return r, err
+	}
+	_, rss0 := pidStats(t.pid())
+	fmt.Printf("  %s: %d subscribed idle connections\n", t.name(), n)
+	conns, err := t.dialIdle(assign(n, o.perClient, o.topics, o.seed+1))
+	if err != nil {
+		return r, err
+	}
+	defer closeConns(conns)
+	if _, err := waitConns(t, 20*time.Second, func(v float64) bool { return v >= float64(n) }); err != nil {
+		return r, err
+	}
+	time.Sleep(time.Second) // let the heap settle before reading RSS; a measurement, not synchronisation
+	_, rss1 := pidStats(t.pid())
+	closeConns(conns)
+	if _, err := waitConns(t, 30*time.Second, func(v float64) bool { return v == 0 }); err != nil {
+		return r, err
+	}
+	r.RSS0MB, r.RSS1MB = float64(rss0)/(1<<20), float64(rss1)/(1<<20)
+	r.KBPerConn = float64(rss1-rss0) / 1024 / float64(n)
+	return r, nil
+}
+
+// cmpSummary is one target in one mode.
+type cmpSummary struct {
+	Target string `json:"target"`
+	Mode   string `json:"mode"`
+	Error  string `json:"error,omitempty"`
+	// at -rate
+	Rate         int     `json:"rate_target_per_s"`
+	CPUusPer     float64 `json:"server_cpu_us_per_delivery"`
+	ServerCores  float64 `json:"server_cores"`
+	P99          float64 `json:"p99_ms"`
+	Lost         int64   `json:"lost"`
+	HarnessCores float64 `json:"harness_cores"`
+	Clean        bool    `json:"clean"`
+	// the saturation search
+	SatTarget       int     `json:"saturation_target_per_s"` // 0: no clean step
+	SatRate         float64 `json:"saturation_delivered_per_s"`
+	SatP99          float64 `json:"saturation_p99_ms"`
+	SatServerCores  float64 `json:"saturation_server_cores"`
+	SatHarnessCores float64 `json:"saturation_harness_cores"`
+	SatAtMax        bool    `json:"saturation_at_search_max,omitempty"` // never failed up to -search-max
+	FailTarget      int     `json:"first_failing_target_per_s,omitempty"`
+	FailWhy         string  `json:"first_failing_why,omitempty"`
+	FailHarness     float64 `json:"first_failing_harness_cores,omitempty"`
+	HarnessCPUs     int     `json:"harness_cpus"` // CPUs the harness may use
+	Steps           int     `json:"steps"`
+	Seconds         float64 `json:"seconds"`
+}
+
+// natsReport is -json's content for the nats scenario.
+type natsReport struct {
+	Generated   string       `json:"generated"`
+	Host        string       `json:"host"`
+	CPUs        int          `json:"cpus"`
+	Go          string       `json:"go"`
+	NATSVersion string       `json:"nats_server_version"`
+	NATSConfig  string       `json:"nats_server_config"`
+	Settings    cmpSettings  `json:"settings"`
+	Summary     []cmpSummary `json:"summary"`
+	Idle        []idleResult `json:"rss_per_connection"`
+	Runs        []result     `json:"runs"`
+	Seconds     float64      `json:"seconds"`
+}
+
+type cmpSettings struct {
+	Clients   int      `json:"clients"`
+	Subs      int      `json:"subs_per_client"`
+	Topics    int      `json:"topics"`
+	Payload   int      `json:"payload_bytes"`
+	Rate      int      `json:"rate_per_s"`
+	Warmup    string   `json:"warmup"`
+	Window    string   `json:"window"`
+	Drain     string   `json:"drain_max"`
+	P99Bound  float64  `json:"p99_bound_ms"`
+	SearchMax int      `json:"search_max_per_s"`
+	Refine    int      `json:"refine_steps"`
+	Idle      int      `json:"idle_connections"`
+	Targets   []string `json:"targets"`
+	Modes     []string `json:"modes"`
+	Seed      uint64   `json:"seed"`
+}
+
+// setAffinityAll sets every thread of this process to set (threads started
+// later inherit it from the one that starts them); twice, for threads
+// started meanwhile.
+func setAffinityAll(set *unix.CPUSet) error {
+	for range 2 {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, set); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("sched_setaffinity(%d): %w", tid, err)
+			}
+		}
+	}
+	return nil
+}
+
+// raiseNofile raises this process's descriptor limit (inherited by the
+// servers it starts) to at least want if it can, and returns the soft limit.
+func raiseNofile(want uint64) uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	if l.Cur >= want {
+		return l.Cur
+	}
+	if l.Max < want {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}); err == nil {
+			return want
+		}
+	}
+	l.Cur = l.Max
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+	return l.Cur
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func startTarget(name string, o options, natsBin string, pin bool) (fanTarget, error) {
+	switch name {
+	case "mdgate":
+		o.pin = pin
+		g, err := startGateway(o)
+		if err != nil {
+			return nil, err
+		}
+		return mdgateTarget{g}, nil
+	case "nats":
+		s, err := startNATS(natsBin, pin, "")
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("nats-server %s: client %s, websocket ws://%s, monitor http://%s\n", s.version, s.client, s.ws, s.monitor)
+		return natsTarget{s}, nil
+	}
+	return nil, fmt.Errorf("unknown target %q (mdgate, nats)", name)
+}
+
+// natsScenario runs the comparison and writes -json, -md and -html.
+func natsScenario(o options) error {
+	if o.attachHTTP != "" {
+		return errors.New("-scenario nats starts its own servers: -http is not supported")
+	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["warmup"] {
+		o.warmup = time.Second
+	}
+	if !set["window"] {
+		o.window = 3 * time.Second
+	}
+	targets, modes := splitList(o.targets), splitList(o.modes)
+	for _, t := range targets {
+		if t != "mdgate" && t != "nats" {
+			return fmt.Errorf("-targets: unknown target %q (mdgate, nats)", t)
+		}
+	}
+	for _, m := range modes {
+		if m != "pinned" && m != "shared" {
+			return fmt.Errorf("-modes: unknown mode %q (pinned, shared)", m)
+		}
+	}
+	if len(targets) == 0 || len(modes) == 0 {
+		return errors.New("-targets and -modes must name at least one each")
+	}
+	var orig unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		return err
+	}
+	if slices.Contains(modes, "pinned") && (!orig.IsSet(0) || !orig.IsSet(1)) {
+		return errors.New("pinned mode needs CPUs 0 and 1 (-modes shared to skip it)")
+	}
+	natsBin := ""
+	if slices.Contains(targets, "nats") {
+		var err error
+		if natsBin, err = findNATS(o.natsServer, "scripts/ensure-nats"); err != nil {
+			return err
+		}
+	}
+	t0 := time.Now()
+	host, _ := os.Hostname()
+	rep := natsReport{Generated: t0.UTC().Format(time.RFC3339), Host: host, CPUs: runtime.NumCPU(), Go: runtime.Version(),
+		NATSConfig: natsConfig(""),
+		Settings: cmpSettings{Clients: o.clients, Subs: o.perClient, Topics: o.topics, Payload: o.payload, Rate: o.rate,
+			Warmup: o.warmup.String(), Window: o.window.String(), Drain: o.drain.String(), P99Bound: float64(o.p99Bound.Microseconds()) / 1000,
+			SearchMax: o.searchMax, Refine: o.refine, Idle: o.idle, Targets: targets, Modes: modes, Seed: o.seed}}
+	idle := o.idle
+	if idle > 0 {
+		limit := raiseNofile(uint64(idle + o.clients + 1024))
+		if limit < uint64(idle+o.clients+1024) {
+			idle = max(int(limit)-o.clients-1024, 0)
+			fmt.Printf("descriptor limit %d: %d idle connections instead of %d\n", limit, idle, o.idle)
+		}
+	}
+	defer setAffinityAll(&orig)
+	for mi, mode := range modes {
+		if mode == "pinned" {
+			var one unix.CPUSet
+			one.Set(1)
+			if err := setAffinityAll(&one); err != nil {
+				return fmt.Errorf("pin the harness to CPU 1: %w", err)
+			}
+		} else if err := setAffinityAll(&orig); err != nil {
+			return err
+		}
+		var harnessSet unix.CPUSet
+		unix.SchedGetaffinity(0, &harnessSet)
+		for _, name := range targets {
+			fmt.Printf("%s, %s:\n", name, mode)
+			s := cmpSummary{Target: name, Mode: mode, Rate: o.rate, HarnessCPUs: harnessSet.Count()}
+			st := time.Now()
+			runs, idleRes, err := compareOne(name, mode, o, natsBin, mi == 0 && idle > 0, idle, &s, &rep.NATSVersion)
+			s.Seconds = time.Since(st).Seconds()
+			if err != nil {
+				s.Error = err.Error()
+				fmt.Printf("\r  %s %s: error: %v\n", name, mode, err)
+			}
+			if idleRes != nil {
+				idleRes.Mode = mode
+				rep.Idle = append(rep.Idle, *idleRes)
+			}
+			rep.Runs = append(rep.Runs, runs...)
+			rep.Summary = append(rep.Summary, s)
+		}
+	}
+	setAffinityAll(&orig)
+	rep.Seconds = time.Since(t0).Seconds()
+	fmt.Println()
+	fmt.Print(natsTable(rep))
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.mdOut != "" {
+		if err := replaceSection(o.mdOut, natsBeginMark, natsEndMark, "mdgate beside NATS (latest run)", natsMarkdown(rep, o)); err != nil {
+			return err
+		}
+	}
+	if o.htmlOut != "" {
+		if err := replaceHTMLSection(o.htmlOut, natsHTML(rep)); err != nil {
+			return err
+		}
+	}
+	var failed []string
+	for _, s := range rep.Summary {
+		if s.Error != "" {
+			failed = append(failed, s.Target+" "+s.Mode)
+		}
+	}
+	for _, r := range rep.Idle {
+		if r.Error != "" {
+			failed = append(failed, r.Target+" idle")
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("runs that failed: %s (see the errors above and in the report)", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// compareOne starts one target in one mode, measures RSS per connection
+// when asked, the step at -rate and the saturation search, and stops it.
+func compareOne(name, mode string, o options, natsBin string, measureIdle bool, idle int, s *cmpSummary, natsVersion *string) ([]result, *idleResult, error) {
+	t, err := startTarget(name, o, natsBin, mode == "pinned")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer t.stop()
+	if n, ok := t.(natsTarget); ok {
+		*natsVersion = n.s.version
+	}
+	var idleRes *idleResult
+	if measureIdle {
+		r, err := rssPerConn(t, o, idle)
+		r.Mode = mode
+		if err != nil {
+			r.Error = err.Error()
+			fmt.Printf("  %s idle: error: %v\n", name, err)
+		} else {
+			fmt.Printf("  %s: RSS %.0f MB -> %.0f MB with %d subscribed idle connections, %.1f KB a connection\n", name, r.RSS0MB, r.RSS1MB, r.Conns, r.KBPerConn)
+		}
+		if idle < o.idle {
+			r.Note = fmt.Sprintf("%d connections instead of %d: descriptor limit", idle, o.idle)
+		}
+		idleRes = &r
+	}
+	var runs []result
+	search := newSearch(o.rate, o.searchMax, o.refine)
+	for rate := search.next(); rate > 0; rate = search.next() {
+		r, err := fanStep(t, o, rate)
+		if err != nil {
+			return runs, idleRes, fmt.Errorf("at %d deliveries/s: %w", rate, err)
+		}
+		r.Mode = mode
+		r.Label = fmt.Sprintf("%s %s %d/s", name, mode, rate)
+		printResult(r)
+		runs = append(runs, r)
+		ok := clean(r, o.p99Bound)
+		search.record(rate, ok)
+		s.Steps++
+		if rate == o.rate {
+			s.CPUusPer, s.ServerCores, s.P99, s.Lost, s.HarnessCores, s.Clean = r.CPUusPer, r.GatewayCores, r.Latency.P99, r.Lost, r.LoadCores, ok
+		}
+		if ok && rate >= s.SatTarget {
+			s.SatTarget, s.SatRate, s.SatP99, s.SatServerCores, s.SatHarnessCores = rate, r.Rate, r.Latency.P99, r.GatewayCores, r.LoadCores
+		}
+		if !ok && (s.FailTarget == 0 || rate < s.FailTarget) {
+			s.FailTarget, s.FailWhy, s.FailHarness = rate, whyNotClean(r, o.p99Bound), r.LoadCores
+		}
+	}
+	s.SatAtMax = s.FailTarget == 0 && s.SatTarget > 0
+	return runs, idleRes, nil
+}
