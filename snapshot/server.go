@@ -17,10 +17,14 @@ import (
 	"github.com/mdgate/mdgate/tick"
 )
 
-// Source is what the server reads: a point-in-time view of the cache
-// (*lvc.Cache), taken when a request starts to be served.
+// Source is what the server reads (*lvc.Cache): a point-in-time view of
+// the cache, taken when a SNAP starts to be served; a topic's latest value,
+// taken when a SINCE starts; and the topic's retained updates, read a chunk
+// at a time.
 type Source interface {
 	View() lvc.View
+	Get(topic string) (*tick.Message, bool)
+	HistoryAfter(topic string, epoch, seq uint64, now int64, max int, fn func(*tick.Message)) lvc.HistoryResult
 }
 
 // Observer counts requests; lvc.Cache implements it
@@ -44,6 +48,15 @@ const (
 )
 
 var resultNames = [numResults]string{"ok", "error", "busy", "evicted", "stalled", "gone", "shutdown"}
+
+// sinceLabel is the result label of a SINCE: its Status when answered in
+// full (resOK), else the result's name.
+func sinceLabel(res result, st Status) string {
+	if res == resOK {
+		return st.String()
+	}
+	return resultNames[res]
+}
 
 // Waits of the serving loop.
 const (
@@ -74,11 +87,17 @@ type Server struct {
 }
 
 type metrics struct {
-	requests [numResults]prometheus.Counter
+	requests [numResults]prometheus.Counter // SNAP
 	active   prometheus.Gauge
 	values   prometheus.Counter
 	blocked  prometheus.Counter
 	seconds  prometheus.Observer
+
+	since        [numResults]prometheus.Counter // SINCE ended other than resOK
+	sinceOK      [numStatus]prometheus.Counter  // SINCE answered in full, by status
+	sinceUpdates prometheus.Counter
+	sinceMissed  prometheus.Counter
+	sinceSeconds prometheus.Observer
 }
 
 // NewServer returns a server for endpoint reading src, with its metrics
@@ -104,9 +123,28 @@ func NewServer(endpoint string, src Source, epoch uint64, cfg Config, reg promet
 		Name: "mdgate_snapshot_seconds", Help: "Time from accepting a snapshot request to its END.",
 		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10)})
 	s.met.active, s.met.values, s.met.blocked, s.met.seconds = active, values, blocked, seconds
+	since := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mdgate_snapshot_since_requests_total", Help: "SINCE requests (recovery of a topic's updates after a seq), by how they ended: recovered, gap, nohistory, or the reason they were refused or dropped."}, []string{"result"})
+	for r := range s.met.since {
+		if result(r) != resOK {
+			s.met.since[r] = since.WithLabelValues(resultNames[r])
+		}
+	}
+	for st := Recovered; st < numStatus; st++ {
+		s.met.sinceOK[st] = since.WithLabelValues(st.String())
+	}
+	sinceUpdates := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mdgate_snapshot_since_updates_total", Help: "Retained updates sent in SINCE replies."})
+	sinceMissed := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mdgate_snapshot_since_missed_total", Help: "Updates SINCE replies reported gone (gap, counted where known)."})
+	sinceSeconds := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "mdgate_snapshot_since_seconds", Help: "Time from accepting a SINCE request to its END.",
+		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10)})
+	s.met.sinceUpdates, s.met.sinceMissed, s.met.sinceSeconds = sinceUpdates, sinceMissed, sinceSeconds
 	if reg != nil {
 		if err := errors.Join(reg.Register(requests), reg.Register(active), reg.Register(values),
-			reg.Register(blocked), reg.Register(seconds)); err != nil {
+			reg.Register(blocked), reg.Register(seconds), reg.Register(since), reg.Register(sinceUpdates),
+			reg.Register(sinceMissed), reg.Register(sinceSeconds)); err != nil {
 			return nil, fmt.Errorf("snapshot metrics: %w", err)
 		}
 	}
@@ -155,9 +193,10 @@ type loop struct {
 	turn  int              // where in ring the next turn starts
 	total int              // requests accepted and not finished
 
-	order  []*peer  // scratch: this turn's order
-	frames [][]byte // scratch: one reply's frames
-	stamp  []byte   // scratch: one encoded stamp
+	order  []*peer         // scratch: this turn's order
+	frames [][]byte        // scratch: one reply's frames
+	stamp  []byte          // scratch: one encoded stamp
+	hist   []*tick.Message // scratch: one SINCE chunk
 
 	logNext       time.Time // refusals and drops are logged at warn at most once a second
 	logSuppressed int
@@ -169,17 +208,26 @@ type peer struct {
 	queue []*request // queue[0] is being served; the rest wait
 }
 
-// request is one accepted SNAP.
+// request is one accepted SNAP or SINCE.
 type request struct {
 	delim    bool // came with REQ's empty delimiter, echoed on every reply
-	prefix   string
-	view     lvc.View // taken when the request starts to be served
-	after    string   // the cursor: the last topic sent
+	q        query
 	sent     uint64
 	done     bool // every value sent; END still to go
 	blocked  bool // the last send found the pipe full
 	accepted time.Time
 	progress time.Time // the last send that went through, or the start
+
+	// SNAP
+	view  lvc.View // taken when the request starts to be served
+	after string   // the cursor: the last topic sent
+
+	// SINCE. The cursor is q.epoch, q.seq: the point asked from, then the
+	// last update sent.
+	until     *tick.Message // the topic's latest when the request started: the reply ends there
+	status    Status        // Recovered until a gap is seen; NoHistory once the topic is not kept
+	missed    uint64        // updates of the same epoch found gone
+	missedAny bool          // some gone updates could not be counted (another epoch)
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -246,14 +294,14 @@ func (l *loop) admit(id []byte, req [][]byte, now time.Time) error {
 	if delim {
 		req = req[1:]
 	}
-	prefix, code, text := parseRequest(req)
+	q, code, text := parseRequest(req)
 	if code != "" {
-		return l.refuse(id, delim, resError, code, text, prefix, now)
+		return l.refuse(id, delim, resError, code, text, q, now)
 	}
 	p := l.peers[string(id)]
 	if p != nil && len(p.queue) >= l.s.cfg.MaxPerPeer {
 		return l.refuse(id, delim, resBusy, ErrBusy,
-			fmt.Sprintf("%d requests of yours in progress, at most %d: send the next after END", len(p.queue), l.s.cfg.MaxPerPeer), prefix, now)
+			fmt.Sprintf("%d requests of yours in progress, at most %d: send the next after END", len(p.queue), l.s.cfg.MaxPerPeer), q, now)
 	}
 	if l.total >= l.s.cfg.MaxRequests {
 		mine := 0
@@ -266,7 +314,7 @@ func (l *loop) admit(id []byte, req [][]byte, now time.Time) error {
 		}
 		if !evicted {
 			return l.refuse(id, delim, resBusy, ErrBusy,
-				fmt.Sprintf("%d requests in progress, at most %d: try again later", l.total, l.s.cfg.MaxRequests), prefix, now)
+				fmt.Sprintf("%d requests in progress, at most %d: try again later", l.total, l.s.cfg.MaxRequests), q, now)
 		}
 	}
 	if p == nil {
@@ -274,7 +322,7 @@ func (l *loop) admit(id []byte, req [][]byte, now time.Time) error {
 		l.peers[string(id)] = p
 		l.ring = append(l.ring, p)
 	}
-	r := &request{delim: delim, prefix: prefix, accepted: now}
+	r := &request{delim: delim, q: q, accepted: now}
 	p.queue = append(p.queue, r)
 	l.total++
 	l.s.met.active.Set(float64(l.total))
@@ -285,17 +333,22 @@ func (l *loop) admit(id []byte, req [][]byte, now time.Time) error {
 }
 
 func (l *loop) start(r *request, now time.Time) {
-	r.view = l.s.src.View()
+	if r.q.since {
+		r.until, _ = l.s.src.Get(r.q.prefix)
+		r.status = Recovered
+	} else {
+		r.view = l.s.src.View()
+	}
 	r.progress = now
 }
 
 // refuse answers ERR (best effort: a full pipe loses it) and counts it.
-func (l *loop) refuse(id []byte, delim bool, res result, code, text, prefix string, now time.Time) error {
+func (l *loop) refuse(id []byte, delim bool, res result, code, text string, q query, now time.Time) error {
 	if _, err := l.send(id, delim, RepErr, []byte(code), []byte(text)); err != nil {
 		return err
 	}
-	l.count(res, 0)
-	l.logDrop(now, res, id, prefix, text)
+	l.count(q.since, res, StatusNone, 0)
+	l.logDrop(now, res, id, q, text)
 	return nil
 }
 
@@ -332,7 +385,7 @@ func (l *loop) evict(mine int, now time.Time) (bool, error) {
 		return false, err
 	}
 	l.end(r, resEvicted, now)
-	l.logDrop(now, resEvicted, victim.id, r.prefix, text)
+	l.logDrop(now, resEvicted, victim.id, r.q, text)
 	return true, nil
 }
 
@@ -349,7 +402,11 @@ func (l *loop) serveTurn(now time.Time) (progressed bool, err error) {
 	emptied := false
 	for _, p := range l.order {
 		r := p.queue[0]
-		moved, st, err := l.sendChunk(p, r)
+		send := l.sendChunk
+		if r.q.since {
+			send = l.sendSinceChunk
+		}
+		moved, st, err := send(p, r, now)
 		if err != nil {
 			return progressed, err
 		}
@@ -390,12 +447,12 @@ func (l *loop) serveTurn(now time.Time) (progressed bool, err error) {
 
 // sendChunk sends the next chunk of r, then its END once every value is
 // out. It stops early at a full pipe (r.blocked) or a gone peer.
-func (l *loop) sendChunk(p *peer, r *request) (moved bool, st sendStatus, err error) {
+func (l *loop) sendChunk(p *peer, r *request, _ time.Time) (moved bool, st sendStatus, err error) {
 	cfg := l.s.cfg
 	if !r.done {
 		values, bytes, more := 0, 0, false
 		st = sendOK
-		r.view.Ascend(r.prefix, r.after, func(m *tick.Message) bool {
+		r.view.Ascend(r.q.prefix, r.after, func(m *tick.Message) bool {
 			if values == cfg.ChunkValues || bytes >= cfg.ChunkBytes {
 				more = true
 				return false
@@ -433,6 +490,90 @@ func (l *loop) sendChunk(p *peer, r *request) (moved bool, st sendStatus, err er
 	return moved || st == sendOK, st, nil
 }
 
+// sendSinceChunk sends the next chunk of a SINCE: the topic's retained
+// updates after the cursor (HistoryAfter, at most a chunk), up to the
+// topic's latest when the request started, then END with the status and
+// the count of updates found gone. A gap is noted wherever one shows:
+// before the first update sent, between two sent (the history moved past
+// the cursor between two chunks, or the epoch changed), or after the last
+// (nothing retained after the cursor though the topic moved on).
+func (l *loop) sendSinceChunk(p *peer, r *request, now time.Time) (moved bool, st sendStatus, err error) {
+	cfg := l.s.cfg
+	if !r.done {
+		hist, bytes, reached := l.hist[:0], 0, false
+		res := l.s.src.HistoryAfter(r.q.prefix, r.q.epoch, r.q.seq, now.UnixNano(), cfg.ChunkValues, func(m *tick.Message) {
+			if reached || bytes >= cfg.ChunkBytes {
+				return // the next turn asks again from the last one sent
+			}
+			hist = append(hist, m)
+			bytes += tick.StampSize + m.Size()
+			reached = r.until != nil && m.Stamp.Epoch == r.until.Stamp.Epoch && m.Stamp.Seq >= r.until.Stamp.Seq
+		})
+		l.hist = hist
+		switch {
+		case !res.Kept:
+			r.status = NoHistory
+		case res.Gap && res.N == 0:
+			r.gone(res.Missed, res.Missed > 0)
+		}
+		values := 0
+		st = sendOK
+		for _, m := range hist {
+			l.stamp = tick.AppendStamp(l.stamp[:0], m.Stamp)
+			l.frames = append(append(l.frames[:0], valWord, l.stamp), m.Frames...)
+			st, err = l.sendFrames(p.id, r.delim, l.frames)
+			if err != nil || st != sendOK {
+				break
+			}
+			switch {
+			case m.Stamp.Epoch != r.q.epoch:
+				r.gone(0, false)
+			case m.Stamp.Seq != r.q.seq+1:
+				r.gone(m.Stamp.Seq-r.q.seq-1, true)
+			}
+			r.q.epoch, r.q.seq = m.Stamp.Epoch, m.Stamp.Seq
+			r.sent++
+			values++
+		}
+		clear(l.hist) // scratch: hold no message past the turn
+		l.s.met.sinceUpdates.Add(float64(values))
+		moved = values > 0
+		if err != nil || st != sendOK {
+			l.block(r, st)
+			return moved, st, err
+		}
+		if !reached && (res.More || len(hist) < res.N) {
+			r.blocked = false
+			return moved, st, nil
+		}
+		r.done = true
+	}
+	missed := r.missed
+	if r.missedAny {
+		missed = 0 // not known
+	}
+	st, err = l.send(p.id, r.delim, RepEnd, binary.BigEndian.AppendUint64(nil, r.sent), binary.BigEndian.AppendUint64(nil, l.s.epoch),
+		[]byte(r.status.String()), binary.BigEndian.AppendUint64(nil, missed))
+	if err != nil {
+		return moved, st, err
+	}
+	l.block(r, st)
+	return moved || st == sendOK, st, nil
+}
+
+// gone notes n updates found gone (known: n is their number; else updates
+// of an epoch no longer held, not counted). NoHistory stays.
+func (r *request) gone(n uint64, known bool) {
+	if r.status == Recovered {
+		r.status = Gap
+	}
+	if known {
+		r.missed += n
+	} else {
+		r.missedAny = true
+	}
+}
+
 func (l *loop) block(r *request, st sendStatus) {
 	if st == sendFull && !r.blocked {
 		l.s.met.blocked.Inc()
@@ -445,7 +586,7 @@ func (l *loop) dropPeer(p *peer, res result, text string, now time.Time) {
 	for _, r := range p.queue {
 		l.end(r, res, now)
 	}
-	l.logDrop(now, res, p.id, p.queue[0].prefix, text)
+	l.logDrop(now, res, p.id, p.queue[0].q, text)
 	p.queue = nil
 }
 
@@ -479,31 +620,49 @@ func (l *loop) dropAll(res result) {
 func (l *loop) end(r *request, res result, now time.Time) {
 	l.total--
 	l.s.met.active.Set(float64(l.total))
-	r.view = lvc.View{} // let go of the index it pins
-	l.count(res, now.Sub(r.accepted))
-	if res == resOK {
+	r.view, r.until = lvc.View{}, nil // let go of what they pin
+	l.count(r.q.since, res, r.status, now.Sub(r.accepted))
+	switch {
+	case res != resOK:
+	case r.q.since:
+		l.s.met.sinceSeconds.Observe(now.Sub(r.accepted).Seconds())
+		l.s.met.sinceMissed.Add(float64(r.missed))
+	default:
 		l.s.met.seconds.Observe(now.Sub(r.accepted).Seconds())
 	}
 }
 
-func (l *loop) count(res result, d time.Duration) {
-	l.s.met.requests[res].Inc()
-	if l.s.Observer != nil {
-		l.s.Observer.ObserveSnapshot(res == resOK, d)
+// count counts a request's end: a SNAP's by result (and for the
+// Observer), a SINCE's by result or, answered in full, by status.
+func (l *loop) count(since bool, res result, st Status, d time.Duration) {
+	switch {
+	case !since:
+		l.s.met.requests[res].Inc()
+		if l.s.Observer != nil {
+			l.s.Observer.ObserveSnapshot(res == resOK, d)
+		}
+	case res == resOK:
+		l.s.met.sinceOK[st].Inc()
+	default:
+		l.s.met.since[res].Inc()
 	}
 }
 
 // logDrop logs a refusal or drop: every one at debug, at most one a second
 // at warn with the number left out since.
-func (l *loop) logDrop(now time.Time, res result, id []byte, prefix, text string) {
+func (l *loop) logDrop(now time.Time, res result, id []byte, q query, text string) {
+	cmd, field := CmdSnap, "prefix"
+	if q.since {
+		cmd, field = CmdSince, "topic"
+	}
 	if e := l.s.log.Debug(); e.Enabled() {
-		e.Str("result", resultNames[res]).Hex("peer", id).Str("prefix", trim(prefix)).Msg(text)
+		e.Str("result", resultNames[res]).Str("command", cmd).Hex("peer", id).Str(field, trim(q.prefix)).Msg(text)
 	}
 	if now.Before(l.logNext) {
 		l.logSuppressed++
 		return
 	}
-	l.s.log.Warn().Str("result", resultNames[res]).Hex("peer", id).Str("prefix", trim(prefix)).
+	l.s.log.Warn().Str("result", resultNames[res]).Str("command", cmd).Hex("peer", id).Str(field, trim(q.prefix)).
 		Int("not_logged_since", l.logSuppressed).Msg("snapshot request refused or dropped: " + text)
 	l.logNext, l.logSuppressed = now.Add(time.Second), 0
 }

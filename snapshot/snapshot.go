@@ -34,22 +34,46 @@ const (
 	ErrStalled        = "stalled" // nothing could be sent for the stall timeout: its requester was not reading
 )
 
-// parseRequest checks a request's frames: [CmdSnap, prefix]. It returns the
-// prefix, or the error code and text to answer with.
-func parseRequest(req [][]byte) (prefix, code, text string) {
-	switch {
-	case len(req) == 0 || string(req[0]) != CmdSnap:
-		cmd := ""
-		if len(req) > 0 {
-			cmd = string(req[0])
-		}
-		return "", ErrUnknownCommand, fmt.Sprintf("unknown command %q: send [%q, prefix]", trim(cmd), CmdSnap)
-	case len(req) != 2:
-		return "", ErrBadRequest, fmt.Sprintf("request has %d frames: send [%q, prefix]", len(req), CmdSnap)
-	case len(req[1]) > MaxPrefix:
-		return "", ErrPrefixTooLong, fmt.Sprintf("prefix of %d bytes: at most %d", len(req[1]), MaxPrefix)
+// query is a parsed request.
+type query struct {
+	since      bool   // a SINCE; else a SNAP
+	prefix     string // SNAP: the prefix; SINCE: the topic
+	epoch, seq uint64 // SINCE: the update the client holds
+}
+
+// parseRequest checks a request's frames: [CmdSnap, prefix] or [CmdSince,
+// topic, epoch, seq]. It returns the request, or the error code and text
+// to answer with (and whether it was a SINCE, for the metrics).
+func parseRequest(req [][]byte) (q query, code, text string) {
+	cmd := ""
+	if len(req) > 0 {
+		cmd = string(req[0])
 	}
-	return string(req[1]), "", ""
+	switch cmd {
+	case CmdSnap:
+		switch {
+		case len(req) != 2:
+			return q, ErrBadRequest, fmt.Sprintf("request has %d frames: send [%q, prefix]", len(req), CmdSnap)
+		case len(req[1]) > MaxPrefix:
+			return q, ErrPrefixTooLong, fmt.Sprintf("prefix of %d bytes: at most %d", len(req[1]), MaxPrefix)
+		}
+		q.prefix = string(req[1])
+		return q, "", ""
+	case CmdSince:
+		q.since = true
+		switch {
+		case len(req) != 4:
+			return q, ErrBadRequest, fmt.Sprintf("request has %d frames: send [%q, topic, epoch (8 bytes), seq (8 bytes)]", len(req), CmdSince)
+		case len(req[1]) > MaxPrefix:
+			return q, ErrTopicTooLong, fmt.Sprintf("topic of %d bytes: at most %d", len(req[1]), MaxPrefix)
+		case len(req[2]) != 8 || len(req[3]) != 8:
+			return q, ErrBadSeq, fmt.Sprintf("epoch of %d bytes and seq of %d: want 8 each, big-endian", len(req[2]), len(req[3]))
+		}
+		q.prefix = string(req[1])
+		q.epoch, q.seq = binary.BigEndian.Uint64(req[2]), binary.BigEndian.Uint64(req[3])
+		return q, "", ""
+	}
+	return q, ErrUnknownCommand, fmt.Sprintf("unknown command %q: send [%q, prefix] or [%q, topic, epoch, seq]", trim(cmd), CmdSnap, CmdSince)
 }
 
 func trim(s string) string {
@@ -59,10 +83,15 @@ func trim(s string) string {
 	return s
 }
 
-// Result is a fetched snapshot.
+// Result is a fetched snapshot, or the answer to a SINCE.
 type Result struct {
 	Epoch  uint64          // the serving gateway's epoch at END
-	Values []*tick.Message // one per topic, with the stamp it was cached with
+	Values []*tick.Message // SNAP: one per topic, with the stamp it was cached with; SINCE: the updates in order
+
+	// SINCE only: how Values follow the point asked from, and with Gap how
+	// many updates of the same epoch are gone (0: not known).
+	Status Status
+	Missed uint64
 }
 
 // ServerError is an ERR reply.
@@ -104,7 +133,7 @@ func Request(ctx context.Context, endpoint string, req [][]byte) (*Result, error
 			return fmt.Errorf("snapshot request: %w", err)
 		}
 		err := zsock.Loop{Handle: func(_ *zmq.Socket, f [][]byte) error {
-			ended, replyErr = res.take(f)
+			ended, replyErr = res.Take(f)
 			if ended {
 				return zsock.Stop
 			}
@@ -124,8 +153,10 @@ func Request(ctx context.Context, endpoint string, req [][]byte) (*Result, error
 	return res, nil
 }
 
-// take adds one reply to res: end is true at a good END.
-func (res *Result) take(f [][]byte) (end bool, err error) {
+// Take adds one reply message (its frames after any envelope) to res: end
+// is true at a good END. An ERR is returned as a *ServerError. For clients
+// that read replies on their own socket; Fetch, Since and Request use it.
+func (res *Result) Take(f [][]byte) (end bool, err error) {
 	switch string(f[0]) {
 	case RepVal:
 		if len(f) < 3 {
@@ -138,13 +169,20 @@ func (res *Result) take(f [][]byte) (end bool, err error) {
 		res.Values = append(res.Values, &tick.Message{Topic: string(f[2]), Frames: f[2:], Stamp: st})
 		return false, nil
 	case RepEnd:
-		if len(f) != 3 || len(f[1]) != 8 || len(f[2]) != 8 {
+		if (len(f) != 3 && len(f) != 5) || len(f[1]) != 8 || len(f[2]) != 8 {
 			return false, errors.New("snapshot: malformed END")
 		}
 		if n := binary.BigEndian.Uint64(f[1]); n != uint64(len(res.Values)) {
 			return false, fmt.Errorf("snapshot: END says %d values, got %d", n, len(res.Values))
 		}
 		res.Epoch = binary.BigEndian.Uint64(f[2])
+		if len(f) == 5 { // a SINCE's: status, missed
+			st, ok := parseStatus(f[3])
+			if !ok || len(f[4]) != 8 {
+				return false, fmt.Errorf("snapshot: malformed SINCE END (status %q)", trim(string(f[3])))
+			}
+			res.Status, res.Missed = st, binary.BigEndian.Uint64(f[4])
+		}
 		return true, nil
 	case RepErr:
 		e := &ServerError{}
