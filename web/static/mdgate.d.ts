@@ -43,13 +43,21 @@ export interface Update {
   deleted: boolean;
   /** Loaded from the gateway's cache file, not refreshed since. */
   stale: boolean;
+  /** Updates before this one are gone (or, with missed 0, not known: another epoch). */
   gap: boolean;
+  /** With gap: how many updates of the topic you will never see (0 when not known). */
   missed: number;
   /** Updates this value replaced (conflation or throttle). */
   skipped: number;
+  /** An update you missed while away, replayed from the gateway's history on resume (op "update"). */
+  replay: boolean;
+  /** The first replayed update of its topic, directly after your last seq: nothing was lost. */
+  recovered: boolean;
 }
 
 export interface GapEvent { topic: string; missed: number }
+/** A topic's replay on resume starts directly after your last seq: every missed update follows, in order. */
+export interface RecoveredEvent { topic: string }
 export interface EpochEvent { from: string; to: string }
 export interface CutoffEvent { code: number; reason: string }
 export interface StateEvent { state: State; url: string }
@@ -58,6 +66,7 @@ export interface ErrorEvent { code: string; message: string; id: unknown }
 export interface Events {
   update: Update;
   gap: GapEvent;
+  recovered: RecoveredEvent;
   epoch: EpochEvent;
   cutoff: CutoffEvent;
   state: StateEvent;

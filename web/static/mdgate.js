@@ -3,9 +3,10 @@
 // dependencies, no build. Usage and API: docs/client-js.md, types: mdgate.d.ts.
 //
 // It splits frames on "\n", tracks each topic's last seq and epoch, reports
-// gaps, gateway restarts (a new epoch) and cut-offs, reconnects with
-// full-jitter backoff to the next URL of its list, and resumes where it left
-// off with requests that stay small whatever the number of topics.
+// gaps, recoveries (missed updates replayed from the gateway's history),
+// gateway restarts (a new epoch) and cut-offs, reconnects with full-jitter
+// backoff to the next URL of its list, and resumes where it left off with
+// requests that stay small whatever the number of topics.
 
 const RESUME_CHUNK = 48 << 10;      // bytes per resume request; the gateway reads at most 64 KiB a frame
 const RESUME_MAX_POINTS = 100_000;  // the gateway holds at most this many resume points a connection
@@ -328,6 +329,13 @@ export class MdGate {
     }
   }
 
+  // _value passes a snapshot value or an update on, after telling what it
+  // says about the topic's sequence: a gap (the gateway's "gap"/"missed", or
+  // a seq jump the client sees itself), a new epoch, or a recovery (the
+  // first update replayed from the topic's history on resume, "recovered":
+  // nothing missed). Replayed updates ("replay") are checked like live ones:
+  // past the history's window the first carries "gap" and the exact
+  // "missed"; one that starts another epoch (a restart) is an epoch change.
   _value(m) {
     const topic = m.topic;
     if (!this._covered(topic)) return; // of a subscription closed since
@@ -347,13 +355,17 @@ export class MdGate {
     } else if (m.gap && m.missed) {
       this._emit("gap", { topic, missed: m.missed });
     }
+    // A replayed update (a resume from the topic's history) advances the
+    // topic's seq like a live one, so the next resume starts after it.
     if (m.deleted) this._last.delete(topic); // created again, it starts over: not a gap
     else if (prev) { prev.seq = m.seq; prev.epoch = m.epoch; }
     else this._last.set(topic, { seq: m.seq, epoch: m.epoch });
+    if (m.recovered) this._emit("recovered", { topic });
     this._emit("update", {
       op: m.op, topic, seq: m.seq, epoch: m.epoch, ts: m.ts, data: m.data,
       enc: m.enc, frames: m.frames,
       deleted: !!m.deleted, stale: !!m.stale, gap: !!m.gap, missed: m.missed || 0, skipped,
+      replay: !!m.replay, recovered: !!m.recovered,
     });
   }
 
