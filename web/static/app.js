@@ -6,6 +6,9 @@
 // in between; rows outside the viewport cost nothing (the table is
 // virtualised: a pool of <tr>s for the visible slice, spacers above and
 // below). A value that cannot be shown marks its own row, never the page.
+// After a reconnect, a row whose missed updates were replayed from the
+// gateway's history is marked "recovered", one that lost updates "gapped",
+// until the next reconnect (a generation number: nothing to clear).
 import { MdGate } from "./mdgate.js";
 
 const $ = (id) => document.getElementById(id);
@@ -16,7 +19,9 @@ const dirty = new Set();   // topics changed since the last frame
 let order = [];            // topics, sorted; rebuilt when a topic comes or goes
 let orderDirty = false, lastSort = 0;
 const pool = [];           // <tr>s of the visible slice
-const stats = { count: 0, gaps: 0, skipped: 0, reconnects: 0, lagMs: null, errors: 0 };
+const stats = { count: 0, gaps: 0, recovered: 0, skipped: 0, reconnects: 0, lagMs: null, errors: 0 };
+let markGen = 0;           // connection generation: a row's mark shows while its markGen is this
+let repaintAll = false;    // marks of an older generation to take off the visible rows
 let newestTs = 0;          // the newest ts that reached the model since the last frame
 let prefix = $("filter").value;
 let viewTop = 0, viewH = 0; // the viewport's scroll position and height, from events
@@ -51,6 +56,7 @@ g.on("state", (e) => {
   el.textContent = e.state;
   el.className = "state " + (e.state === "live" ? "live" : e.state === "reconnecting" || e.state === "connecting" ? "reconnecting" : "down");
   document.body.dataset.conn = e.state;
+  if (e.state === "reconnecting") { markGen++; repaintAll = true; }
   if (e.state === "live") {
     if (stats.everLive) stats.reconnects++;
     stats.everLive = true;
@@ -58,7 +64,20 @@ g.on("state", (e) => {
 });
 g.on("cutoff", (e) => note("cut off " + e.code + (e.reason ? ": " + e.reason : ""), "warn"));
 g.on("epoch", () => note("gateway restarted, values refreshed", "info"));
-g.on("gap", () => { stats.gaps++; });
+g.on("gap", (e) => { stats.gaps++; mark(e.topic, "gapped", e.missed); });
+g.on("recovered", (e) => { stats.recovered++; mark(e.topic, "recovered", 0); });
+
+// mark notes what a resume did to topic's row (gap and recovered come
+// before the value they are about).
+function mark(topic, kind, missed) {
+  const r = rows.get(topic);
+  if (!r) return;
+  r.mark = kind;
+  r.markGen = markGen;
+  r.missed = missed;
+  r.replayed = 0;
+  dirty.add(topic);
+}
 g.on("error", (e) => note("error " + e.code + ": " + e.message, "warn"));
 g.on("update", (m) => {
   try { apply(m); } catch (e) { stats.errors++; }
@@ -75,6 +94,7 @@ function apply(m) {
   }
   if (m.op === "update") stats.count++;
   if (m.skipped) stats.skipped += m.skipped;
+  if (m.replay && r.markGen === markGen) r.replayed++;
   if (m.ts > newestTs) newestTs = m.ts;
   const d = m.data;
   const px = m.enc ? null : d && typeof d === "object" ? d.px : typeof d === "number" ? d : null;
@@ -141,8 +161,11 @@ function paint(tr, r, changed) {
     spark(tr._line, r.prices);
     c[6].textContent = r.seq;
     c[7].textContent = r.stale ? "stale (cache file)" : new Date(r.ts / 1000).toLocaleTimeString();
-    tr.className = r.stale ? "stale" : "";
-    tr.title = "";
+    const marked = r.mark && r.markGen === markGen;
+    tr.className = r.stale ? (marked ? "stale " + r.mark : "stale") : marked ? r.mark : "";
+    tr.title = !marked ? "" : r.mark === "recovered"
+      ? "recovered after the reconnect: " + r.replayed + " missed updates replayed"
+      : "gap: " + (r.missed ? r.missed + " updates lost" : "updates lost") + (r.replayed ? ", " + r.replayed + " replayed" : "");
     if (changed && r.flash) flash(tr, FLASH[r.flash]);
     else if (!changed) flash(tr, "");
   } catch (e) {
@@ -194,11 +217,12 @@ function frame() {
     if (!tr) { tr = pool[i] = newRow(); body.appendChild(tr); }
     else if (tr.hidden) tr.hidden = false;
     const topic = order[first + i], r = rows.get(topic);
-    if (tr._topic !== topic) paint(tr, r, false);
+    if (tr._topic !== topic || repaintAll) paint(tr, r, false);
     else if (dirty.has(topic)) paint(tr, r, true);
   }
   for (let i = Math.max(n, 0); i < pool.length && !pool[i].hidden; i++) { pool[i].hidden = true; pool[i]._topic = pool[i].dataset.topic = ""; }
   dirty.clear();
+  repaintAll = false;
   if (flashing.size) {
     const t = performance.now();
     for (const tr of flashing) if (tr._flashEnd <= t || tr.hidden) flash(tr, "");
@@ -236,6 +260,7 @@ setInterval(() => {
   stats.count = 0;
   $("lag").textContent = stats.lagMs == null ? "–" : Math.max(0, stats.lagMs).toFixed(1) + " ms";
   $("gaps").textContent = stats.gaps;
+  $("recovered").textContent = stats.recovered;
   $("skipped").textContent = stats.skipped;
   $("reconnects").textContent = stats.reconnects;
 }, 1000);
