@@ -19,7 +19,7 @@ import (
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/bridge"
-	"github.com/mdgate/mdgate/demofeed"
+	"github.com/mdgate/mdgate/internal/demofeed"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/proxy"
 	"github.com/mdgate/mdgate/snapshot"

@@ -14,8 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/bridge"
-	"github.com/mdgate/mdgate/config"
 	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/internal/config"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/proxy"
 )

@@ -16,7 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/gateway"
-	"github.com/mdgate/mdgate/tap"
+	"github.com/mdgate/mdgate/internal/tap"
 )
 
 func main() {

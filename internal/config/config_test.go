@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdgate/mdgate/config"
+	"github.com/mdgate/mdgate/internal/config"
 )
 
 type opts struct {

@@ -12,7 +12,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
-	"github.com/mdgate/mdgate/demofeed"
+	"github.com/mdgate/mdgate/internal/demofeed"
 )
 
 func TestInstrumentsDistinctAndDeterministic(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
-	"github.com/mdgate/mdgate/tap"
+	"github.com/mdgate/mdgate/internal/tap"
 	"github.com/mdgate/mdgate/tick"
 )
 
