@@ -20,9 +20,11 @@ test: deps-test
 
 ## bench: benchmarks and the standard load scenarios (under 5 minutes); each result beside a
 ## baseline from the same run. Rewrites the generated section of docs/benchmarks.md and
-## docs/loadtest.html (charts, opens offline); raw results in loadtest/out/. Then the
-## isolation attacks (about 2 minutes), each against its own gateway beside a good workload:
-## their own generated section of docs/benchmarks.md.
+## docs/loadtest.html (charts, opens offline); raw results in loadtest/out/. Then mdgate
+## beside nats-server under the same WebSocket fan-out, pinned and shared (about 3 minutes;
+## scripts/ensure-nats installs nats-server into a cache dir, outside go.mod): its own
+## generated sections of both. Then the isolation attacks (about 2 minutes), each against its
+## own gateway beside a good workload: their own generated section of docs/benchmarks.md.
 bench: deps-test build
 	$(GO) test -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
 	$(GO) test -run '^$$' -bench . -benchmem ./lvc/
@@ -33,6 +35,7 @@ bench: deps-test build
 	$(GO) test -run '^$$' -bench DashboardLag -benchtime 1x ./web/
 	@mkdir -p loadtest/out
 	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
+	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -json loadtest/out/nats.json -html docs/loadtest.html -md docs/benchmarks.md
 	$(GO) run ./loadtest -scenario attacks -json loadtest/out/attacks.json -md docs/benchmarks.md
 
 ## loadtest: WebSocket fan-out load (1,000 clients x 5 of 100 topics): 100k deliveries/s on

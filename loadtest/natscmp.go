@@ -505,9 +505,9 @@ type cmpSummary struct {
 	SatServerCores  float64 `json:"saturation_server_cores"`
 	SatHarnessCores float64 `json:"saturation_harness_cores"`
 	SatAtMax        bool    `json:"saturation_at_search_max,omitempty"` // never failed up to -search-max
-	FailTarget      int     `json:"first_failing_target_per_s,omitempty"`
-	FailWhy         string  `json:"first_failing_why,omitempty"`
-	FailHarness     float64 `json:"first_failing_harness_cores,omitempty"`
+	FailTarget      int     `json:"lowest_failing_target_per_s,omitempty"`
+	FailWhy         string  `json:"lowest_failing_why,omitempty"`
+	FailHarness     float64 `json:"lowest_failing_harness_cores,omitempty"`
 	HarnessCPUs     int     `json:"harness_cpus"` // CPUs the harness may use
 	Steps           int     `json:"steps"`
 	Seconds         float64 `json:"seconds"`

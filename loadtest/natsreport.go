@@ -163,7 +163,7 @@ func natsNotes(rep natsReport) []string {
 			continue
 		}
 		if s.FailTarget > 0 {
-			n := fmt.Sprintf("%s: the first failing step was %s/s (%s)", who, commas(int64(s.FailTarget)), s.FailWhy)
+			n := fmt.Sprintf("%s: the lowest failing step was %s/s (%s)", who, commas(int64(s.FailTarget)), s.FailWhy)
 			if s.HarnessCPUs > 0 && s.FailHarness >= 0.85*float64(s.HarnessCPUs) {
 				n += fmt.Sprintf("; the harness used %.2f of its %d CPUs there, so this limit may be the harness's rather than the server's", s.FailHarness, s.HarnessCPUs)
 			}
