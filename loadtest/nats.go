@@ -117,6 +117,10 @@ func startNATS(bin string, pin bool, extra string) (*natsServer, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
+	// If this process dies without stopping it (an interrupt, the 30-minute
+	// bound's os.Exit), so does the server. (Sent when the thread that
+	// started it exits: never one locked to a goroutine here.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	ready := make(chan struct{})
 	var early []string // the log up to "ready", for an error
 	var mu sync.Mutex  // s's addresses, early: written by the copying goroutine
