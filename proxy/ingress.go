@@ -1,0 +1,227 @@
+package proxy
+
+import (
+	"fmt"
+
+	"github.com/mdgate/mdgate/tick"
+)
+
+// frameCap is the most frames an ingress message may arrive with: a message
+// with more is drained and dropped as too_many_frames.
+func (p *Proxy) frameCap() int {
+	if p.cfg.IngressStamped {
+		return p.cfg.MaxFrames + 2
+	}
+	return p.cfg.MaxFrames + 1
+}
+
+// drainIngress takes up to Batch messages from the XSUB in one cgo call,
+// forwards them, and flushes every egress once.
+func (p *Proxy) drainIngress(s *sockets) error {
+	if err := s.in.recv(s.xsub, p.cfg.Batch, p.frameCap()); err != nil {
+		return fmt.Errorf("ingress recv: %w", err)
+	}
+	var msgs, bytes int
+	s.in.each(func(n int, frames [][]byte) {
+		if n < 0 {
+			p.drop(DropTooManyFrames, nil)
+			return
+		}
+		if m := p.admit(frames); m != nil {
+			msgs++
+			bytes += m.Size()
+			p.forward(s, m)
+		}
+	})
+	if msgs > 0 {
+		p.m.ingressMsgs.Add(float64(msgs))
+		p.m.ingressBytes.Add(float64(bytes))
+	}
+	p.flush(s)
+	now := p.now().UnixNano()
+	for _, t := range p.ingress {
+		p.m.forward.Observe(float64(now-t) / 1e9)
+	}
+	p.ingress = p.ingress[:0]
+	return nil
+}
+
+// admit validates and stamps one ingress message; nil means dropped.
+func (p *Proxy) admit(frames [][]byte) *tick.Message {
+	if len(frames) == 0 || len(frames[0]) == 0 {
+		return p.drop(DropEmptyTopic, frames)
+	}
+	var upstream tick.Stamp
+	if p.cfg.IngressStamped {
+		if len(frames) < 2 {
+			return p.drop(DropBadStamp, frames)
+		}
+		st, err := tick.ParseStamp(frames[len(frames)-1])
+		if err != nil {
+			return p.drop(DropBadStamp, frames)
+		}
+		upstream, frames = st, frames[:len(frames)-1]
+	}
+	if len(frames) > p.cfg.MaxFrames {
+		return p.drop(DropTooManyFrames, frames)
+	}
+	if len(frames[0]) > p.cfg.MaxTopicBytes {
+		return p.drop(DropTopicTooLong, frames)
+	}
+	if size := frameBytes(frames); size > p.cfg.MaxMsgBytes {
+		return p.drop(DropTooLarge, frames)
+	}
+	n := len(p.seq.topics)
+	ts := p.seq.lookup(frames[0])
+	if ts == nil {
+		return p.drop(DropTopicLimit, frames)
+	}
+	if len(p.seq.topics) != n {
+		p.m.topics.Set(float64(len(p.seq.topics)))
+	}
+	m := &tick.Message{Topic: ts.topic, Frames: frames}
+	if p.cfg.IngressStamped {
+		if !p.seq.keep(ts, upstream) {
+			return p.drop(DropDuplicate, frames)
+		}
+		m.Stamp = upstream
+		m.Stamp.Flags &^= tick.FlagReplay // replayed upstream, live here
+	} else {
+		m.Stamp = p.seq.next(ts, p.now().UnixNano())
+		if len(frames) == 2 && len(frames[1]) == 0 {
+			m.Stamp.Flags |= tick.FlagDelete // a publisher's delete: [topic, ""]
+		}
+	}
+	if m.Stamp.Flags&tick.FlagDelete != 0 {
+		p.seq.free(ts) // a deleted topic gives its --max-topics slot back
+		p.m.topics.Set(float64(len(p.seq.topics)))
+	}
+	return m
+}
+
+func frameBytes(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
+}
+
+func (p *Proxy) drop(r DropReason, frames [][]byte) *tick.Message {
+	p.m.dropped[r].Inc()
+	e := p.log.Debug()
+	if !e.Enabled() && p.dropLog.Allow() {
+		e = p.log.Warn() // refusals are visible at the default level, one a second
+	}
+	if e.Enabled() {
+		topic := []byte(nil)
+		if len(frames) > 0 {
+			topic = frames[0]
+		}
+		e.Str("reason", r.String()).Int("frames", len(frames)).Bytes("topic", trim(topic)).Msg("ingress message dropped (see mdgate_ingress_dropped_total; at info level at most one logged a second)")
+	}
+	return nil
+}
+
+func trim(b []byte) []byte {
+	if len(b) > 64 {
+		return b[:64]
+	}
+	return b
+}
+
+// forward queues m on every egress and hands it to every sink.
+func (p *Proxy) forward(s *sockets, m *tick.Message) {
+	if s.xpub != nil {
+		p.out[egressRaw].add(m.Frames, nil)
+	}
+	if s.spub != nil || s.capture != nil {
+		p.scratch = tick.AppendStamp(p.scratch[:0], m.Stamp)
+	}
+	if s.spub != nil {
+		p.out[egressStamped].add(m.Frames, p.scratch)
+	}
+	if s.capture != nil {
+		p.queueCapture(captureMsg, p.scratch, m.Frames)
+	}
+	p.publish(m)
+	p.ingress = append(p.ingress, m.Stamp.Ingress)
+}
+
+// publish hands m to the cache and every sink.
+func (p *Proxy) publish(m *tick.Message) {
+	if p.cache != nil {
+		p.cache.Update(m)
+	}
+	for _, sink := range p.sinks {
+		sink.Publish(m)
+	}
+}
+
+// expire publishes a delete notice for every cached value whose time to
+// live ran out: on the stamped egress (flag delete), the capture and every
+// sink; not on the raw egress, where it could not be told from a value.
+func (p *Proxy) expire(s *sockets) {
+	if p.cache == nil {
+		return
+	}
+	now := p.now().UnixNano()
+	if at := p.cache.NextExpiry(); at == 0 || at > now {
+		return
+	}
+	p.cache.Expire(now, func(topic string) {
+		ts := p.seq.lookup([]byte(topic))
+		if ts == nil {
+			return
+		}
+		st := p.seq.next(ts, now)
+		st.Flags |= tick.FlagDelete
+		p.seq.free(ts)
+		p.m.topics.Set(float64(len(p.seq.topics)))
+		m := &tick.Message{Topic: ts.topic, Frames: [][]byte{[]byte(ts.topic), {}}, Stamp: st}
+		p.scratch = tick.AppendStamp(p.scratch[:0], m.Stamp)
+		if s.spub != nil {
+			p.out[egressStamped].add(m.Frames, p.scratch)
+		}
+		if s.capture != nil {
+			p.queueCapture(captureMsg, p.scratch, m.Frames)
+		}
+		for _, sink := range p.sinks {
+			sink.Publish(m)
+		}
+	})
+	p.flush(s)
+}
+
+// flush sends what every egress has queued. XPUB never blocks: libzmq drops
+// for a subscriber whose HWM is full (subscribers see the gap in the stamped
+// stream's sequence numbers); a refused send is counted.
+func (p *Proxy) flush(s *sockets) {
+	for e := range numEgress {
+		b := &p.out[e]
+		if b.len() == 0 {
+			continue
+		}
+		n := b.len()
+		failed := b.flush(s.egressSocket(egress(e)))
+		p.m.egressMsgs[e].Add(float64(n - failed))
+		if failed > 0 {
+			p.m.egressErrors[e].Add(float64(failed))
+		}
+	}
+}
+
+// Capture message kinds: the first frame of every capture message.
+const (
+	captureMsg   = "msg"
+	captureSub   = "sub"
+	captureUnsub = "unsub"
+)
+
+// queueCapture queues [kind, head, frames...] for the capture PUB.
+func (p *Proxy) queueCapture(kind string, head []byte, frames [][]byte) {
+	all := make([][]byte, 0, 2+len(frames))
+	all = append(all, []byte(kind), head)
+	all = append(all, frames...)
+	p.out[egressCapture].add(all, nil)
+}
