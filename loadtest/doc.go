@@ -11,6 +11,13 @@
 //     direct run with no proxy (this machine's ceiling), as ratios.
 //   - slow: fast clients' latency with and without stalled clients.
 //   - idle: gateway memory per idle WebSocket connection.
+//   - nats: mdgate beside nats-server (scripts/ensure-nats installs it
+//     outside the module) under the ws scenario's load, one after the
+//     other, pinned and shared: server CPU per delivery and p99 at -rate,
+//     the saturation rate of a short stepped search, harness cores, and RSS
+//     per subscribed idle connection. nats-server is fed over its TCP port
+//     and read over WebSocket with the NATS text protocol spoken here. Its
+//     own generated sections of docs/benchmarks.md and docs/loadtest.html.
 //   - standard: all of them, as `make bench` runs them.
 //   - attacks: the "isolation" issue's eight attacks (ZeroMQ subscribe
 //     replays, subscribes matching nothing, snapshot requesters that never
