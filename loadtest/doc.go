@@ -11,6 +11,7 @@
 //     direct run with no proxy (this machine's ceiling), as ratios.
 //   - slow: fast clients' latency with and without stalled clients.
 //   - idle: gateway memory per idle WebSocket connection.
+//   - standard: ws, zmq, slow and idle, as `make bench` runs them.
 //   - nats: mdgate beside nats-server (scripts/ensure-nats installs it
 //     outside the module) under the ws scenario's load, one after the
 //     other, pinned and shared: server CPU per delivery and p99 at -rate,
@@ -18,7 +19,6 @@
 //     per subscribed idle connection. nats-server is fed over its TCP port
 //     and read over WebSocket with the NATS text protocol spoken here. Its
 //     own generated sections of docs/benchmarks.md and docs/loadtest.html.
-//   - standard: all of them, as `make bench` runs them.
 //   - attacks: the "isolation" issue's eight attacks (ZeroMQ subscribe
 //     replays, subscribes matching nothing, snapshot requesters that never
 //     read, descriptor exhaustion, a stalled ZeroMQ SUB of big messages, huge
