@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // DropReason says why the loop dropped an ingress message. The set is fixed:
 // it is a metric label.
@@ -17,7 +21,11 @@ const (
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{
+// dropReasonNames are DropReason's label values. The array takes its length
+// from its entries, and init checks it against numDropReasons (derpserver's
+// genDroppedCounters does the same): a reason added without a name panics
+// at start instead of counting under an empty label.
+var dropReasonNames = [...]string{
 	DropEmptyTopic:    "empty_topic",
 	DropTooManyFrames: "too_many_frames",
 	DropBadStamp:      "bad_stamp",
@@ -28,6 +36,26 @@ var dropReasonNames = [numDropReasons]string{
 }
 
 func (r DropReason) String() string { return dropReasonNames[r] }
+
+func init() { checkEnumNames("DropReason", dropReasonNames[:], int(numDropReasons)) }
+
+// checkEnumNames panics unless names holds one distinct, non-empty name for
+// each of an enum's n values.
+func checkEnumNames(enum string, names []string, n int) {
+	if len(names) != n {
+		panic(fmt.Sprintf("proxy: %d names for the %d values of %s", len(names), n, enum))
+	}
+	seen := make(map[string]bool, n)
+	for i, name := range names {
+		if name == "" {
+			panic(fmt.Sprintf("proxy: %s %d has no name", enum, i))
+		}
+		if seen[name] {
+			panic(fmt.Sprintf("proxy: %s name %q used twice", enum, name))
+		}
+		seen[name] = true
+	}
+}
 
 // Egress names the core's output sockets; a metric label.
 type egress uint8

@@ -1,0 +1,29 @@
+package proxy
+
+import "testing"
+
+func TestCheckEnumNames(t *testing.T) {
+	tests := []struct {
+		names []string
+		n     int
+		panic bool
+	}{
+		{[]string{"a", "b"}, 2, false},
+		{[]string{"a"}, 2, true},           // a value added without a name
+		{[]string{"a", "b", "c"}, 2, true}, // a name left behind
+		{[]string{"a", ""}, 2, true},       // a gap in a keyed literal
+		{[]string{"a", "a"}, 2, true},      // two values under one label
+	}
+	for _, tt := range tests {
+		got := panics(func() { checkEnumNames("test", tt.names, tt.n) })
+		if got != tt.panic {
+			t.Errorf("checkEnumNames(%q, %d) panicked = %v, want %v", tt.names, tt.n, got, tt.panic)
+		}
+	}
+}
+
+func panics(fn func()) (did bool) {
+	defer func() { did = recover() != nil }()
+	fn()
+	return false
+}
