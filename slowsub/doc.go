@@ -16,5 +16,9 @@
 //
 // Sub wraps a libzmq SUB socket on the gateway's stamped stream and ends
 // with an error (ErrTooSlow, ErrGap) when a message is older than its limit
-// or a topic's sequence skips.
+// or a topic's sequence skips. Given the gateway's snapshot endpoint
+// (SubConfig.Repair) it first repairs a gap through SINCE from the
+// gateway's history, delivering the missed updates in order while it holds
+// the topic's later ones (bounded in bytes), and ends with ErrGap (a
+// *RepairError) only when the history does not cover the gap.
 package slowsub

@@ -52,6 +52,20 @@ type SubConfig struct {
 	MaxLag   time.Duration
 	RcvHWM   int // libzmq's receive high-water mark (0: libzmq's default)
 	Now      func() time.Time
+
+	// Repair, when set, is the gateway's snapshot endpoint (e.g.
+	// tcp://gw:5558): a gap in a topic's seqs is then repaired through
+	// SINCE (docs/snapshot.md) when the gateway's history covers it, and the
+	// Sub ends with ErrGap (a *RepairError) only when it does not. repair.go.
+	Repair string
+	// RepairMaxBytes bounds the frame bytes of live updates held, every
+	// topic together, for topics being repaired (0: DefaultRepairMaxBytes).
+	// Past it the topic's held updates are let go; the next repair brings
+	// them back from the history.
+	RepairMaxBytes int
+	// RepairTimeout bounds one SINCE from request to END (0:
+	// DefaultRepairTimeout); past it the Sub ends with a *RepairError.
+	RepairTimeout time.Duration
 }
 
 type last struct{ epoch, seq uint64 }
@@ -65,6 +79,7 @@ type Sub struct {
 	cfg  SubConfig
 	sock *zmq.Socket
 	seen map[string]last // owned by the Recv goroutine
+	rep  *repairer       // nil without SubConfig.Repair
 }
 
 // Dial connects and subscribes.
@@ -76,35 +91,53 @@ func Dial(cfg SubConfig) (*Sub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("slowsub: %w", err)
 	}
-	return &Sub{cfg: cfg, sock: sock, seen: map[string]last{}}, nil
+	s := &Sub{cfg: cfg, sock: sock, seen: map[string]last{}}
+	if cfg.Repair != "" {
+		if s.rep, err = newRepairer(s); err != nil {
+			sock.Close()
+			return nil, fmt.Errorf("slowsub: %w", err)
+		}
+	}
+	return s, nil
 }
 
-// Close closes the socket.
-func (s *Sub) Close() error { return s.sock.Close() }
+// Close closes the sockets.
+func (s *Sub) Close() error {
+	if s.rep != nil {
+		return errors.Join(s.rep.dealer.Close(), s.sock.Close())
+	}
+	return s.sock.Close()
+}
 
 // SetTimeout bounds how long Recv waits for a message (-1: forever); when
 // it passes, Recv returns an error wrapping EAGAIN (zmq.Errno).
-func (s *Sub) SetTimeout(d time.Duration) error { return s.sock.SetRcvtimeo(d) }
+func (s *Sub) SetTimeout(d time.Duration) error {
+	if s.rep != nil {
+		s.rep.timeout = d
+	}
+	return s.sock.SetRcvtimeo(d)
+}
 
 // Recv returns the next message, or an error wrapping ErrTooSlow or ErrGap
 // (after which the subscriber should stop: it no longer has a true picture),
 // or the socket's error. Replays of values already seen are skipped. A
 // delete (tick.FlagDelete) forgets its topic: the topic's next seq, whatever
-// it is, starts it afresh.
+// it is, starts it afresh. With SubConfig.Repair a gap is repaired first
+// (repair.go): the updates missed come, in order, before those after them.
 func (s *Sub) Recv() (*tick.Message, error) {
+	if s.rep != nil {
+		return s.rep.recv()
+	}
 	for {
 		frames, err := s.sock.RecvMessageBytes(0)
 		if err != nil {
 			return nil, fmt.Errorf("slowsub: recv: %w", err)
 		}
-		if len(frames) < 2 {
-			return nil, fmt.Errorf("slowsub: %d frames: not the stamped stream", len(frames))
-		}
-		st, err := tick.ParseStamp(frames[len(frames)-1])
+		m, err := parse(frames)
 		if err != nil {
-			return nil, fmt.Errorf("slowsub: %w", err)
+			return nil, err
 		}
-		m := &tick.Message{Topic: string(frames[0]), Frames: frames[:len(frames)-1], Stamp: st}
+		st := m.Stamp
 		prev, ok := s.seen[m.Topic]
 		switch {
 		case ok && prev.epoch == st.Epoch && st.Seq <= prev.seq:
@@ -114,19 +147,41 @@ func (s *Sub) Recv() (*tick.Message, error) {
 		case ok && st.Seq != prev.seq+1 && st.Flags&tick.FlagReplay == 0:
 			return m, &GapError{Topic: m.Topic, Want: prev.seq + 1, Got: st.Seq}
 		}
-		if st.Flags&tick.FlagDelete != 0 {
-			// The topic is gone. The gateway starts a topic created again
-			// above every seq it has handed out, not at this one plus one:
-			// whatever seq comes next is the new topic's start.
-			delete(s.seen, m.Topic)
-		} else {
-			s.seen[m.Topic] = last{st.Epoch, st.Seq}
-		}
-		if s.cfg.MaxLag > 0 && st.Flags&tick.FlagReplay == 0 {
-			if lag := s.cfg.Now().Sub(time.Unix(0, st.Ingress)); lag > s.cfg.MaxLag {
-				return m, &LagError{Topic: m.Topic, Lag: lag, Max: s.cfg.MaxLag}
-			}
-		}
-		return m, nil
+		s.note(m)
+		return m, s.lagged(m)
 	}
+}
+
+// parse reads one message of the stamped stream.
+func parse(frames [][]byte) (*tick.Message, error) {
+	if len(frames) < 2 {
+		return nil, fmt.Errorf("slowsub: %d frames: not the stamped stream", len(frames))
+	}
+	st, err := tick.ParseStamp(frames[len(frames)-1])
+	if err != nil {
+		return nil, fmt.Errorf("slowsub: %w", err)
+	}
+	return &tick.Message{Topic: string(frames[0]), Frames: frames[:len(frames)-1], Stamp: st}, nil
+}
+
+// note records m as its topic's last update. A delete forgets the topic:
+// the gateway starts a topic created again above every seq it has handed
+// out, not at this one plus one, so whatever seq comes next is the new
+// topic's start.
+func (s *Sub) note(m *tick.Message) {
+	if m.Stamp.Flags&tick.FlagDelete != 0 {
+		delete(s.seen, m.Topic)
+	} else {
+		s.seen[m.Topic] = last{m.Stamp.Epoch, m.Stamp.Seq}
+	}
+}
+
+// lagged returns a *LagError when m, a live update, is older than MaxLag.
+func (s *Sub) lagged(m *tick.Message) error {
+	if s.cfg.MaxLag > 0 && m.Stamp.Flags&tick.FlagReplay == 0 {
+		if lag := s.cfg.Now().Sub(time.Unix(0, m.Stamp.Ingress)); lag > s.cfg.MaxLag {
+			return &LagError{Topic: m.Topic, Lag: lag, Max: s.cfg.MaxLag}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,341 @@
+package slowsub
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/internal/zsock"
+	"github.com/mdgate/mdgate/snapshot"
+	"github.com/mdgate/mdgate/tick"
+)
+
+// The repair bounds of a SubConfig left at 0.
+const (
+	DefaultRepairMaxBytes = 4 << 20
+	DefaultRepairTimeout  = 5 * time.Second
+)
+
+// liveBatch is how many stream messages a repairing Recv takes per wake-up
+// at most.
+const liveBatch = 256
+
+// RepairError: a gap the gateway could not repair. Its history no longer
+// held every update after the one the Sub had (Status snapshot.Gap,
+// Missed of them gone, 0 when not known), it keeps no history of the topic
+// (snapshot.NoHistory), or the request failed (Err: an ERR reply, a
+// *snapshot.ServerError, or no answer within RepairTimeout).
+type RepairError struct {
+	Topic      string
+	Epoch, Seq uint64 // the update the Sub held, repaired from
+	Got        uint64 // the seq that showed the gap
+	Status     snapshot.Status
+	Missed     uint64
+	Err        error
+}
+
+func (e *RepairError) Error() string {
+	head := fmt.Sprintf("gap in sequence: %s want seq %d, got %d", e.Topic, e.Seq+1, e.Got)
+	switch {
+	case e.Err != nil:
+		return fmt.Sprintf("%s; repair failed: %v", head, e.Err)
+	case e.Status == snapshot.Gap && e.Missed > 0:
+		return fmt.Sprintf("%s; not repaired: %d updates are gone from the gateway's history", head, e.Missed)
+	case e.Status == snapshot.Gap:
+		return head + "; not repaired: updates of another epoch are gone from the gateway's history"
+	}
+	return fmt.Sprintf("%s; not repaired: the gateway keeps no history of %s", head, e.Topic)
+}
+
+// Unwrap gives ErrGap, and Err when the request failed.
+func (e *RepairError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrGap, e.Err}
+	}
+	return []error{ErrGap}
+}
+
+// RepairStats counts what a Sub repaired.
+type RepairStats struct {
+	Repairs int // gaps repaired (SINCE answered recovered)
+	Updates int // updates recovered by repairs (Recv delivers them in order)
+	Dropped int // live updates held behind a repair and let go at RepairMaxBytes (a later repair brings them back)
+}
+
+// RepairStats returns the counts so far (zero without SubConfig.Repair).
+func (s *Sub) RepairStats() RepairStats {
+	if s.rep == nil {
+		return RepairStats{}
+	}
+	return s.rep.stats
+}
+
+// delivery is one result of Recv, in order.
+type delivery struct {
+	m   *tick.Message
+	err error
+}
+
+// pending is one gap to repair.
+type pending struct {
+	topic    string
+	from     last   // the update held: SINCE asks for those after it
+	got      uint64 // the seq that showed the gap
+	res      snapshot.Result
+	deadline time.Time // set when sent
+}
+
+// repairer is a Sub's repair of gaps through SINCE. A gap in a topic holds
+// its further updates and queues a SINCE from the last update delivered;
+// one SINCE is in flight at a time (the server answers a connection's
+// requests in order). While it is, the stream is still read: other topics'
+// updates are delivered, and held topics' updates are held (bounded in
+// bytes). The recovered updates are delivered in order, then the held ones
+// through the same rule (repeats dropped; a new gap is repaired in turn).
+// Owned by the Sub's goroutine, like the sockets.
+type repairer struct {
+	s        *Sub
+	dealer   *zmq.Socket // to the snapshot endpoint
+	poller   *zmq.Poller // the SUB and the DEALER
+	timeout  time.Duration
+	maxBytes int
+	maxWait  time.Duration
+
+	ready     []delivery                 // Recv's results, oldest first
+	held      map[string][]*tick.Message // live updates of topics being repaired (or waiting to be)
+	heldBytes int
+	queue     []*pending // gaps waiting for the one in flight
+	cur       *pending   // the SINCE in flight
+	stats     RepairStats
+}
+
+func newRepairer(s *Sub) (*repairer, error) {
+	d, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		return nil, fmt.Errorf("repair socket: %w", err)
+	}
+	if err := errors.Join(d.SetLinger(0), d.Connect(s.cfg.Repair)); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("repair connect %s: %w", s.cfg.Repair, err)
+	}
+	r := &repairer{s: s, dealer: d, poller: zmq.NewPoller(), timeout: -1,
+		maxBytes: s.cfg.RepairMaxBytes, maxWait: s.cfg.RepairTimeout, held: map[string][]*tick.Message{}}
+	if r.maxBytes <= 0 {
+		r.maxBytes = DefaultRepairMaxBytes
+	}
+	if r.maxWait <= 0 {
+		r.maxWait = DefaultRepairTimeout
+	}
+	r.poller.Add(s.sock, zmq.POLLIN)
+	r.poller.Add(d, zmq.POLLIN)
+	return r, nil
+}
+
+// recv is Recv with repair: it reads the stream and the repair replies
+// until it has something to deliver.
+func (r *repairer) recv() (*tick.Message, error) {
+	var deadline time.Time
+	if r.timeout >= 0 {
+		deadline = time.Now().Add(r.timeout)
+	}
+	for {
+		if len(r.ready) > 0 {
+			d := r.ready[0]
+			r.ready[0] = delivery{}
+			r.ready = r.ready[1:]
+			return d.m, d.err
+		}
+		wait := time.Duration(-1)
+		if !deadline.IsZero() {
+			wait = max(time.Until(deadline), 0)
+		}
+		if r.cur != nil && (wait < 0 || time.Until(r.cur.deadline) < wait) {
+			wait = max(time.Until(r.cur.deadline), 0)
+		}
+		polled, err := r.poller.Poll(wait)
+		if err != nil && !zsock.Temporary(err) {
+			return nil, fmt.Errorf("slowsub: poll: %w", err)
+		}
+		for _, p := range polled {
+			var err error
+			if p.Socket == r.dealer {
+				err = r.readReplies()
+			} else {
+				err = r.readLive()
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if r.cur != nil && !time.Now().Before(r.cur.deadline) {
+			p := r.cur
+			r.cur = nil
+			r.fail(p, fmt.Errorf("no answer from %s within %v", r.s.cfg.Repair, r.maxWait))
+		}
+		if len(r.ready) == 0 && !deadline.IsZero() && !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("slowsub: recv: %w", zmq.Errno(syscall.EAGAIN))
+		}
+	}
+}
+
+// readLive takes the stream's waiting messages (a batch at most).
+func (r *repairer) readLive() error {
+	for range liveBatch {
+		frames, err := r.s.sock.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			if zsock.Temporary(err) {
+				return nil
+			}
+			return fmt.Errorf("slowsub: recv: %w", err)
+		}
+		m, err := parse(frames)
+		if err != nil {
+			r.ready = append(r.ready, delivery{err: err})
+			continue
+		}
+		r.take(m)
+	}
+	return nil
+}
+
+// take runs one live update through the sequence rule: held behind its
+// topic's repair, dropped (a repeat), delivered, or the start of a repair.
+// Unlike a Sub without repair, a replay past seq+1 is a gap too: the
+// updates before it were lost on the way.
+func (r *repairer) take(m *tick.Message) {
+	if _, ok := r.held[m.Topic]; ok {
+		r.hold(m)
+		return
+	}
+	st := m.Stamp
+	prev, ok := r.s.seen[m.Topic]
+	switch {
+	case ok && prev.epoch == st.Epoch && st.Seq <= prev.seq:
+		return // a replay (or repeat) of what we have
+	case ok && prev.epoch != st.Epoch:
+		r.ready = append(r.ready, delivery{m, &GapError{Topic: m.Topic, Epoch: prev.epoch, NewEpoch: st.Epoch}})
+		return
+	case ok && st.Seq != prev.seq+1:
+		r.held[m.Topic] = nil
+		r.hold(m)
+		r.queue = append(r.queue, &pending{topic: m.Topic, from: prev, got: st.Seq})
+		r.next()
+		return
+	}
+	r.s.note(m)
+	r.ready = append(r.ready, delivery{m, r.s.lagged(m)})
+}
+
+// hold keeps m behind its topic's repair. Past maxBytes the topic's held
+// updates, and m if it still does not fit, are let go: the repair brings
+// back what it can, and the first update after it shows the rest as a new
+// gap, repaired in turn.
+func (r *repairer) hold(m *tick.Message) {
+	size := m.Size()
+	if r.heldBytes+size > r.maxBytes {
+		h := r.held[m.Topic]
+		for i, x := range h {
+			r.heldBytes -= x.Size()
+			h[i] = nil
+		}
+		r.stats.Dropped += len(h)
+		r.held[m.Topic] = h[:0]
+		if r.heldBytes+size > r.maxBytes {
+			r.stats.Dropped++
+			return
+		}
+	}
+	r.held[m.Topic] = append(r.held[m.Topic], m)
+	r.heldBytes += size
+}
+
+// next sends the next queued SINCE when none is in flight.
+func (r *repairer) next() {
+	if r.cur != nil || len(r.queue) == 0 {
+		return
+	}
+	p := r.queue[0]
+	r.queue[0] = nil
+	r.queue = r.queue[1:]
+	req := snapshot.SinceRequest(p.topic, p.from.epoch, p.from.seq)
+	if _, err := r.dealer.SendMessageDontwait(req[0], req[1], req[2], req[3]); err != nil {
+		r.fail(p, fmt.Errorf("send SINCE: %w", err))
+		return
+	}
+	p.deadline = time.Now().Add(r.maxWait)
+	r.cur = p
+}
+
+// readReplies takes the repair replies waiting.
+func (r *repairer) readReplies() error {
+	for {
+		f, err := r.dealer.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			if zsock.Temporary(err) {
+				return nil
+			}
+			return fmt.Errorf("slowsub: repair recv: %w", err)
+		}
+		p := r.cur
+		if p == nil {
+			continue // the rest of a reply given up on: the Sub has ended
+		}
+		end, err := p.res.Take(f)
+		switch {
+		case err != nil:
+			r.cur = nil
+			r.fail(p, err)
+		case end:
+			r.cur = nil
+			r.finish(p)
+			r.next()
+		}
+	}
+}
+
+// finish delivers a repair: the recovered updates, then the topic's held
+// ones through the sequence rule. A reply that is not recovered ends the
+// Sub with a *RepairError.
+func (r *repairer) finish(p *pending) {
+	if p.res.Status != snapshot.Recovered {
+		r.ready = append(r.ready, delivery{r.first(p.topic), &RepairError{Topic: p.topic, Epoch: p.from.epoch, Seq: p.from.seq,
+			Got: p.got, Status: p.res.Status, Missed: p.res.Missed}})
+		return
+	}
+	at := p.from
+	for _, v := range p.res.Values {
+		if v.Topic != p.topic || v.Stamp.Epoch != at.epoch || v.Stamp.Seq != at.seq+1 {
+			r.fail(p, fmt.Errorf("recovered reply out of sequence: %s e%d:%d after e%d:%d", v.Topic, v.Stamp.Epoch, v.Stamp.Seq, at.epoch, at.seq))
+			return
+		}
+		at = last{v.Stamp.Epoch, v.Stamp.Seq}
+		r.s.note(v)
+		r.ready = append(r.ready, delivery{m: v}) // old by nature: no lag check
+	}
+	r.stats.Repairs++
+	r.stats.Updates += len(p.res.Values)
+	held := r.held[p.topic]
+	delete(r.held, p.topic)
+	for _, m := range held {
+		r.heldBytes -= m.Size()
+	}
+	for _, m := range held {
+		r.take(m)
+	}
+}
+
+// fail ends the Sub with a *RepairError for p.
+func (r *repairer) fail(p *pending, err error) {
+	r.ready = append(r.ready, delivery{r.first(p.topic), &RepairError{Topic: p.topic, Epoch: p.from.epoch, Seq: p.from.seq, Got: p.got, Err: err}})
+}
+
+// first returns the first update held for topic, nil for none.
+func (r *repairer) first(topic string) *tick.Message {
+	if h := r.held[topic]; len(h) > 0 {
+		return h[0]
+	}
+	return nil
+}
