@@ -159,8 +159,19 @@ func TestRepair(t *testing.T) {
 // pipe holds 20 messages and which reads slowly, so most updates are dropped
 // on the way; the gateway's history (here a cache the publisher writes, as
 // the proxy does, and a snapshot server) holds them all. The Sub repairs
-// every gap and delivers exactly the publisher's sequence of every topic.
+// every gap and delivers exactly the publisher's sequence of every topic,
+// also when the updates it holds behind a repair are let go at a small
+// RepairMaxBytes (a later repair brings them back).
 func TestRepairAtSmallHWM(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxBytes int
+	}{{"default hold bound", 0}, {"hold bound 256 bytes", 256}} {
+		t.Run(tc.name, func(t *testing.T) { repairAtSmallHWM(t, tc.maxBytes) })
+	}
+}
+
+func repairAtSmallHWM(t *testing.T, maxBytes int) {
 	const (
 		topics = 4
 		n      = 5000 // updates a topic in the burst
@@ -229,7 +240,7 @@ func TestRepairAtSmallHWM(t *testing.T) {
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	sub, err := slowsub.Dial(slowsub.SubConfig{Endpoint: ep, Repair: snapEP, RcvHWM: 10})
+	sub, err := slowsub.Dial(slowsub.SubConfig{Endpoint: ep, Repair: snapEP, RcvHWM: 10, RepairMaxBytes: maxBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
