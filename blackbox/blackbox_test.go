@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/tick"
@@ -40,6 +41,7 @@ type memConn struct {
 	closed  slowsub.Reason
 	closedN int
 	answer  atomic.Pointer[func(uint64)] // the client's Answered: a reading peer answers probes
+	beats   atomic.Int32                 // heartbeats written
 }
 
 // WriteProbe answers at once, like a peer that reads, unless stalled.
@@ -82,7 +84,7 @@ func (c *memConn) WriteBatch(deadline time.Time, items []slowsub.Item) error {
 
 var errDeadline = errors.New("i/o timeout")
 
-func (c *memConn) WriteHeartbeat(time.Time) error { return nil }
+func (c *memConn) WriteHeartbeat(time.Time) error { c.beats.Add(1); return nil }
 func (c *memConn) abortc() chan struct{} {
 	c.abortMu.Do(func() { c.aborted = make(chan struct{}) })
 	return c.aborted
@@ -239,21 +241,23 @@ func TestStalledClientCutOffOthersGetEverything(t *testing.T) {
 }
 
 // A client stalled with old messages queued is cut off for lag by the
-// sweeper, even though nothing new arrives for it.
+// sweeper, even though nothing new arrives for it: the sweeper's ticker and
+// the lag are the fake clock's, moved past the limit by hand.
 func TestSweeperCutsOffIdleLaggard(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Now().UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()) }
-	e := run(t, Config{Shards: 1, SweepEvery: 5 * time.Millisecond, Now: clock, WriteTimeout: time.Hour,
+	clk := clock.NewFake(time.Now())
+	e := run(t, Config{Shards: 1, SweepEvery: time.Second, Clock: clk, WriteTimeout: time.Hour,
 		Limits: slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 2 * time.Second}})
 	slow := &memConn{}
 	slow.stall.Store(true)
 	_, errc := client(t, e, slow, slowsub.Limits{}, Subscription{Key: "x"})
 	m := msg("x", 1)
-	m.Stamp.Ingress = now.Load()
+	m.Stamp.Ingress = clk.Now().UnixNano()
 	e.Publish(m)
+	testpeer.Eventually(t, wait, "a write blocked on the stalled peer", func() bool { return slow.entered.Load() == 1 })
 	e.Publish(m) // the first is held by the stalled write; this one waits in the queue
-	now.Add(int64(3 * time.Second))
+	testpeer.Eventually(t, wait, "the second queued", func() bool { return counterValue(e.m.deliveries) == 2 })
+	blockUntil(t, clk, 1) // the sweeper's ticker
+	clk.Advance(3 * time.Second)
 	select {
 	case err := <-errc:
 		var cut *CutOffError
@@ -263,6 +267,71 @@ func TestSweeperCutsOffIdleLaggard(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("the laggard was not cut off")
 	}
+}
+
+// blockUntil waits for n timers and tickers on clk: the code under test has
+// armed them, so Advance cannot pass them by.
+func blockUntil(t *testing.T, clk *clock.Fake, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := clk.BlockUntil(ctx, n); err != nil {
+		t.Fatalf("waiting for %d timers (%d armed): %v", n, clk.Pending(), err)
+	}
+}
+
+// A throttled topic's held value is released on its interval's edge as the
+// clock reaches it, not a nanosecond before, and carries the count of the
+// values it replaced.
+func TestThrottleReleasedOnTheClocksEdge(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	e := run(t, Config{Shards: 1, Clock: clk})
+	conn := &memConn{}
+	client(t, e, conn, slowsub.Limits{}, Subscription{Key: "x", Throttle: 200 * time.Millisecond})
+	for i := uint64(1); i <= 3; i++ {
+		e.Publish(msg("x", i))
+	}
+	testpeer.Eventually(t, wait, "x 1 written, x 2 and x 3 held", func() bool {
+		return counterValue(e.m.deliveries) == 3 && len(conn.lines()) == 1
+	})
+	edge := func(n int, want string) {
+		t.Helper()
+		clk.Advance(199 * time.Millisecond) // releases run inside Advance: none yet
+		if got := conn.lines(); len(got) != n-1 {
+			t.Fatalf("1ms before the edge the client has %q, want %d lines", got, n-1)
+		}
+		clk.Advance(time.Millisecond)
+		testpeer.Eventually(t, wait, want, func() bool { return len(conn.lines()) == n })
+		if got := conn.lines(); got[n-1] != want {
+			t.Fatalf("on the edge the client got %q, want %q", got[n-1], want)
+		}
+	}
+	edge(2, "x 3 skipped=1")
+	// An update one interval after the last release is itself held: the
+	// release counts as the topic's last value.
+	e.Publish(msg("x", 4))
+	testpeer.Eventually(t, wait, "x 4 held", func() bool { return counterValue(e.m.deliveries) == 4 })
+	edge(3, "x 4")
+	if got := counterValue(e.m.throttled); got != 1 {
+		t.Errorf("throttled = %v, want 1 (x 2)", got)
+	}
+}
+
+// The heartbeat follows the clock: none before the beat, one on it.
+func TestHeartbeatOnTheClocksBeat(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	e := run(t, Config{Shards: 1, Clock: clk, Heartbeat: time.Minute})
+	conn := &memConn{}
+	client(t, e, conn, slowsub.Limits{})
+	blockUntil(t, clk, 2) // the sweeper's ticker and the client's beat
+	clk.Advance(59 * time.Second)
+	if n := conn.beats.Load(); n != 0 {
+		t.Fatalf("%d heartbeats before the minute, want 0", n)
+	}
+	clk.Advance(time.Second)
+	testpeer.Eventually(t, wait, "a heartbeat on the minute", func() bool { return conn.beats.Load() == 1 })
+	clk.Advance(time.Minute)
+	testpeer.Eventually(t, wait, "a second heartbeat", func() bool { return conn.beats.Load() == 2 })
 }
 
 func TestConflatingClientEndsWithLatestOfEveryTopic(t *testing.T) {

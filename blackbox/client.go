@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/tick"
 )
@@ -92,7 +93,7 @@ type Client struct {
 	// Throttled topics (throttle.go); guarded by mu.
 	throttled map[string]*throttleSlot
 	dues      dueHeap
-	dueTimer  *time.Timer
+	dueTimer  clock.Timer
 	armedAt   int64 // when dueTimer fires; 0: not armed
 }
 
@@ -162,7 +163,7 @@ func (c *Client) Subscribe(subs []Subscription, reply func(total int) []byte, sn
 	if snap != nil {
 		c.snaps = append(c.snaps, snap())
 	}
-	now := c.e.cfg.Now().UnixNano()
+	now := c.e.cfg.Clock.Now().UnixNano()
 	if reply != nil {
 		c.pushLocked(slowsub.Item{Data: reply(len(c.subs)), At: now}, now)
 	}
@@ -212,7 +213,7 @@ func (c *Client) unindex(k Subscription) {
 // Send queues a reply (an acknowledgement, an error) for this client only.
 // It reports false when the client is closed or was cut off by it.
 func (c *Client) Send(data []byte) bool {
-	now := c.e.cfg.Now().UnixNano()
+	now := c.e.cfg.Clock.Now().UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pushLocked(slowsub.Item{Data: data, At: now}, now)
@@ -364,9 +365,9 @@ func (c *Client) Run(ctx context.Context) (err error) {
 	if cfg.Heartbeat > 0 {
 		// A fixed beat, busy or not: the ping keeps a client that only
 		// listens inside its read deadline.
-		t := time.NewTicker(cfg.Heartbeat)
+		t := cfg.Clock.NewTicker(cfg.Heartbeat)
 		defer t.Stop()
-		hb = t.C
+		hb = t.C()
 	}
 	var (
 		buf  []slowsub.Item
@@ -386,13 +387,13 @@ func (c *Client) Run(ctx context.Context) (err error) {
 			}
 			return nil
 		case <-hb:
-			if err := c.conn.WriteHeartbeat(cfg.Now().Add(cfg.WriteTimeout)); err != nil {
+			if err := c.conn.WriteHeartbeat(cfg.Clock.Now().Add(cfg.WriteTimeout)); err != nil {
 				return c.writeFailed(err)
 			}
 			continue
 		case <-c.wake:
 		}
-		now := cfg.Now()
+		now := cfg.Clock.Now()
 		c.mu.Lock()
 		if id, due := c.probeDueLocked(now.UnixNano()); due {
 			c.mu.Unlock()
@@ -466,7 +467,7 @@ func (c *Client) Run(ctx context.Context) (err error) {
 // that fails, and returns it.
 func (c *Client) writeClose() Close {
 	why := c.closeReason()
-	if err := c.conn.WriteClose(c.e.cfg.Now().Add(c.e.cfg.WriteTimeout), why); err != nil {
+	if err := c.conn.WriteClose(c.e.cfg.Clock.Now().Add(c.e.cfg.WriteTimeout), why); err != nil {
 		c.conn.Abort()
 	}
 	return why

@@ -17,7 +17,10 @@
 // A client past slowsub's limits, or that answers nothing for the write
 // deadline (Stalled), is cut off: a write in progress is aborted and Run
 // returns a *CutOffError. The sweeper re-checks every client each
-// SweepEvery, so a stalled client is cut off without new traffic.
+// SweepEvery, so a stalled client is cut off without new traffic. All the
+// time the engine reads or waits for (lag, throttle edges, probes, write
+// deadlines, the sweeper, heartbeats) is Config.Clock's: a test moves it
+// with a clock.Fake.
 //
 // Goroutines: the proxy loop calls Publish; one worker per shard; the
 // sweeper; one writer per client; a timer per throttled client. Subscribe,

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/tick"
 )
@@ -34,11 +35,13 @@ type Config struct {
 	// its values are conflated before they reach the kernel.
 	InFlight         int
 	InFlightConflate int
-	Now              func() time.Time
+	// Clock is the engine's time: ingress lag, throttles, probes, write
+	// deadlines, the sweeper and heartbeats; nil: clock.Real.
+	Clock clock.Clock
 }
 
 // DefaultConfig: a shard per core, 64k messages a shard, 1 MiB and 2 s per
-// client, 10 s write deadline, 15 s heartbeat, 100 ms sweep.
+// client, 10 s write deadline, 15 s heartbeat, 100 ms sweep, the wall clock.
 func DefaultConfig() Config {
 	return Config{
 		ShardQueue:   1 << 16,
@@ -49,6 +52,7 @@ func DefaultConfig() Config {
 
 		InFlight:         256 << 10,
 		InFlightConflate: 32 << 10,
+		Clock:            clock.Real{},
 	}
 }
 
@@ -98,8 +102,8 @@ func New(cfg Config, encoders []Encoder, reg prometheus.Registerer, log zerolog.
 	if cfg.Limits == (slowsub.Limits{}) {
 		cfg.Limits = d.Limits
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
 	}
 	e := &Engine{cfg: cfg, encoders: encoders, m: newMetrics(reg), log: log, clients: map[*Client]struct{}{}}
 	for i := range cfg.Shards {
@@ -202,7 +206,7 @@ func (e *Engine) deliver(s *shard, m *tick.Message, matches []entry, touched []*
 	}
 	s.seq++
 	clear(enc)
-	now := e.cfg.Now().UnixNano()
+	now := e.cfg.Clock.Now().UnixNano()
 	n := 0
 	for _, en := range matches {
 		c := en.c
@@ -229,14 +233,14 @@ func (e *Engine) deliver(s *shard, m *tick.Message, matches []entry, touched []*
 // sweep re-checks every queue so a client that stopped reading is cut off
 // even when nothing new is queued for it.
 func (e *Engine) sweep(ctx context.Context) {
-	t := time.NewTicker(e.cfg.SweepEvery)
+	t := e.cfg.Clock.NewTicker(e.cfg.SweepEvery)
 	defer t.Stop()
 	var all []*Client
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		e.mu.Lock()
 		all = all[:0]
@@ -244,7 +248,7 @@ func (e *Engine) sweep(ctx context.Context) {
 			all = append(all, c)
 		}
 		e.mu.Unlock()
-		now := e.cfg.Now().UnixNano()
+		now := e.cfg.Clock.Now().UnixNano()
 		for _, c := range all {
 			c.check(now)
 		}

@@ -126,7 +126,7 @@ func (c *Client) Answered(id uint64) {
 		// when under a sixteenth: between the two the window holds, so a
 		// gateway busy enough to delay answers a little does not shrink
 		// every window (smaller windows cost more writes and probes).
-		switch delay := time.Duration(c.e.cfg.Now().UnixNano() - p.sentAt); {
+		switch delay := time.Duration(c.e.cfg.Clock.Now().UnixNano() - p.sentAt); {
 		case delay > maxLag/4:
 			c.window = max(c.window/2, minWindow)
 		case delay < maxLag/16:

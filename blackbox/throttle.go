@@ -75,7 +75,7 @@ func (c *Client) armLocked(now int64) {
 	c.armedAt = c.dues[0].at
 	d := time.Duration(max(c.armedAt-now, 0))
 	if c.dueTimer == nil {
-		c.dueTimer = time.AfterFunc(d, c.releaseDue)
+		c.dueTimer = c.e.cfg.Clock.AfterFunc(d, c.releaseDue)
 	} else {
 		c.dueTimer.Reset(d)
 	}
@@ -83,7 +83,7 @@ func (c *Client) armLocked(now int64) {
 
 // releaseDue queues every held value whose interval's edge has come.
 func (c *Client) releaseDue() {
-	now := c.e.cfg.Now().UnixNano()
+	now := c.e.cfg.Clock.Now().UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.armedAt = 0
