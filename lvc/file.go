@@ -47,7 +47,7 @@ const maxRecord = 64 << 20
 // create the temporary file included.
 func (c *Cache) Save(path string) error {
 	err := c.save(path)
-	c.recordSave(path, err, time.Now())
+	c.recordSave(path, err, c.cfg.Clock.Now())
 	return err
 }
 
@@ -342,21 +342,22 @@ func (c *Cache) LoadOrQuarantine(path string, log zerolog.Logger, now time.Time)
 // from ctx's end; 0: no bound): past it Persist returns, the save carries
 // on until the process exits, and the previous file stays whole. Save errors
 // are logged and counted (mdgate_lvc_saves_total{result="error"},
-// FileStatus); they never stop the gateway.
+// FileStatus); they never stop the gateway. The interval and the bound are
+// timed by Config.Clock.
 func (c *Cache) Persist(ctx context.Context, path string, interval, final time.Duration, log zerolog.Logger) error {
 	if interval <= 0 {
 		return fmt.Errorf("lvc persist: save interval %v: want more than 0", interval)
 	}
 	var ended atomic.Int64 // when ctx ended, unix ns
-	stop := context.AfterFunc(ctx, func() { ended.Store(time.Now().UnixNano()) })
+	stop := context.AfterFunc(ctx, func() { ended.Store(c.cfg.Clock.Now().UnixNano()) })
 	defer stop()
-	t := time.NewTicker(interval)
+	t := c.cfg.Clock.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return c.finalSave(path, final, ended.Load(), log)
-		case <-t.C:
+		case <-t.C():
 			if err := c.Save(path); err != nil {
 				log.Error().Err(err).Msg("cache save failed")
 			}
@@ -369,15 +370,15 @@ func (c *Cache) finalSave(path string, final time.Duration, endedNS int64, log z
 	if final > 0 {
 		left := final
 		if endedNS != 0 { // a periodic save may have run past ctx's end
-			left -= time.Since(time.Unix(0, endedNS))
+			left -= c.cfg.Clock.Now().Sub(time.Unix(0, endedNS))
 		}
 		if left <= 0 {
 			log.Error().Dur("bound", final).Msg("no time left for the final cache save within the shutdown bound; the last periodic save stands")
 			return nil
 		}
-		timer := time.NewTimer(left)
+		timer := c.cfg.Clock.NewTimer(left)
 		defer timer.Stop()
-		bound = timer.C
+		bound = timer.C()
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Save(path) }()

@@ -3,6 +3,7 @@ package lvc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/mdgate/mdgate/internal/clock"
+	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
 )
 
@@ -167,10 +170,14 @@ func TestPersistRefusesNonPositiveInterval(t *testing.T) {
 	}
 }
 
-// TestPersistFinalSaveWithinBound: on a disk that takes 5 s to save, the
-// last save at shutdown is given up at the bound; the previous file stays.
+// TestPersistFinalSaveWithinBound: on a disk that does not finish the last
+// save at shutdown, Persist gives it up exactly at the bound (the fake
+// clock's), not before; the previous file stays.
 func TestPersistFinalSaveWithinBound(t *testing.T) {
-	c := lvc.New(lvc.DefaultConfig(), nil)
+	clk := clock.NewFake(time.Now())
+	cfg := lvc.DefaultConfig()
+	cfg.Clock = clk
+	c := lvc.New(cfg, nil)
 	c.Update(msg("md.a", 1, 1, "x"))
 	path := filepath.Join(t.TempDir(), "cache.lvc")
 	if err := c.Save(path); err != nil {
@@ -180,21 +187,29 @@ func TestPersistFinalSaveWithinBound(t *testing.T) {
 	defer lvc.SetSaveHook(func() {
 		select {
 		case <-release:
-		case <-time.After(5 * time.Second):
+		case <-time.After(wait): // only if the test failed before letting it go
 		}
 	})()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Persist(ctx, path, time.Hour, 300*time.Millisecond, zerolog.Nop()) }()
+	blockUntil(t, clk, 1) // Persist's ticker
 	cancel()
-	start := time.Now()
+	blockUntil(t, clk, 2) // ... and the final save's bound
+	clk.Advance(299 * time.Millisecond)
 	select {
 	case err := <-done:
-		if took := time.Since(start); err != nil || took > 2*time.Second {
-			t.Errorf("Persist after cancel = %v after %v, want nil within the 300ms bound (+slack)", err, took)
+		t.Fatalf("Persist returned %v 1ms before its 300ms bound, the final save still running", err)
+	default:
+	}
+	clk.Advance(time.Millisecond)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Persist at the bound = %v, want nil", err)
 		}
-	case <-time.After(4 * time.Second):
-		t.Fatal("Persist still saving 4 s after cancel, want it to give up at the 300ms bound")
+	case <-time.After(wait):
+		t.Fatal("Persist still saving at its 300ms bound, want it to give up")
 	}
 	if _, err := lvc.Load(path); err != nil {
 		t.Errorf("Load after the abandoned save = %v, want the previous file whole", err)
@@ -207,3 +222,61 @@ func TestPersistFinalSaveWithinBound(t *testing.T) {
 		t.Errorf("FileStatus().Saves = %d after the abandoned save was let go, want 2", fs.Saves)
 	}
 }
+
+// Persist saves on its clock's interval and once more at shutdown, and
+// FileStatus says when, in the clock's time.
+func TestPersistSavesOnTheClock(t *testing.T) {
+	start := time.Date(2025, 1, 2, 9, 30, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	cfg := lvc.DefaultConfig()
+	cfg.Clock = clk
+	c := lvc.New(cfg, nil)
+	c.Update(msg("md.a", 1, 1, "x"))
+	path := filepath.Join(t.TempDir(), "cache.lvc")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Persist(ctx, path, time.Minute, time.Second, zerolog.Nop()) }()
+	blockUntil(t, clk, 1) // Persist's ticker
+	clk.Advance(59 * time.Second)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after 59s of a 1m interval: Stat = %v, want no file yet", err)
+	}
+	saved := func(n uint64, at time.Duration) {
+		t.Helper()
+		testpeer.Eventually(t, wait, fmt.Sprintf("save %d", n), func() bool { return c.FileStatus().Saves == n })
+		if fs := c.FileStatus(); !fs.LastSave.Equal(start.Add(at)) || fs.Failures != 0 {
+			t.Fatalf("FileStatus() = %+v, want save %d at +%v, no failures", fs, n, at)
+		}
+	}
+	clk.Advance(time.Second)
+	saved(1, time.Minute)
+	clk.Advance(time.Minute)
+	saved(2, 2*time.Minute)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Persist = %v, want nil", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Persist did not return after cancel")
+	}
+	saved(3, 2*time.Minute) // the final save; the clock did not move
+	if got := clk.Pending(); got != 0 {
+		t.Errorf("%d timers left armed after Persist returned, want 0", got)
+	}
+}
+
+// blockUntil waits for n timers and tickers on clk, so Advance does not
+// pass one by before the code under test has made it.
+func blockUntil(t *testing.T, clk *clock.Fake, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := clk.BlockUntil(ctx, n); err != nil {
+		t.Fatalf("waiting for %d timers (%d armed): %v", n, clk.Pending(), err)
+	}
+}
+
+// wait bounds waits on goroutines in these tests.
+const wait = 10 * time.Second

@@ -12,6 +12,7 @@ import (
 	"github.com/google/btree"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -35,11 +36,16 @@ type Config struct {
 	// (0: DefaultHistoryMaxBytes).
 	History         []HistoryRule
 	HistoryMaxBytes int64
+
+	// Clock times the cache file's saves (Persist's interval, the final
+	// save's bound, FileStatus's times); nil: clock.Real. Expiry and
+	// history ages are not read here: the writer passes its now.
+	Clock clock.Clock
 }
 
-// DefaultConfig holds up to a million topics and 1 GiB.
+// DefaultConfig holds up to a million topics and 1 GiB, on the wall clock.
 func DefaultConfig() Config {
-	return Config{MaxTopics: 1_000_000, MaxBytes: 1 << 30}
+	return Config{MaxTopics: 1_000_000, MaxBytes: 1 << 30, Clock: clock.Real{}}
 }
 
 // RefuseReason says why a new topic was not cached; a metric label.
@@ -105,6 +111,9 @@ type metrics struct {
 
 // New returns an empty cache registered with reg (nil: not registered).
 func New(cfg Config, reg prometheus.Registerer) *Cache {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
 	c := &Cache{cfg: cfg, seed: maphash.MakeSeed(), idx: btree.NewG(32, byTopic)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*entry)
