@@ -1,0 +1,423 @@
+"""The mdgate ZeroMQ client: the stamped stream, merged with a snapshot,
+every topic's gaps detected and repaired through SINCE (docs/client-python.md).
+
+One thread owns a Client (ZeroMQ sockets are not thread-safe): it calls
+next_update() or iterates updates(), and the client does its socket work
+inside those calls."""
+
+import collections
+import time
+
+import zmq
+
+from . import wire
+
+# Update.source: where an update came from.
+LIVE = "live"          # the stamped stream
+SNAPSHOT = "snapshot"  # a SNAP reply: the topic's latest value (at start, or after nohistory)
+REPAIR = "repair"      # a SINCE reply: an update the stream lost, recovered from the gateway's history
+
+
+class MdgateError(Exception):
+    """The gateway answered what the client cannot go on from (an ERR other
+    than busy, evicted or stalled; a malformed reply), or a request timed out
+    at start."""
+
+
+class Update:
+    """One update of a topic, in its topic's order.
+
+    frames are the publisher's frames (frames[0] the topic); payload is the
+    rest and value its first frame. gap is True when updates of this topic
+    before this one are missing for good (missed of them; 0 when not known,
+    e.g. the gateway restarted under a new epoch); deleted when the topic has
+    no value any more."""
+
+    __slots__ = ("topic", "frames", "epoch", "seq", "ingress_ns", "flags", "source", "gap", "missed")
+
+    def __init__(self, topic, frames, stamp, source, gap=False, missed=0):
+        self.topic, self.frames, self.source = topic, frames, source
+        self.epoch, self.seq, self.ingress_ns, self.flags = stamp.epoch, stamp.seq, stamp.ingress_ns, stamp.flags
+        self.gap, self.missed = gap, missed
+
+    @property
+    def payload(self):
+        return self.frames[1:]
+
+    @property
+    def value(self):
+        return self.frames[1] if len(self.frames) > 1 else b""
+
+    @property
+    def deleted(self):
+        return bool(self.flags & wire.FLAG_DELETE)
+
+    @property
+    def stale(self):
+        return bool(self.flags & wire.FLAG_STALE)
+
+    def size(self):
+        return sum(len(f) for f in self.frames)
+
+    def __repr__(self):
+        extra = " gap(missed=%d)" % self.missed if self.gap else ""
+        return "Update(%s e%016x:%d %s %r%s)" % (self.topic, self.epoch, self.seq, self.source, self.value[:40], extra)
+
+
+class _Request:
+    """One request to the snapshot server: a SNAP (of a prefix at start, or
+    of one topic after nohistory) or a SINCE."""
+
+    __slots__ = ("kind", "arg", "epoch", "seq", "purpose", "values", "not_before", "deadline", "tries")
+
+    def __init__(self, kind, arg, purpose, epoch=0, seq=0):
+        self.kind, self.arg, self.purpose, self.epoch, self.seq = kind, arg, purpose, epoch, seq
+        self.values, self.not_before, self.deadline, self.tries = [], 0.0, 0.0, 0
+
+    def frames(self):
+        if self.kind == "SINCE":
+            return wire.since_request(self.arg, self.epoch, self.seq)
+        return wire.snap_request(self.arg)
+
+
+class Client:
+    """Subscribes to the gateway's stamped egress, takes a snapshot, and
+    hands out every topic's updates in order, repairing gaps.
+
+    stamped: the stamped egress (--stamped-bind), e.g. tcp://gw:5559.
+    snapshot: the snapshot ROUTER (--snapshot-bind), e.g. tcp://gw:5558;
+      None: no snapshot and no repair (gaps are only reported).
+    prefixes: topic prefixes to subscribe to ("" is everything).
+    rcvhwm: the SUB's receive high-water mark (libzmq drops past it).
+    repair: repair gaps through SINCE (with a snapshot endpoint).
+    hold_max_bytes: the most frame bytes of live updates held while their
+      topic is repaired (and while the snapshot is taken at start), all
+      topics together; past it a topic's held updates are let go and a
+      later repair brings them back.
+    request_timeout: seconds to wait for a snapshot-server reply before
+      reconnecting and asking again.
+    """
+
+    def __init__(self, stamped, snapshot=None, prefixes=("",), rcvhwm=1000, repair=True,
+                 hold_max_bytes=4 << 20, request_timeout=5.0, context=None):
+        self.stamped, self.snapshot = stamped, snapshot
+        self.prefixes = [p if isinstance(p, str) else p.decode("utf-8", "surrogateescape") for p in prefixes] or [""]
+        self.rcvhwm, self.repair = rcvhwm, repair and snapshot is not None
+        self.hold_max_bytes, self.request_timeout = hold_max_bytes, request_timeout
+        self.epoch = None  # the gateway's epoch, from the last END
+        self.stats = collections.Counter()  # live, snapshot, repaired, repairs, gaps, missed, fallbacks, held_dropped, retries, timeouts
+        self._ctx = context or zmq.Context.instance()
+        self._sub = self._dealer = None
+        self._poller = zmq.Poller()
+        self._seen = {}    # topic -> (epoch, seq) of the last update handed out
+        self._values = {}  # topic -> its last Update (deleted topics left out)
+        self._ready = collections.deque()  # updates to hand out, in order
+        self._held = {}    # topic -> live updates held behind its repair
+        self._held_bytes = 0
+        self._queue = collections.deque()  # requests waiting for the one in flight
+        self._cur = None   # the request in flight
+        self._starting = False
+        self._start_buf = []  # live updates read while the start snapshot is taken
+        self._start_vals = {}
+        self._started = False
+
+    # -- public --------------------------------------------------------
+
+    def start(self, timeout=10.0):
+        """Subscribe, then (with a snapshot endpoint) take the snapshot of
+        every prefix and merge it: its values are the first updates handed
+        out, and streamed updates not above them are dropped. Raises
+        MdgateError if the snapshot does not complete within timeout
+        seconds."""
+        if self._started:
+            return
+        self._started = True
+        self._sub = self._ctx.socket(zmq.SUB)
+        self._sub.setsockopt(zmq.LINGER, 0)
+        self._sub.setsockopt(zmq.RCVHWM, self.rcvhwm)
+        for p in self.prefixes:
+            self._sub.setsockopt(zmq.SUBSCRIBE, wire._bytes(p))
+        self._sub.connect(self.stamped)
+        self._poller.register(self._sub, zmq.POLLIN)
+        if self.snapshot is None:
+            return
+        self._connect_dealer()
+        self._starting = True
+        for p in dict.fromkeys(self.prefixes):
+            self._queue.append(_Request("SNAP", p, "start"))
+        self._send_next()
+        deadline = time.monotonic() + timeout
+        while self._starting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise MdgateError("snapshot from %s not complete within %gs" % (self.snapshot, timeout))
+            self._pump(left)
+
+    def next_update(self, timeout=None):
+        """The next update, or None when none came within timeout seconds
+        (None: wait for ever)."""
+        self.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self._pump(left)
+        return self._ready.popleft()
+
+    def updates(self, idle_timeout=None):
+        """Iterate over the updates; ends after idle_timeout seconds without
+        one (None: never)."""
+        while True:
+            u = self.next_update(idle_timeout)
+            if u is None:
+                return
+            yield u
+
+    __iter__ = updates
+
+    def last(self, topic):
+        """The topic's last update handed out, None if none (or deleted)."""
+        return self._values.get(topic)
+
+    def topics(self):
+        """The topics with a value, sorted."""
+        return sorted(self._values)
+
+    def repairing(self):
+        """The topics whose updates are held behind a repair."""
+        return sorted(self._held)
+
+    def close(self):
+        for s in (self._sub, self._dealer):
+            if s is not None:
+                s.close(linger=0)
+        self._sub = self._dealer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the sequence rule ---------------------------------------------
+
+    def _on_live(self, frames):
+        if len(frames) < 2:
+            raise MdgateError("a message of %d frames: not the stamped stream" % len(frames))
+        st = wire.parse_stamp(frames[-1])
+        topic = bytes(frames[0]).decode("utf-8", "surrogateescape")
+        self._take(Update(topic, [bytes(f) for f in frames[:-1]], st, LIVE))
+
+    def _take(self, u):
+        """Run one live update through the rule: held, dropped, handed out,
+        or the start of a repair."""
+        if self._starting:
+            self._hold_start(u)
+            return
+        if u.topic in self._held:
+            self._hold(u)
+            return
+        prev = self._seen.get(u.topic)
+        if prev is not None:
+            if u.epoch != prev[0]:
+                u.gap, u.missed = True, 0  # a new epoch: the gateway restarted; what was lost is not known
+            elif u.seq <= prev[1]:
+                return  # a replay or repeat of what we have
+            elif u.seq != prev[1] + 1:
+                if self.repair:
+                    self._held[u.topic] = []
+                    self._hold(u)
+                    self._queue.append(_Request("SINCE", u.topic, "repair", prev[0], prev[1]))
+                    self._send_next()
+                    return
+                u.gap, u.missed = True, u.seq - prev[1] - 1
+        self._accept(u)
+
+    def _accept(self, u):
+        self.stats[u.source] += 1
+        if u.gap:
+            self.stats["gaps"] += 1
+            self.stats["missed"] += u.missed
+        if u.deleted:
+            self._seen.pop(u.topic, None)
+            self._values.pop(u.topic, None)
+        else:
+            self._seen[u.topic] = (u.epoch, u.seq)
+            self._values[u.topic] = u
+        self._ready.append(u)
+
+    def _hold(self, u):
+        size = u.size()
+        if self._held_bytes + size > self.hold_max_bytes:
+            h = self._held[u.topic]
+            self._held_bytes -= sum(x.size() for x in h)
+            self.stats["held_dropped"] += len(h)
+            h.clear()
+            if self._held_bytes + size > self.hold_max_bytes:
+                self.stats["held_dropped"] += 1
+                return
+        self._held[u.topic].append(u)
+        self._held_bytes += size
+
+    def _hold_start(self, u):
+        size = u.size()
+        if self._held_bytes + size > self.hold_max_bytes:
+            # Let go of all: a topic in the snapshot shows the loss as a gap
+            # and repairs it.
+            self.stats["held_dropped"] += len(self._start_buf) + 1
+            self._start_buf.clear()
+            self._held_bytes = 0
+            return
+        self._start_buf.append(u)
+        self._held_bytes += size
+
+    def _release(self, topic):
+        held = self._held.pop(topic, [])
+        self._held_bytes -= sum(u.size() for u in held)
+        for u in held:
+            self._take(u)
+
+    # -- replies -------------------------------------------------------
+
+    def _on_reply(self, frames):
+        r = wire.parse_reply(frames)
+        req = self._cur
+        if req is None:
+            return  # the rest of a reply given up on
+        if r.kind == "VAL":
+            req.values.append(Update(r.topic, r.frames, r.stamp, REPAIR if req.kind == "SINCE" else SNAPSHOT))
+            return
+        self._cur = None
+        if r.kind == "ERR":
+            if r.code in ("busy", "evicted", "stalled"):  # the server's bounds: ask again a little later
+                self.stats["retries"] += 1
+                req.values, req.tries = [], req.tries + 1
+                req.not_before = time.monotonic() + min(0.01 * 2 ** req.tries, 1.0)
+                self._queue.appendleft(req)
+            else:
+                raise MdgateError("snapshot server: %s: %s" % (r.code, r.text))
+        else:
+            self.epoch = r.epoch
+            if r.count != len(req.values):
+                raise MdgateError("END says %d values, got %d" % (r.count, len(req.values)))
+            if req.kind == "SINCE":
+                self._finish_since(req, r)
+            elif req.purpose == "start":
+                self._finish_start_snap(req)
+            else:
+                self._finish_topic_snap(req)
+        self._send_next()
+
+    def _finish_since(self, req, end):
+        at, known, unknown = (req.epoch, req.seq), 0, False
+        for v in req.values:
+            if v.epoch != at[0]:
+                v.gap, v.missed, unknown = True, 0, True
+            elif v.seq != at[1] + 1:
+                v.gap, v.missed = True, v.seq - at[1] - 1
+                known += v.missed
+            at = (v.epoch, v.seq)
+            self._accept(v)
+        if end.status == wire.RECOVERED:
+            self.stats["repairs"] += 1
+        elif end.status == wire.NOHISTORY or not (unknown if end.missed == 0 else end.missed == known):
+            # No history, or updates gone after the last VAL: the topic's
+            # latest value comes from a SNAP of it; its updates stay held.
+            self.stats["fallbacks"] += 1
+            self._queue.appendleft(_Request("SNAP", req.arg, "topic"))
+            return
+        self._release(req.arg)
+
+    def _finish_start_snap(self, req):
+        for v in req.values:
+            have = self._start_vals.get(v.topic)
+            if have is None or v.epoch != have.epoch or v.seq > have.seq:  # overlapping prefixes: the later
+                self._start_vals[v.topic] = v
+        if any(r.purpose == "start" for r in self._queue):
+            return
+        for topic in sorted(self._start_vals):
+            self._accept(self._start_vals[topic])
+        self._start_vals = {}
+        self._starting = False
+        buf, self._start_buf, self._held_bytes = self._start_buf, [], 0
+        for u in buf:
+            self._take(u)
+
+    def _finish_topic_snap(self, req):
+        topic, prev = req.arg, self._seen.get(req.arg)
+        v = next((v for v in req.values if v.topic == topic), None)
+        if v is None:
+            # The topic is gone (deleted or expired meanwhile): say so, and
+            # let go of its held updates, older than the deletion (its next
+            # update, if created again, starts it afresh).
+            held = self._held.pop(topic, [])
+            self._held_bytes -= sum(u.size() for u in held)
+            self.stats["held_dropped"] += len(held)
+            if prev is not None:
+                gone = wire.Stamp(prev[0], 0, 0, wire.FLAG_DELETE)
+                self._accept(Update(topic, [wire._bytes(topic), b""], gone, SNAPSHOT, gap=True, missed=0))
+            return
+        if prev is None or v.epoch != prev[0] or v.seq > prev[1]:
+            v.gap, v.missed = True, (v.seq - prev[1] - 1 if prev is not None and v.epoch == prev[0] else 0)
+            self._accept(v)
+        self._release(topic)
+
+    # -- sockets -------------------------------------------------------
+
+    def _connect_dealer(self):
+        if self._dealer is not None:
+            self._poller.unregister(self._dealer)
+            self._dealer.close(linger=0)
+        self._dealer = self._ctx.socket(zmq.DEALER)
+        self._dealer.setsockopt(zmq.LINGER, 0)
+        self._dealer.connect(self.snapshot)
+        self._poller.register(self._dealer, zmq.POLLIN)
+
+    def _send(self, frames):
+        self._dealer.send_multipart(frames)
+
+    def _send_next(self):
+        if self._cur is not None or not self._queue or self._queue[0].not_before > time.monotonic():
+            return
+        req = self._queue.popleft()
+        req.deadline = time.monotonic() + self.request_timeout
+        self._cur = req
+        self._send(req.frames())
+
+    def _pump(self, wait):
+        """Wait at most wait seconds (None: for ever) for the sockets, then
+        take what they have."""
+        wake = []  # when a request times out, or a retry is due
+        if self._cur is not None:
+            wake.append(self._cur.deadline)
+        elif self._queue:
+            wake.append(self._queue[0].not_before)
+        if wake:
+            w = min(wake) - time.monotonic()
+            wait = w if wait is None else min(wait, w)
+        ms = None if wait is None else max(int(wait * 1000) + 1, 0)
+        for sock, _ in self._poller.poll(ms):
+            if sock is self._dealer:
+                while self._dealer is not None:
+                    try:
+                        frames = self._dealer.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._on_reply(frames)
+            else:
+                for _ in range(1000):
+                    try:
+                        frames = self._sub.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._on_live(frames)
+        if self._cur is not None and time.monotonic() >= self._cur.deadline:
+            # No answer: a new connection (a late reply to the old one is
+            # gone with it), and the same request again.
+            self.stats["timeouts"] += 1
+            req, self._cur = self._cur, None
+            req.values = []
+            self._queue.appendleft(req)
+            self._connect_dealer()
+        self._send_next()
