@@ -71,10 +71,14 @@ type Grant struct {
 }
 
 // Verify checks the token's signature, algorithm and expiry.
-func (a *Auth) Verify(token string) (*Grant, error) {
+func (a *Auth) Verify(token string) (*Grant, error) { return a.verify(token, time.Now) }
+
+// verify is Verify with expiry judged at now(): the bridge's clock, which
+// also times the connection's close when the token expires.
+func (a *Auth) verify(token string, now func() time.Time) (*Grant, error) {
 	var c Claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.key, nil },
-		jwt.WithValidMethods(a.methods), jwt.WithExpirationRequired())
+		jwt.WithValidMethods(a.methods), jwt.WithExpirationRequired(), jwt.WithTimeFunc(now))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/internal/clock"
 )
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
@@ -109,10 +110,22 @@ func TestTokenLimitsTopicsAndComesThreeWays(t *testing.T) {
 	}
 }
 
+// The token's expiry is the bridge's clock's: the connection stays until
+// the clock reaches it, closes then with 1008, and the token is refused from
+// then on (the wall clock has not reached it).
 func TestTokenExpiryClosesConnection(t *testing.T) {
 	auth, _ := NewHMACAuth(secret)
-	r := newRig(t, Config{Auth: auth}, blackbox.Config{})
-	c := r.dial(t, http.Header{"Authorization": {"Bearer " + hsToken(t, []string{""}, time.Now().Add(time.Second))}})
+	clk := clock.NewFake(time.Now())
+	r := newRig(t, Config{Auth: auth, Clock: clk}, blackbox.Config{})
+	bearer := http.Header{"Authorization": {"Bearer " + hsToken(t, []string{""}, clk.Now().Add(time.Hour))}}
+	c := r.dial(t, bearer)
+	blockUntil(t, clk, 1) // the expiry's timer
+	clk.Advance(59 * time.Minute)
+	c.send(t, `{"op":"ping","id":1}`)
+	if m := c.next(t); m["op"] != "pong" {
+		t.Fatalf("a minute before the token expires: %v, want pong", m["\x00raw"])
+	}
+	clk.Advance(time.Minute)
 	for {
 		_, err := c.read(wait)
 		if err == nil {
@@ -121,7 +134,11 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 		if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) || !strings.Contains(err.Error(), "token expired") {
 			t.Fatalf("connection ended with %v, want 1008 token expired", err)
 		}
-		return
+		break
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(wsURL(r), bearer)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("Dial with the expired token = %v (%v), want 401", err, resp)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/tick"
@@ -45,6 +46,11 @@ type Config struct {
 	// the gateway's close frame and half-close, before it is dropped.
 	CloseGrace time.Duration
 	Limits     slowsub.Limits
+	// Clock is the bridge's time: read and socket deadlines, rate limits,
+	// token expiry (checked at the handshake and timed after it), snapshot
+	// history ages, pong and heartbeat times; nil: clock.Real. The fan-out
+	// engine has its own (blackbox.Config.Clock).
+	Clock clock.Clock
 }
 
 // closeDrainBytes bounds what a closing connection reads and discards.
@@ -69,6 +75,7 @@ func DefaultConfig() Config {
 		SendBuffer:       512 << 10,
 		CloseGrace:       2 * time.Second,
 		Limits:           slowsub.DefaultLimits(),
+		Clock:            clock.Real{},
 	}
 }
 
@@ -128,6 +135,9 @@ func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Regist
 	}
 	if cfg.Limits == (slowsub.Limits{}) {
 		cfg.Limits = d.Limits
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
 	}
 	b := &Bridge{cfg: cfg, engine: engine, cache: cache, log: log, m: newMetrics(reg)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -206,7 +216,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var grant *Grant
 	if b.cfg.Auth != nil {
-		g, err := b.cfg.Auth.Verify(tokenFrom(r))
+		g, err := b.cfg.Auth.verify(tokenFrom(r), b.cfg.Clock.Now)
 		if err != nil {
 			b.m.recordReject(rejectAuth)
 			b.logRefusal(r, rejectAuth, err)
@@ -254,7 +264,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := ws.UnderlyingConn().(interface{ SetWriteBuffer(int) error }); ok && b.cfg.SendBuffer > 0 {
 		tc.SetWriteBuffer(b.cfg.SendBuffer)
 	}
-	s.conn = &wsConn{ws: ws, grace: b.cfg.CloseGrace}
+	s.conn = &wsConn{ws: ws, grace: b.cfg.CloseGrace, clk: b.cfg.Clock}
 	s.c = b.engine.NewClient(s.conn, 0, b.cfg.Limits)
 	b.m.connections.Inc()
 	writerDone := make(chan error, 1)
@@ -268,7 +278,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	remote := r.RemoteAddr
 	stopExpiry := func() bool { return false }
 	if grant != nil && !grant.Expires.IsZero() {
-		stopExpiry = time.AfterFunc(time.Until(grant.Expires), func() {
+		stopExpiry = b.cfg.Clock.AfterFunc(grant.Expires.Sub(b.cfg.Clock.Now()), func() {
 			b.m.recordClose(closeTokenExpired)
 			s.c.CloseWith(websocket.ClosePolicyViolation, "token expired")
 		}).Stop
@@ -324,7 +334,7 @@ func (s *session) run(writerDone <-chan error, stopExpiry func() bool, remote st
 // frame's code.
 func (s *session) drain() {
 	conn := s.ws.UnderlyingConn()
-	until := time.Now().Add(s.b.cfg.CloseGrace)
+	until := s.b.cfg.Clock.Now().Add(s.b.cfg.CloseGrace)
 	if by := s.conn.drainBy.Load(); by != 0 {
 		until = time.Unix(0, by) // one grace from the close frame, not two
 	}
@@ -336,7 +346,7 @@ func (s *session) drain() {
 func (s *session) read() {
 	ws, cfg := s.ws, &s.b.cfg
 	ws.SetReadLimit(cfg.ReadLimit)
-	ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	ws.SetReadDeadline(cfg.Clock.Now().Add(cfg.PongWait))
 	ws.SetPongHandler(func(payload string) error {
 		if id, ok := probeID(payload); ok {
 			s.c.Answered(id) // the client has read what came before the probe
@@ -344,7 +354,7 @@ func (s *session) read() {
 		if s.closing() {
 			return nil // the close's grace is running: keep its deadline
 		}
-		return ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		return ws.SetReadDeadline(cfg.Clock.Now().Add(cfg.PongWait))
 	})
 	for {
 		kind, msg, err := ws.ReadMessage()
@@ -355,7 +365,7 @@ func (s *session) read() {
 		if s.closing() {
 			return
 		}
-		ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		ws.SetReadDeadline(cfg.Clock.Now().Add(cfg.PongWait))
 		if kind == websocket.TextMessage && !utf8.Valid(msg) {
 			s.b.m.recordClose(closeBadUTF8)
 			s.c.CloseWith(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8")
@@ -390,7 +400,7 @@ func (s *session) read() {
 func (s *session) refuse(id json.RawMessage, e *ProtoError) bool {
 	s.b.m.recordError(e.Code)
 	s.c.Send(errorReply(id, e))
-	if e.Code == CodeRateLimited || e.Code == CodeSnapshotBusy || s.abuse.take(time.Now()) {
+	if e.Code == CodeRateLimited || e.Code == CodeSnapshotBusy || s.abuse.take(s.b.cfg.Clock.Now()) {
 		return true
 	}
 	s.b.m.recordClose(closeAbuse)
@@ -426,10 +436,10 @@ func (s *session) readFailed(err error) {
 func (s *session) handle(r *Request) bool {
 	switch r.Op {
 	case "ping":
-		s.c.Send(reply("pong", r.ID, map[string]any{"ts": time.Now().UnixMicro()}))
+		s.c.Send(reply("pong", r.ID, map[string]any{"ts": s.b.cfg.Clock.Now().UnixMicro()}))
 		return true
 	case "resume":
-		if !s.subRate.take(time.Now()) {
+		if !s.subRate.take(s.b.cfg.Clock.Now()) {
 			return s.refuse(r.ID, &ProtoError{CodeRateLimited, "too many subscription requests"})
 		}
 		if len(s.held)+len(r.Seqs) > MaxResumePoints {
@@ -444,7 +454,7 @@ func (s *session) handle(r *Request) bool {
 		s.c.Send(reply("ack", r.ID, map[string]any{"req": "resume", "held": len(s.held)}))
 		return true
 	case "unsubscribe":
-		if !s.subRate.take(time.Now()) {
+		if !s.subRate.take(s.b.cfg.Clock.Now()) {
 			return s.refuse(r.ID, &ProtoError{CodeRateLimited, "too many subscription requests"})
 		}
 		n := s.c.Unsubscribe(subscriptions(r, false, 0))
@@ -456,7 +466,7 @@ func (s *session) handle(r *Request) bool {
 }
 
 func (s *session) subscribe(r *Request) bool {
-	if !s.subRate.take(time.Now()) {
+	if !s.subRate.take(s.b.cfg.Clock.Now()) {
 		return s.refuse(r.ID, &ProtoError{CodeRateLimited, "too many subscription requests"})
 	}
 	policy, err := slowsub.ParsePolicy(r.Slow)
@@ -508,7 +518,7 @@ func (s *session) subscribe(r *Request) bool {
 	if plan != nil {
 		// Taken under the client's lock after its subscriptions are
 		// indexed: a value either is in the view or arrives live.
-		snap = func() blackbox.Snapshot { return plan.start(s.b.cache, time.Now().UnixNano()) }
+		snap = func() blackbox.Snapshot { return plan.start(s.b.cache, s.b.cfg.Clock.Now().UnixNano()) }
 	}
 	if _, err := s.c.Subscribe(subs, ack, snap); err != nil {
 		return s.refuse(r.ID, &ProtoError{CodeSnapshotBusy, err.Error() + "; none added"})
@@ -543,10 +553,11 @@ func (b *Bridge) release(ip string) {
 
 // logRefusal logs a refused connection, at most one a second.
 func (b *Bridge) logRefusal(r *http.Request, reason rejectReason, err error) {
+	now := b.cfg.Clock.Now()
 	b.mu.Lock()
-	ok := time.Since(b.logged) >= time.Second
+	ok := now.Sub(b.logged) >= time.Second
 	if ok {
-		b.logged = time.Now()
+		b.logged = now
 	}
 	b.mu.Unlock()
 	if ok {

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/internal/promscrape"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
@@ -328,16 +329,36 @@ func TestRepeatedAbuseClosesWith1008(t *testing.T) {
 	testpeer.Eventually(t, wait, "closes{reason=abuse} = 1", func() bool { return r.metric(t, "mdgate_ws_closes_total", "reason", "abuse") == 1 })
 }
 
+// Subscription requests are limited by a token bucket on the bridge's
+// clock: the burst at once, then one a second (SubscribeRate 1).
 func TestSubscribeRateLimited(t *testing.T) {
-	r := newRig(t, Config{SubscribeRate: 0.001, SubscribeBurst: 2}, blackbox.Config{})
+	start := time.Now()
+	clk := clock.NewFake(start)
+	r := newRig(t, Config{SubscribeRate: 1, SubscribeBurst: 2, Clock: clk}, blackbox.Config{})
 	c := r.dial(t, nil)
-	for i := range 3 {
-		c.send(t, fmt.Sprintf(`{"op":"subscribe","topics":["t%d"],"snapshot":false}`, i))
+	steps := []struct {
+		advance time.Duration
+		want    string // the reply's op, or an error's code
+	}{
+		{0, "ack"}, {0, "ack"}, // the burst
+		{0, CodeRateLimited.String()},
+		{999 * time.Millisecond, CodeRateLimited.String()},
+		{time.Millisecond, "ack"}, // a token a second
+		{0, CodeRateLimited.String()},
+		{time.Second, "ack"},
 	}
-	c.until(t, "ack")
-	c.until(t, "ack")
-	if m := c.next(t); m["code"] != CodeRateLimited.String() {
-		t.Fatalf("third subscribe = %v, want %s", m, CodeRateLimited)
+	for i, s := range steps {
+		clk.Advance(s.advance)
+		c.send(t, fmt.Sprintf(`{"op":"subscribe","topics":["t%d"],"snapshot":false}`, i))
+		m := c.next(t)
+		if got, _ := m["op"].(string); got == "error" {
+			got, _ = m["code"].(string)
+			if got != s.want {
+				t.Fatalf("subscribe %d at +%v: %s, want %s", i, clk.Now().Sub(start), got, s.want)
+			}
+		} else if got != s.want {
+			t.Fatalf("subscribe %d: %v, want %s", i, m["\x00raw"], s.want)
+		}
 	}
 }
 
@@ -559,6 +580,44 @@ func TestListeningClientKeptAliveWhileBusy(t *testing.T) {
 			t.Fatalf("update %d has seq %v", i, m["seq"])
 		}
 		time.Sleep(10 * time.Millisecond) // the feed's pace, not synchronisation
+	}
+}
+
+// The heartbeat comes on the fan-out's clock and says the bridge's time;
+// a pong says it too.
+func TestHeartbeatOnTheClock(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	fan := blackbox.DefaultConfig()
+	fan.Heartbeat, fan.Clock = time.Minute, clk
+	// Not reading while the clock moves, the client answers no probe: a
+	// minute past the 10 s write timeout would cut it off as stalled.
+	fan.WriteTimeout = time.Hour
+	r := newRig(t, Config{Clock: clk}, fan)
+	c := r.dial(t, nil)
+	c.send(t, `{"op":"ping","id":1}`)
+	if m := c.next(t); m["op"] != "pong" || m["ts"] != float64(clk.Now().UnixMicro()) {
+		t.Fatalf("ping = %v, want pong with ts %d (the clock's)", m["\x00raw"], clk.Now().UnixMicro())
+	}
+	blockUntil(t, clk, 2) // the fan-out's sweeper and this client's beat
+	clk.Advance(time.Minute)
+	c.ws.SetReadDeadline(time.Now().Add(wait))
+	_, b, err := c.ws.ReadMessage() // the client's read skips heartbeats
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf(`{"op":"heartbeat","ts":%d}`, clk.Now().UnixMicro()); string(b) != want {
+		t.Fatalf("after a minute the client got %s, want %s", b, want)
+	}
+}
+
+// blockUntil waits for n timers and tickers on clk, so Advance does not
+// pass one by before the code under test has made it.
+func blockUntil(t *testing.T, clk *clock.Fake, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := clk.BlockUntil(ctx, n); err != nil {
+		t.Fatalf("waiting for %d timers (%d armed): %v", n, clk.Pending(), err)
 	}
 }
 

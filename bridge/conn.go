@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/slowsub"
 )
 
@@ -30,6 +31,7 @@ const maxFrame = 64 << 10
 type wsConn struct {
 	ws    *websocket.Conn
 	grace time.Duration // Config.CloseGrace
+	clk   clock.Clock   // Config.Clock
 	buf   []byte        // owned by the writer: the "skipped" suffix
 	probe []byte        // owned by the writer: a probe's payload
 	// drainBy is when the close's grace ends (Unix ns; 0: no close written):
@@ -99,7 +101,7 @@ func (c *wsConn) WriteHeartbeat(deadline time.Time) error {
 	}
 	c.ws.SetWriteDeadline(deadline)
 	c.buf = append(c.buf[:0], `{"op":"heartbeat","ts":`...)
-	c.buf = strconv.AppendInt(c.buf, time.Now().UnixMicro(), 10)
+	c.buf = strconv.AppendInt(c.buf, c.clk.Now().UnixMicro(), 10)
 	c.buf = append(c.buf, '}')
 	return c.ws.WriteMessage(websocket.TextMessage, c.buf)
 }
@@ -133,7 +135,7 @@ func (c *wsConn) WriteClose(deadline time.Time, why blackbox.Close) error {
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok && err == nil {
 		cw.CloseWrite()
 	}
-	until := time.Now().Add(c.grace)
+	until := c.clk.Now().Add(c.grace)
 	c.drainBy.Store(until.UnixNano())
 	conn.SetReadDeadline(until)
 	return err

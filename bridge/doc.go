@@ -19,4 +19,8 @@
 // Bad input gets an error frame and the connection stays, until repeated
 // abuse closes it with 1008. A client cut off as too slow gets 4008, one
 // silent for the pong wait 4009; Shutdown closes everyone with 1001.
+//
+// The bridge's time is Config.Clock's: deadlines, rate limits, token
+// expiry, history ages, the times in pongs and heartbeats. The writer's
+// (heartbeat beats, write deadlines, lag) is the engine's Clock.
 package bridge
