@@ -73,7 +73,7 @@ func parseRequest(req [][]byte) (q query, code, text string) {
 		q.epoch, q.seq = binary.BigEndian.Uint64(req[2]), binary.BigEndian.Uint64(req[3])
 		return q, "", ""
 	}
-	return q, ErrUnknownCommand, fmt.Sprintf("unknown command %q: send [%q, prefix] or [%q, topic, epoch, seq]", trim(cmd), CmdSnap, CmdSince)
+	return q, ErrUnknownCommand, fmt.Sprintf("unknown command %q: send %s or %s", trim(cmd), CmdSnap, CmdSince)
 }
 
 func trim(s string) string {
