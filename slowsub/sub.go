@@ -7,6 +7,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/internal/zsock"
 	"github.com/mdgate/mdgate/tick"
 )
@@ -51,7 +52,9 @@ type SubConfig struct {
 	Prefixes []string // nil: everything
 	MaxLag   time.Duration
 	RcvHWM   int // libzmq's receive high-water mark (0: libzmq's default)
-	Now      func() time.Time
+	// Clock is what a message's lag is measured on (nil: clock.Real). The
+	// receive and repair timeouts are libzmq poll waits, in wall time.
+	Clock clock.Clock
 
 	// Repair, when set, is the gateway's snapshot endpoint (e.g.
 	// tcp://gw:5558): a gap in a topic's seqs is then repaired through
@@ -84,8 +87,8 @@ type Sub struct {
 
 // Dial connects and subscribes.
 func Dial(cfg SubConfig) (*Sub, error) {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
 	}
 	sock, err := zsock.Sub(zsock.SubConfig{Connect: []string{cfg.Endpoint}, Prefixes: cfg.Prefixes, RcvHWM: cfg.RcvHWM})
 	if err != nil {
@@ -179,7 +182,7 @@ func (s *Sub) note(m *tick.Message) {
 // lagged returns a *LagError when m, a live update, is older than MaxLag.
 func (s *Sub) lagged(m *tick.Message) error {
 	if s.cfg.MaxLag > 0 && m.Stamp.Flags&tick.FlagReplay == 0 {
-		if lag := s.cfg.Now().Sub(time.Unix(0, m.Stamp.Ingress)); lag > s.cfg.MaxLag {
+		if lag := s.cfg.Clock.Now().Sub(time.Unix(0, m.Stamp.Ingress)); lag > s.cfg.MaxLag {
 			return &LagError{Topic: m.Topic, Lag: lag, Max: s.cfg.MaxLag}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/tick"
 )
@@ -83,6 +84,36 @@ func TestSlowConsumerEndsTooSlow(t *testing.T) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond) // the consumer's slow work, not synchronisation
+	}
+}
+
+// A message's lag is measured on the Sub's clock: within MaxLag it is
+// delivered, past it by a millisecond the Sub ends with that exact lag.
+func TestLagOnTheClock(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	clk := clock.NewFake(time.Now())
+	pub := newPub(t)
+	sub, err := slowsub.Dial(slowsub.SubConfig{Endpoint: pub.ep, MaxLag: 100 * time.Millisecond, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	sub.SetTimeout(10 * time.Second)
+	pub.awaitSubscriber(t)
+	ingress := clk.Now().UnixNano()
+	for seq := uint64(1); seq <= 2; seq++ {
+		pub.send("md.eq.AAPL", tick.Stamp{Epoch: 1, Seq: seq, Ingress: ingress})
+	}
+	clk.Advance(100 * time.Millisecond)
+	if m, err := sub.Recv(); err != nil || m.Stamp.Seq != 1 {
+		t.Fatalf("Recv at exactly MaxLag = %v, %v; want seq 1", m, err)
+	}
+	clk.Advance(time.Millisecond)
+	_, err = sub.Recv()
+	var lag *slowsub.LagError
+	if !errors.As(err, &lag) || lag.Lag != 101*time.Millisecond {
+		t.Fatalf("Recv 1ms past MaxLag = %v, want a *LagError of 101ms", err)
 	}
 }
 
