@@ -493,13 +493,18 @@ func (l *loop) sendChunk(p *peer, r *request, _ time.Time) (moved bool, st sendS
 // sendSinceChunk sends the next chunk of a SINCE: the topic's retained
 // updates after the cursor (HistoryAfter, at most a chunk), up to the
 // topic's latest when the request started, then END with the status and
-// the count of updates found gone. A gap is noted wherever one shows:
-// before the first update sent, between two sent (the history moved past
-// the cursor between two chunks, or the epoch changed), or after the last
-// (nothing retained after the cursor though the topic moved on).
+// the count of updates found gone. When nothing after the cursor is
+// retained though the topic moved on, its latest value is sent last. A gap
+// is noted wherever one shows, from the seqs of the updates sent: before
+// the first, or between two (the history moved past the cursor between two
+// chunks, or the epoch changed).
 func (l *loop) sendSinceChunk(p *peer, r *request, now time.Time) (moved bool, st sendStatus, err error) {
 	cfg := l.s.cfg
 	if !r.done {
+		// The latest first: an update is retained before it becomes the
+		// latest, so if none after the cursor is retained below, every one
+		// before this latest is gone and it is the one to send.
+		latest, _ := l.s.src.Get(r.q.prefix)
 		hist, bytes, reached := l.hist[:0], 0, false
 		res := l.s.src.HistoryAfter(r.q.prefix, r.q.epoch, r.q.seq, now.UnixNano(), cfg.ChunkValues, func(m *tick.Message) {
 			if reached || bytes >= cfg.ChunkBytes {
@@ -509,13 +514,17 @@ func (l *loop) sendSinceChunk(p *peer, r *request, now time.Time) (moved bool, s
 			bytes += tick.StampSize + m.Size()
 			reached = r.until != nil && m.Stamp.Epoch == r.until.Stamp.Epoch && m.Stamp.Seq >= r.until.Stamp.Seq
 		})
-		l.hist = hist
 		switch {
 		case !res.Kept:
 			r.status = NoHistory
-		case res.Gap && res.N == 0:
-			r.gone(res.Missed, res.Missed > 0)
+		case res.N == 0 && latest != nil && (latest.Stamp.Epoch != r.q.epoch || latest.Stamp.Seq > r.q.seq):
+			// Nothing after the cursor is retained, yet the topic moved on
+			// (its newest update was too big to keep, or every one after
+			// the cursor is gone): the latest value ends the reply, and the
+			// gap check below counts what is gone before it.
+			hist, reached = append(hist, latest), true
 		}
+		l.hist = hist
 		values := 0
 		st = sendOK
 		for _, m := range hist {
