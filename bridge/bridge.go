@@ -83,6 +83,7 @@ func DefaultConfig() Config {
 // snapshots: an O(1) point-in-time view, read as each client takes it.
 type Cache interface {
 	View() lvc.View
+	Get(topic string) (*tick.Message, bool)
 	HistoryAfter(topic string, epoch, seq uint64, now int64, max int, fn func(*tick.Message)) lvc.HistoryResult
 }
 

@@ -212,13 +212,24 @@ func (s *snapshot) emit(m *tick.Message, n *int, maxBytes int, fn func(blackbox.
 		s.buf = s.buf[:0]
 		res := s.hist.HistoryAfter(c.topic, c.epoch, c.seq, s.now, historyStep, func(h *tick.Message) { s.buf = append(s.buf, h) })
 		switch {
-		case c.first && (!res.Kept || res.N == 0 && res.Gap):
+		case c.first && (!res.Kept || res.Latest):
 			// nothing kept to replay: the latest value, as without history
 			return latest(s.plan.replay(m))
-		case res.N == 0 && res.Gap:
-			// the history moved past the last update given: the latest value, flagged
-			return latest(blackbox.Replay{Topic: m.Topic, Epoch: m.Stamp.Epoch, Seq: m.Stamp.Seq, Msg: m,
-				Tag: tagHistory | tagGap | res.Missed<<tagShift})
+		case res.Latest:
+			// the history moved past the last update given: the topic's
+			// latest value now (live updates of it were left to this
+			// replay), flagged with what is gone before it
+			if now, ok := s.hist.Get(m.Topic); ok {
+				m = now
+			}
+			tag := uint64(tagHistory)
+			switch {
+			case m.Stamp.Epoch != c.epoch:
+				tag |= tagGap
+			case m.Stamp.Seq > c.seq+1:
+				tag |= tagGap | (m.Stamp.Seq-c.seq-1)<<tagShift
+			}
+			return latest(blackbox.Replay{Topic: m.Topic, Epoch: m.Stamp.Epoch, Seq: m.Stamp.Seq, Msg: m, Tag: tag})
 		case res.N == 0:
 			// up to date (first), done, or the topic went away meanwhile
 			if c.first {

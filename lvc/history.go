@@ -231,14 +231,18 @@ type HistoryResult struct {
 	N int
 	// More retained updates follow the last one given: ask again from it.
 	More bool
-	// Gap: the first update given does not directly follow (epoch, seq) —
-	// updates in between are gone (evicted, too old) or the first given is
-	// of another epoch. With N == 0 and Gap, nothing after the point is
-	// retained although the topic moved on: the caller falls back to the
-	// latest value.
+	// Latest: nothing after the point is retained (N == 0) although the
+	// topic moved on (its newest update was too big to keep, or every
+	// update after the point is gone): the caller sends the latest value,
+	// with Gap and Missed saying what is lost before it.
+	Latest bool
+	// Gap: the first update given (or, with Latest, the latest value) does
+	// not directly follow (epoch, seq): updates in between are gone
+	// (evicted, too old) or it is of another epoch.
 	Gap bool
-	// Missed is, with Gap, how many updates of the same epoch are gone;
-	// 0 when that is not known (another epoch).
+	// Missed is, with Gap, how many updates of the same epoch are gone
+	// before the first given (with N == 0: before the latest value); 0 when
+	// that is not known (another epoch).
 	Missed uint64
 }
 
@@ -276,10 +280,14 @@ func (c *Cache) HistoryAfter(topic string, epoch, seq uint64, now int64, max int
 			res.Gap, res.Missed = true, first.Seq-seq-1
 		}
 	} else if latest := e.m.Load(); latest != nil && (latest.Stamp.Epoch != epoch || latest.Stamp.Seq > seq) {
-		// nothing retained after the point, yet the topic moved past it
-		res.Gap = true
-		if latest.Stamp.Epoch == epoch {
-			res.Missed = latest.Stamp.Seq - seq
+		// nothing retained after the point, yet the topic moved past it:
+		// the caller sends the latest value
+		res.Latest = true
+		switch {
+		case latest.Stamp.Epoch != epoch:
+			res.Gap = true
+		case latest.Stamp.Seq > seq+1:
+			res.Gap, res.Missed = true, latest.Stamp.Seq-seq-1
 		}
 	}
 	end := min(r.n, start+max)

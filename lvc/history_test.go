@@ -30,6 +30,9 @@ func after(c *lvc.Cache, topic string, epoch, seq uint64, now int64, max int) st
 	if !res.Kept {
 		s += " not-kept"
 	}
+	if res.Latest {
+		s += " latest"
+	}
 	if res.Gap {
 		s += fmt.Sprintf(" gap missed=%d", res.Missed)
 	}
@@ -133,7 +136,7 @@ func TestHistoryBounds(t *testing.T) {
 		if got, want := after(c, "a", 1, 2, 30, 100), "e1:5 | gap missed=2"; got != want {
 			t.Errorf("after age bound on read: %q, want %q", got, want)
 		}
-		if got, want := after(c, "a", 1, 2, 100, 100), " | gap missed=3"; got != want {
+		if got, want := after(c, "a", 1, 2, 100, 100), " | latest gap missed=2"; got != want { // 3 and 4; 5 is the latest value
 			t.Errorf("after all too old: %q, want %q", got, want)
 		}
 	})
@@ -147,7 +150,7 @@ func TestHistoryBounds(t *testing.T) {
 			c.Update(emsg("x", 1, s, 0))
 		}
 		c.Update(emsg("y", 1, 1, 0)) // y's first update evicts nothing of x: y pays with its own (empty) history
-		if got, want := after(c, "y", 1, 0, 0, 100), " | gap missed=1"; got != want {
+		if got, want := after(c, "y", 1, 0, 0, 100), " | latest"; got != want { // only the latest value, nothing lost before it
 			t.Errorf("y after global bound: %q, want %q", got, want)
 		}
 		if n, b := c.HistoryLen(); n != 4 || b != 12 {
