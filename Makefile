@@ -32,6 +32,7 @@ bench: deps-test build
 	$(GO) test -run '^$$' -bench RunSub -benchtime 2x ./blackbox/
 	$(GO) test -run '^$$' -bench Throttle -benchtime 60000x ./blackbox/
 	$(GO) test -run '^$$' -bench UnrelatedDelay -benchtime 3x ./bridge/
+	$(GO) test -run '^$$' -bench WriteBatch -benchmem ./bridge/
 	$(GO) test -run '^$$' -bench DashboardLag -benchtime 1x ./web/
 	@mkdir -p loadtest/out
 	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
