@@ -12,8 +12,14 @@ const StampSize = 32
 // Magic opens every stamp frame.
 var Magic = [4]byte{'M', 'D', 'G', 'S'}
 
-// Version is the stamp layout version written by this package.
-const Version = 1
+// Version is the stamp layout version written by this package for a stamp
+// with a term (VersionTerm); a stamp without one (Term 0, every gateway not
+// in a failover pair) is written as VersionNoTerm, byte for byte as before.
+const (
+	VersionNoTerm = 1
+	VersionTerm   = 2
+	Version       = VersionTerm
+)
 
 // Flag bits carried in a stamp.
 const (
@@ -30,10 +36,14 @@ const (
 
 // Stamp is the gateway's metadata for one message.
 type Stamp struct {
-	Epoch   uint64 // random id of the gateway run that sequenced the topic
+	Epoch   uint64 // random id of the gateway run (or failover pair) that sequenced the topic
 	Seq     uint64 // per-topic sequence number, from 1 within an epoch
 	Ingress int64  // ingress time, Unix nanoseconds
 	Flags   uint8
+	// Term is the failover pair's term when this gateway stamped it (bumped
+	// on every takeover, docs/ha.md); 0 outside a pair. Within an epoch a
+	// (term, seq) is never stamped twice.
+	Term uint16
 }
 
 // Message is one stamped multipart message. Frames[0] is the topic. A Message
@@ -60,15 +70,19 @@ func (m *Message) Size() int {
 //
 //	offset size field
 //	0      4    magic "MDGS"
-//	4      1    version (1)
+//	4      1    version: 1 (no term), 2 (term)
 //	5      1    flags (bit 0 replay, bit 1 stale, bit 2 delete)
-//	6      2    reserved, zero
+//	6      2    version 1: reserved, zero; version 2: term, big-endian
 //	8      8    epoch, big-endian
 //	16     8    seq, big-endian
 //	24     8    ingress time, Unix ns, big-endian two's complement
 func AppendStamp(dst []byte, s Stamp) []byte {
 	dst = append(dst, Magic[:]...)
-	dst = append(dst, Version, s.Flags, 0, 0)
+	if s.Term == 0 {
+		dst = append(dst, VersionNoTerm, s.Flags, 0, 0)
+	} else {
+		dst = append(dst, VersionTerm, s.Flags, byte(s.Term>>8), byte(s.Term))
+	}
 	dst = binary.BigEndian.AppendUint64(dst, s.Epoch)
 	dst = binary.BigEndian.AppendUint64(dst, s.Seq)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(s.Ingress))
@@ -78,21 +92,30 @@ func AppendStamp(dst []byte, s Stamp) []byte {
 // ErrNotStamp is returned by ParseStamp for a frame that is not a stamp.
 var ErrNotStamp = errors.New("tick: frame is not an mdgate stamp")
 
-// ParseStamp decodes a stamp frame written by AppendStamp. A frame with
-// non-zero reserved bytes is refused, so every accepted frame is exactly
-// AppendStamp of the stamp returned.
+// ParseStamp decodes a stamp frame written by AppendStamp. A version 1
+// frame with non-zero reserved bytes, and a version 2 frame with term 0,
+// are refused, so every accepted frame is exactly AppendStamp of the stamp
+// returned.
 func ParseStamp(b []byte) (Stamp, error) {
 	if len(b) != StampSize || [4]byte(b[:4]) != Magic {
 		return Stamp{}, ErrNotStamp
 	}
-	if b[4] != Version {
-		return Stamp{}, fmt.Errorf("tick: stamp version %d, want %d: %w", b[4], Version, ErrNotStamp)
-	}
-	if b[6] != 0 || b[7] != 0 {
-		return Stamp{}, fmt.Errorf("tick: stamp reserved bytes %#02x %#02x, want 0: %w", b[6], b[7], ErrNotStamp)
+	term := binary.BigEndian.Uint16(b[6:])
+	switch b[4] {
+	case VersionNoTerm:
+		if term != 0 {
+			return Stamp{}, fmt.Errorf("tick: stamp reserved bytes %#02x %#02x, want 0: %w", b[6], b[7], ErrNotStamp)
+		}
+	case VersionTerm:
+		if term == 0 {
+			return Stamp{}, fmt.Errorf("tick: version 2 stamp with term 0: %w", ErrNotStamp)
+		}
+	default:
+		return Stamp{}, fmt.Errorf("tick: stamp version %d, want %d or %d: %w", b[4], VersionNoTerm, VersionTerm, ErrNotStamp)
 	}
 	return Stamp{
 		Flags:   b[5],
+		Term:    term,
 		Epoch:   binary.BigEndian.Uint64(b[8:]),
 		Seq:     binary.BigEndian.Uint64(b[16:]),
 		Ingress: int64(binary.BigEndian.Uint64(b[24:])),

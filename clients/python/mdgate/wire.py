@@ -5,7 +5,9 @@ import struct
 
 STAMP_SIZE = 32
 MAGIC = b"MDGS"
-VERSION = 1
+VERSION_NO_TERM = 1  # a stamp without a term (outside a failover pair)
+VERSION_TERM = 2     # bytes 6-7 carry the pair's term (docs/stamp.md)
+VERSION = VERSION_TERM
 
 # Stamp flag bits.
 FLAG_REPLAY = 1  # a value replayed from the last-value cache, not a live update
@@ -28,19 +30,20 @@ class WireError(ValueError):
 
 class Stamp:
     """The gateway's 32-byte stamp: epoch, per-topic seq, ingress time (Unix
-    ns) and flags."""
+    ns), flags, and the failover pair's term (0 outside a pair)."""
 
-    __slots__ = ("epoch", "seq", "ingress_ns", "flags")
+    __slots__ = ("epoch", "seq", "ingress_ns", "flags", "term")
 
-    def __init__(self, epoch, seq, ingress_ns=0, flags=0):
-        self.epoch, self.seq, self.ingress_ns, self.flags = epoch, seq, ingress_ns, flags
+    def __init__(self, epoch, seq, ingress_ns=0, flags=0, term=0):
+        self.epoch, self.seq, self.ingress_ns, self.flags, self.term = epoch, seq, ingress_ns, flags, term
 
     def __eq__(self, other):
-        return isinstance(other, Stamp) and (self.epoch, self.seq, self.ingress_ns, self.flags) == (
-            other.epoch, other.seq, other.ingress_ns, other.flags)
+        return isinstance(other, Stamp) and (self.epoch, self.seq, self.ingress_ns, self.flags, self.term) == (
+            other.epoch, other.seq, other.ingress_ns, other.flags, other.term)
 
     def __repr__(self):
-        return "Stamp(epoch=%016x, seq=%d, ingress_ns=%d, flags=%d)" % (self.epoch, self.seq, self.ingress_ns, self.flags)
+        return "Stamp(epoch=%016x, seq=%d, ingress_ns=%d, flags=%d, term=%d)" % (
+            self.epoch, self.seq, self.ingress_ns, self.flags, self.term)
 
 
 def parse_stamp(frame):
@@ -50,16 +53,21 @@ def parse_stamp(frame):
     magic, version, flags, reserved, epoch, seq, ingress = _STAMP.unpack(frame)
     if magic != MAGIC:
         raise WireError("stamp magic %r, want %r" % (magic, MAGIC))
-    if version != VERSION:
-        raise WireError("stamp version %d, want %d" % (version, VERSION))
-    if reserved != 0:
-        raise WireError("stamp reserved bytes %#06x, want 0" % reserved)
-    return Stamp(epoch, seq, ingress, flags)
+    if version == VERSION_NO_TERM:
+        if reserved != 0:
+            raise WireError("stamp reserved bytes %#06x, want 0" % reserved)
+    elif version == VERSION_TERM:
+        if reserved == 0:
+            raise WireError("version 2 stamp with term 0")
+    else:
+        raise WireError("stamp version %d, want %d or %d" % (version, VERSION_NO_TERM, VERSION_TERM))
+    return Stamp(epoch, seq, ingress, flags, reserved)
 
 
 def encode_stamp(st):
     """The wire form of a Stamp (tick.AppendStamp)."""
-    return _STAMP.pack(MAGIC, VERSION, st.flags, 0, st.epoch, st.seq, st.ingress_ns)
+    version = VERSION_TERM if st.term else VERSION_NO_TERM
+    return _STAMP.pack(MAGIC, version, st.flags, st.term, st.epoch, st.seq, st.ingress_ns)
 
 
 def snap_request(prefix):
