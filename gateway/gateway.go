@@ -125,7 +125,6 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 		if g.snap, err = snapshot.NewServer(cfg.SnapshotBind, cache, p.Epoch(), cfg.Snapshot, reg, log.With().Str("stage", "snapshot").Logger()); err != nil {
 			return nil, err
 		}
-		g.snap.Observer = cache
 	}
 	return g, nil
 }
