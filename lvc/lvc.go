@@ -100,13 +100,11 @@ type Cache struct {
 }
 
 type metrics struct {
-	refused   [numRefuse]prometheus.Counter
-	expired   prometheus.Counter
-	deleted   prometheus.Counter
-	replayed  prometheus.Counter
-	snapshots *prometheus.CounterVec
-	snapDur   prometheus.Observer
-	saves     *prometheus.CounterVec
+	refused  [numRefuse]prometheus.Counter
+	expired  prometheus.Counter
+	deleted  prometheus.Counter
+	replayed prometheus.Counter
+	saves    *prometheus.CounterVec
 }
 
 // New returns an empty cache registered with reg (nil: not registered).
@@ -134,11 +132,6 @@ func (c *Cache) initMetrics(reg prometheus.Registerer) {
 		Name: "mdgate_lvc_deleted_total", Help: "Values deleted by their publisher."})
 	replayed := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mdgate_lvc_replayed_total", Help: "Cached values sent to ZeroMQ subscribers on subscribe."})
-	c.met.snapshots = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "mdgate_lvc_snapshot_requests_total", Help: "Snapshot requests, by result."}, []string{"result"})
-	snapDur := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "mdgate_lvc_snapshot_seconds", Help: "Time to serve a snapshot request.",
-		Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})
 	c.met.saves = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mdgate_lvc_saves_total", Help: "Cache file writes, by result."}, []string{"result"})
 	topics := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -149,13 +142,12 @@ func (c *Cache) initMetrics(reg prometheus.Registerer) {
 		c.met.refused[r] = refused.WithLabelValues(refuseNames[r])
 	}
 	for _, r := range []string{"ok", "error"} {
-		c.met.snapshots.WithLabelValues(r)
 		c.met.saves.WithLabelValues(r)
 	}
-	c.met.expired, c.met.deleted, c.met.replayed, c.met.snapDur = expired, deleted, replayed, snapDur
+	c.met.expired, c.met.deleted, c.met.replayed = expired, deleted, replayed
 	hist := c.hist.collectors()
 	if reg != nil {
-		reg.MustRegister(refused, expired, deleted, replayed, c.met.snapshots, snapDur, c.met.saves, topics, bytes)
+		reg.MustRegister(refused, expired, deleted, replayed, c.met.saves, topics, bytes)
 		reg.MustRegister(hist...)
 	}
 }
@@ -409,16 +401,6 @@ func (h *expiryHeap) Pop() any {
 	it := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return it
-}
-
-// ObserveSnapshot records one snapshot request (package snapshot).
-func (c *Cache) ObserveSnapshot(ok bool, d time.Duration) {
-	r := "ok"
-	if !ok {
-		r = "error"
-	}
-	c.met.snapshots.WithLabelValues(r).Inc()
-	c.met.snapDur.Observe(d.Seconds())
 }
 
 // Get returns topic's latest value if the view holds the topic.

@@ -27,12 +27,6 @@ type Source interface {
 	HistoryAfter(topic string, epoch, seq uint64, now int64, max int, fn func(*tick.Message)) lvc.HistoryResult
 }
 
-// Observer counts requests; lvc.Cache implements it
-// (mdgate_lvc_snapshot_requests_total, mdgate_lvc_snapshot_seconds).
-type Observer interface {
-	ObserveSnapshot(ok bool, d time.Duration)
-}
-
 // result is how a request ended; a metric label.
 type result uint8
 
@@ -73,9 +67,6 @@ var valWord = []byte(RepVal)
 // requester that does not read holds at most Config.HWM messages and loses
 // its request after Config.StallTimeout, and nobody else waits for it.
 type Server struct {
-	// Observer, when set before Run, also sees every request's end.
-	Observer Observer
-
 	endpoint string
 	src      Source
 	epoch    uint64 // the gateway's current epoch, sent in END
@@ -98,6 +89,8 @@ type metrics struct {
 	sinceUpdates prometheus.Counter
 	sinceMissed  prometheus.Counter
 	sinceSeconds prometheus.Observer
+
+	lvc lvcMetrics // SNAP, under its former names; metrics.go
 }
 
 // NewServer returns a server for endpoint reading src, with its metrics
@@ -141,10 +134,16 @@ func NewServer(endpoint string, src Source, epoch uint64, cfg Config, reg promet
 		Name: "mdgate_snapshot_since_seconds", Help: "Time from accepting a SINCE request to its END.",
 		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10)})
 	s.met.sinceUpdates, s.met.sinceMissed, s.met.sinceSeconds = sinceUpdates, sinceMissed, sinceSeconds
+	var lvcCollectors []prometheus.Collector
+	s.met.lvc, lvcCollectors = newLVCMetrics()
 	if reg != nil {
-		if err := errors.Join(reg.Register(requests), reg.Register(active), reg.Register(values),
+		errs := []error{reg.Register(requests), reg.Register(active), reg.Register(values),
 			reg.Register(blocked), reg.Register(seconds), reg.Register(since), reg.Register(sinceUpdates),
-			reg.Register(sinceMissed), reg.Register(sinceSeconds)); err != nil {
+			reg.Register(sinceMissed), reg.Register(sinceSeconds)}
+		for _, c := range lvcCollectors {
+			errs = append(errs, reg.Register(c))
+		}
+		if err := errors.Join(errs...); err != nil {
 			return nil, fmt.Errorf("snapshot metrics: %w", err)
 		}
 	}
@@ -641,15 +640,13 @@ func (l *loop) end(r *request, res result, now time.Time) {
 	}
 }
 
-// count counts a request's end: a SNAP's by result (and for the
-// Observer), a SINCE's by result or, answered in full, by status.
+// count counts a request's end: a SNAP's by result (and under its former
+// names), a SINCE's by result or, answered in full, by status.
 func (l *loop) count(since bool, res result, st Status, d time.Duration) {
 	switch {
 	case !since:
 		l.s.met.requests[res].Inc()
-		if l.s.Observer != nil {
-			l.s.Observer.ObserveSnapshot(res == resOK, d)
-		}
+		l.s.met.lvc.observe(res == resOK, d)
 	case res == resOK:
 		l.s.met.sinceOK[st].Inc()
 	default:

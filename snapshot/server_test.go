@@ -89,6 +89,9 @@ func TestFetchInTopicOrderAcrossChunks(t *testing.T) {
 	if got := metric(t, reg, "mdgate_snapshot_requests_total", "ok"); got != 4 {
 		t.Errorf("requests{ok} = %v, want 4", got)
 	}
+	if got := metric(t, reg, "mdgate_lvc_snapshot_requests_total", "ok"); got != 4 { // the same, under the cache's former name
+		t.Errorf("lvc requests{ok} = %v, want 4", got)
+	}
 }
 
 // TestREQEnvelope: a request starting with an empty frame (REQ's delimiter)
@@ -575,6 +578,9 @@ func TestRefusalsLoggedOncePerSecond(t *testing.T) {
 	elapsed := time.Since(start)
 	if got := metric(t, reg, "mdgate_snapshot_requests_total", "error"); got != n {
 		t.Errorf("requests{error} = %v, want %d", got, n)
+	}
+	if got := metric(t, reg, "mdgate_lvc_snapshot_requests_total", "error"); got != n {
+		t.Errorf("lvc requests{error} = %v, want %d", got, n)
 	}
 	lines := strings.Count(logs.String(), "\n")
 	if want := 1 + int(elapsed/time.Second); lines < 1 || lines > want {
