@@ -29,7 +29,7 @@ bench: deps-test build
 	$(GO) test -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
 	$(GO) test -run '^$$' -bench . -benchmem ./lvc/
 	$(GO) test -run '^$$' -bench 'FanOut|Match' -benchtime 20000x -benchmem ./blackbox/
-	$(GO) test -run '^$$' -bench RunSub -benchtime 2x ./blackbox/
+	$(GO) test -run '^$$' -bench RunSub -benchtime 2x ./blackbox/blackboxzmq/
 	$(GO) test -run '^$$' -bench Throttle -benchtime 60000x ./blackbox/
 	$(GO) test -run '^$$' -bench UnrelatedDelay -benchtime 3x ./bridge/
 	$(GO) test -run '^$$' -bench WriteBatch -benchmem ./bridge/

@@ -35,6 +35,6 @@
 // and Conn.Abort: none of them may take that client's lock or wait for its
 // writer.
 //
-// RunSub is the same pattern for ZeroMQ subscribers: one goroutine reads a
-// libzmq SUB socket and hands messages to N workers sharded by topic.
+// The same pattern for ZeroMQ subscribers, blackboxzmq.RunSub, is in the
+// subpackage blackboxzmq, so that this one builds and tests without libzmq.
 package blackbox

@@ -36,7 +36,7 @@ import (
 	"github.com/mdgate/mdgate/internal/promscrape"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
-	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/slowsub/slowsubzmq"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -423,7 +423,7 @@ func TestIsolationIngressTopicBounds(t *testing.T) {
 
 // TestIsolationTopicChurnFreesSlots: deleted topics give their --max-topics
 // slot back; a topic deleted and created again continues above the seqs it
-// had, and slowsub.Sub, which saw the delete, takes the new seq as the
+// had, and slowsubzmq.Sub, which saw the delete, takes the new seq as the
 // topic's start, not as a gap.
 func TestIsolationTopicChurnFreesSlots(t *testing.T) {
 	const slots = 10
@@ -445,7 +445,7 @@ func TestIsolationTopicChurnFreesSlots(t *testing.T) {
 		defer close(subDone)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		s, err := slowsub.Dial(slowsub.SubConfig{Endpoint: ep.Stamped[0], Prefixes: []string{"t.", "n."}})
+		s, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: ep.Stamped[0], Prefixes: []string{"t.", "n."}})
 		if err != nil {
 			out <- recv{err: err}
 			return
@@ -510,7 +510,7 @@ func TestIsolationTopicChurnFreesSlots(t *testing.T) {
 	deleted := false
 	for _, r := range got {
 		if r.err != nil {
-			t.Errorf("slowsub.Sub Recv(%s seq %d flags %d) = %v, want no error", r.topic, r.st.Seq, r.st.Flags, r.err)
+			t.Errorf("slowsubzmq.Sub Recv(%s seq %d flags %d) = %v, want no error", r.topic, r.st.Seq, r.st.Flags, r.err)
 		}
 		if r.topic != "t.0" {
 			continue

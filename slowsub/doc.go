@@ -14,11 +14,7 @@
 // feed however old they are, and only the byte bound applies to it.
 // CheckWith also counts as lag the age of data written but not yet read.
 //
-// Sub wraps a libzmq SUB socket on the gateway's stamped stream and ends
-// with an error (ErrTooSlow, ErrGap) when a message is older than its limit
-// or a topic's sequence skips. Given the gateway's snapshot endpoint
-// (SubConfig.Repair) it first repairs a gap through SINCE from the
-// gateway's history, delivering the missed updates in order while it holds
-// the topic's later ones (bounded in bytes), and ends with ErrGap (a
-// *RepairError) only when the history does not cover the gap.
+// The rule for ZeroMQ subscribers, slowsubzmq.Sub (the Suicidal Snail on
+// the stamped stream, with its repair through SINCE), is in the subpackage
+// slowsubzmq, so that this one builds and tests without libzmq.
 package slowsub

@@ -1,4 +1,4 @@
-package blackbox
+package blackboxzmq
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 
 	"github.com/mdgate/mdgate/internal/testpeer"
 )
+
+// wait bounds every wait for the subscriber.
+const wait = 10 * time.Second
 
 // egress is an XPUB on loopback tcp standing in for the gateway's egress.
 func egress(tb testing.TB) (*zmq.Socket, string) {

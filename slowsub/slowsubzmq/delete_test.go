@@ -1,4 +1,4 @@
-package slowsub_test
+package slowsubzmq_test
 
 import (
 	"runtime"

@@ -1,4 +1,4 @@
-package slowsub_test
+package slowsubzmq_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/lvc"
-	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/slowsub/slowsubzmq"
 	"github.com/mdgate/mdgate/snapshot"
 	"github.com/mdgate/mdgate/tick"
 )
@@ -80,26 +80,26 @@ func TestRepair(t *testing.T) {
 		rule  lvc.HistoryRule
 		wire  []wire
 		want  string // seqs delivered, then the error
-		stats slowsub.RepairStats
+		stats slowsubzmq.RepairStats
 	}{
 		{"recovered", lvc.HistoryRule{Prefix: "", MaxCount: 100, MaxBytes: 1 << 20},
 			[]wire{{1, 1, 0}, {1, 2, 0}, {1, 6, 0}, {1, 7, 0}, {1, 10, 0}},
-			"1 2 3 4 5 6 7 8 9 10 |", slowsub.RepairStats{Repairs: 1, Updates: 8}},
+			"1 2 3 4 5 6 7 8 9 10 |", slowsubzmq.RepairStats{Repairs: 1, Updates: 8}},
 		{"a second gap after the first", lvc.HistoryRule{Prefix: "", MaxCount: 100, MaxBytes: 1 << 20},
 			[]wire{{1, 1, 0}, {1, 3, 0}},
-			"1 2 3 4 5 6 7 8 9 10 |", slowsub.RepairStats{Repairs: 1, Updates: 9}},
+			"1 2 3 4 5 6 7 8 9 10 |", slowsubzmq.RepairStats{Repairs: 1, Updates: 9}},
 		{"replay past the gap", lvc.HistoryRule{Prefix: "", MaxCount: 100, MaxBytes: 1 << 20},
 			[]wire{{1, 1, 0}, {1, 2, 0}, {1, 10, tick.FlagReplay}},
-			"1 2 3 4 5 6 7 8 9 10 |", slowsub.RepairStats{Repairs: 1, Updates: 8}},
+			"1 2 3 4 5 6 7 8 9 10 |", slowsubzmq.RepairStats{Repairs: 1, Updates: 8}},
 		{"gap beyond the history", lvc.HistoryRule{Prefix: "", MaxCount: 3, MaxBytes: 1 << 20},
 			[]wire{{1, 1, 0}, {1, 2, 0}, {1, 10, 0}},
-			"1 2 10 | gap in sequence: t want seq 3, got 10; not repaired: 5 updates are gone from the gateway's history", slowsub.RepairStats{}},
+			"1 2 10 | gap in sequence: t want seq 3, got 10; not repaired: 5 updates are gone from the gateway's history", slowsubzmq.RepairStats{}},
 		{"no history", lvc.HistoryRule{Prefix: "other.", MaxCount: 100, MaxBytes: 1 << 20},
 			[]wire{{1, 1, 0}, {1, 2, 0}, {1, 10, 0}},
-			"1 2 10 | gap in sequence: t want seq 3, got 10; not repaired: the gateway keeps no history of t", slowsub.RepairStats{}},
+			"1 2 10 | gap in sequence: t want seq 3, got 10; not repaired: the gateway keeps no history of t", slowsubzmq.RepairStats{}},
 		{"epoch change as without repair", lvc.HistoryRule{Prefix: "", MaxCount: 100, MaxBytes: 1 << 20},
 			[]wire{{1, 1, 0}, {2, 1, 0}},
-			"1 1 | gap in sequence: t epoch changed 0000000000000001 -> 0000000000000002", slowsub.RepairStats{}},
+			"1 1 | gap in sequence: t epoch changed 0000000000000001 -> 0000000000000002", slowsubzmq.RepairStats{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +108,7 @@ func TestRepair(t *testing.T) {
 				cache.Update(tickOf("t", 1, seq))
 			}
 			pub := newPub(t)
-			sub, err := slowsub.Dial(slowsub.SubConfig{Endpoint: pub.ep, Repair: serveSnapshots(t, cache)})
+			sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: pub.ep, Repair: serveSnapshots(t, cache)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,7 +145,7 @@ func TestRepair(t *testing.T) {
 			if s != tt.want {
 				t.Errorf("Recv() over %v = %q, want %q", tt.wire, s, tt.want)
 			}
-			if end != nil && !errors.Is(end, slowsub.ErrGap) {
+			if end != nil && !errors.Is(end, slowsubzmq.ErrGap) {
 				t.Errorf("Recv() error %v does not wrap ErrGap", end)
 			}
 			if st := sub.RepairStats(); st != tt.stats {
@@ -240,7 +240,7 @@ func repairAtSmallHWM(t *testing.T, maxBytes int) {
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	sub, err := slowsub.Dial(slowsub.SubConfig{Endpoint: ep, Repair: snapEP, RcvHWM: 10, RepairMaxBytes: maxBytes})
+	sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: ep, Repair: snapEP, RcvHWM: 10, RepairMaxBytes: maxBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,11 +291,11 @@ func TestNoRepairWithoutEndpoint(t *testing.T) {
 		sendTick(pub.sock, tickOf("t", 1, seq), 0)
 	}
 	sub.Recv()
-	var re *slowsub.RepairError
-	if _, err := sub.Recv(); !errors.Is(err, slowsub.ErrGap) || errors.As(err, &re) {
+	var re *slowsubzmq.RepairError
+	if _, err := sub.Recv(); !errors.Is(err, slowsubzmq.ErrGap) || errors.As(err, &re) {
 		t.Errorf("Recv() = %v, want a *GapError", err)
 	}
-	if st := sub.RepairStats(); st != (slowsub.RepairStats{}) {
+	if st := sub.RepairStats(); st != (slowsubzmq.RepairStats{}) {
 		t.Errorf("RepairStats() = %+v without Repair, want zero", st)
 	}
 }

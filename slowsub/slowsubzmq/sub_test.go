@@ -1,4 +1,4 @@
-package slowsub_test
+package slowsubzmq_test
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/mdgate/mdgate/internal/clock"
-	"github.com/mdgate/mdgate/slowsub"
+	"github.com/mdgate/mdgate/slowsub/slowsubzmq"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -50,8 +50,8 @@ func (p *stampedPub) send(topic string, st tick.Stamp) {
 	p.sock.SendMessage(topic, `{"px":1}`, tick.AppendStamp(nil, st))
 }
 
-func dial(t testing.TB, ep string, maxLag time.Duration) *slowsub.Sub {
-	s, err := slowsub.Dial(slowsub.SubConfig{Endpoint: ep, MaxLag: maxLag})
+func dial(t testing.TB, ep string, maxLag time.Duration) *slowsubzmq.Sub {
+	s, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: ep, MaxLag: maxLag})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +74,8 @@ func TestSlowConsumerEndsTooSlow(t *testing.T) {
 	for n := 1; ; n++ {
 		_, err := sub.Recv()
 		if err != nil {
-			var lag *slowsub.LagError
-			if !errors.Is(err, slowsub.ErrTooSlow) || !errors.As(err, &lag) || lag.Lag <= 100*time.Millisecond {
+			var lag *slowsubzmq.LagError
+			if !errors.Is(err, slowsubzmq.ErrTooSlow) || !errors.As(err, &lag) || lag.Lag <= 100*time.Millisecond {
 				t.Fatalf("after %d messages: %v, want a lag error past 100ms", n, err)
 			}
 			if n >= 200 {
@@ -94,7 +94,7 @@ func TestLagOnTheClock(t *testing.T) {
 	defer runtime.UnlockOSThread()
 	clk := clock.NewFake(time.Now())
 	pub := newPub(t)
-	sub, err := slowsub.Dial(slowsub.SubConfig{Endpoint: pub.ep, MaxLag: 100 * time.Millisecond, Clock: clk})
+	sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: pub.ep, MaxLag: 100 * time.Millisecond, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestLagOnTheClock(t *testing.T) {
 	}
 	clk.Advance(time.Millisecond)
 	_, err = sub.Recv()
-	var lag *slowsub.LagError
+	var lag *slowsubzmq.LagError
 	if !errors.As(err, &lag) || lag.Lag != 101*time.Millisecond {
 		t.Fatalf("Recv 1ms past MaxLag = %v, want a *LagError of 101ms", err)
 	}
@@ -139,7 +139,7 @@ func TestGapAndEpochChangeDetected(t *testing.T) {
 		for n := 0; err == nil && n < len(tc.sends); n++ {
 			_, err = sub.Recv()
 		}
-		if !errors.Is(err, slowsub.ErrGap) || err.Error() != tc.want {
+		if !errors.Is(err, slowsubzmq.ErrGap) || err.Error() != tc.want {
 			t.Errorf("%s: Recv = %v, want %q", tc.name, err, tc.want)
 		}
 	}
@@ -151,7 +151,7 @@ func ExampleSub() {
 	pub.SetLinger(0)
 	pub.Bind("inproc://example-stamped")
 
-	sub, _ := slowsub.Dial(slowsub.SubConfig{Endpoint: "inproc://example-stamped", Prefixes: []string{"md.eq."}, MaxLag: 2 * time.Second})
+	sub, _ := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: "inproc://example-stamped", Prefixes: []string{"md.eq."}, MaxLag: 2 * time.Second})
 	defer sub.Close()
 	pub.RecvBytes(0) // the subscription has arrived
 
@@ -174,7 +174,7 @@ func ExampleSub() {
 }
 
 func TestDialBadEndpoint(t *testing.T) {
-	s, err := slowsub.Dial(slowsub.SubConfig{Endpoint: "nosuch://x"})
+	s, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: "nosuch://x"})
 	if err == nil {
 		s.Close()
 		t.Fatal(`Dial("nosuch://x") = nil error, want one`)

@@ -1,4 +1,4 @@
-package slowsub
+package slowsubzmq
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package blackbox
+package blackboxzmq
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type Handler func(frames [][]byte)
 // message to one of N workers chosen by topic, so per-topic order is kept
 // and the per-message work spreads over cores. A full worker queue makes the
 // reader wait, and libzmq's high-water mark then holds or drops upstream
-// (libzmq drops at a SUB's HWM without telling; use slowsub.Sub on the
+// (libzmq drops at a SUB's HWM without telling; use slowsubzmq.Sub on the
 // stamped stream to detect that). It runs until ctx ends.
 func RunSub(ctx context.Context, cfg SubConfig, h Handler) error {
 	if cfg.Workers <= 0 {
@@ -77,4 +77,14 @@ func readSub(ctx context.Context, cfg SubConfig, queues []chan [][]byte) error {
 		return fmt.Errorf("blackbox sub: %w", err)
 	}
 	return nil
+}
+
+// fnv is FNV-1a: a message's worker, by its topic.
+func fnv(topic []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range topic {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }
