@@ -51,6 +51,12 @@ type Config struct {
 	// history ages, pong and heartbeat times; nil: clock.Real. The fan-out
 	// engine has its own (blackbox.Config.Clock).
 	Clock clock.Clock
+
+	// Vote, when set, is asked before each connection is upgraded whether
+	// this gateway serves clients now (a gateway of a failover pair that
+	// is not active: proxy.Proxy.Vote, docs/ha.md); false refuses it with
+	// 503 and "passive", so the client tries its next gateway. nil: always.
+	Vote func(context.Context) bool
 }
 
 // closeDrainBytes bounds what a closing connection reads and discards.
@@ -225,6 +231,14 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		grant = g
+	}
+	// Only an authenticated client votes (docs/ha.md).
+	if b.cfg.Vote != nil && !b.cfg.Vote(r.Context()) {
+		b.m.recordReject(rejectPassive)
+		b.logRefusal(r, rejectPassive, nil)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "passive: this gateway is the standby of a failover pair; connect to the active one", http.StatusServiceUnavailable)
+		return
 	}
 	ip := remoteIP(r)
 	if reason, ok := b.admit(ip); !ok {

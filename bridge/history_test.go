@@ -11,7 +11,9 @@ import (
 func historyRig(t *testing.T, count int) *rig {
 	t.Helper()
 	cc := lvc.DefaultConfig()
-	cc.History = []lvc.HistoryRule{{Prefix: "ev.", MaxCount: count, MaxBytes: 1 << 30}}
+	if count > 0 {
+		cc.History = []lvc.HistoryRule{{Prefix: "ev.", MaxCount: count, MaxBytes: 1 << 30}}
+	}
 	return newRigCache(t, Config{}, blackbox.Config{}, cc)
 }
 
@@ -121,4 +123,30 @@ func TestResumeWhileLiveIsExactlyOnce(t *testing.T) {
 		t.Errorf("%d replayed, want at least the %d missed before the resume", replayed, backlog)
 	}
 	t.Logf("%d replayed from history, %d live", replayed, lived)
+}
+
+// A client ahead of the gateway (it saw updates this one never got, as
+// after a failover) is told it diverged and gets the gateway's latest and
+// every update after it: nothing is held back by the client's higher seq.
+func TestResumeAheadDiverged(t *testing.T) {
+	for _, count := range []int{0, 100} { // without and with history
+		t.Run(fmt.Sprintf("history=%d", count), func(t *testing.T) {
+			r := historyRig(t, count)
+			for range 5 {
+				r.publish("ev.a", `1`)
+			}
+			c := r.dial(t, nil)
+			resumeTo(c, t, "ev.a", 9) // the client saw up to 9; this gateway has 5
+			m := c.next(t)
+			if m["op"] != "snapshot" || m["seq"] != 5.0 || m["diverged"] != true {
+				t.Fatalf("resume ahead: got %s, want snapshot seq 5 diverged:true", m["\x00raw"])
+			}
+			for want := uint64(6); want <= 12; want++ {
+				r.publish("ev.a", `2`)
+				if got := seqOf(t, c.next(t), "ev.a"); got != want {
+					t.Fatalf("after diverging: seq %d, want %d", got, want)
+				}
+			}
+		})
+	}
 }

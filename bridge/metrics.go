@@ -77,6 +77,7 @@ const (
 	rejectAuth                              // no valid token (401)
 	rejectMaxConns                          // MaxConns open (503)
 	rejectMaxConnsPerIP                     // MaxConnsPerIP open from that address (503)
+	rejectPassive                           // a failover pair's standby (503; Config.Vote)
 	numRejectReasons
 )
 
@@ -86,6 +87,7 @@ var rejectReasonNames = [numRejectReasons]string{
 	rejectAuth:          "auth",
 	rejectMaxConns:      "max_conns",
 	rejectMaxConnsPerIP: "max_conns_per_ip",
+	rejectPassive:       "passive",
 }
 
 func (r rejectReason) String() string { return rejectReasonNames[r] }

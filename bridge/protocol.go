@@ -178,6 +178,7 @@ type note struct {
 	missed    uint64 // with gap: how many, 0 when not known
 	replay    bool   // a retained update replayed on resume, not a live one
 	recovered bool   // the first replayed update of its topic, directly after the client's point
+	diverged  bool   // the client holds a seq past this gateway's latest: its updates after this one's seq were never here (a failover)
 }
 
 // appendMessage encodes an update or snapshot value. A payload that is valid
@@ -195,6 +196,10 @@ func appendMessage(b []byte, op string, m *tick.Message, n note) []byte {
 	b = appendHex16(b, m.Stamp.Epoch)
 	b = append(b, `","ts":`...)
 	b = strconv.AppendInt(b, m.Stamp.Ingress/1000, 10)
+	if m.Stamp.Term != 0 {
+		b = append(b, `,"term":`...)
+		b = strconv.AppendUint(b, uint64(m.Stamp.Term), 10)
+	}
 	if m.Stamp.Flags&tick.FlagDelete != 0 {
 		b = append(b, `,"deleted":true`...)
 	}
@@ -206,6 +211,9 @@ func appendMessage(b []byte, op string, m *tick.Message, n note) []byte {
 	}
 	if n.recovered {
 		b = append(b, `,"recovered":true`...)
+	}
+	if n.diverged {
+		b = append(b, `,"diverged":true`...)
 	}
 	if n.gap {
 		b = append(b, `,"gap":true`...)

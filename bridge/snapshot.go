@@ -103,9 +103,11 @@ func (p *snapshotPlan) count(v lvc.View) int {
 	return n
 }
 
+// upToDate: the client holds m already. A client ahead of m is not (it
+// diverged: emit).
 func upToDate(rp ResumePoint, m *tick.Message) bool {
 	epoch, _ := parseEpoch(rp.Epoch)
-	return epoch == m.Stamp.Epoch && rp.Seq >= m.Stamp.Seq
+	return epoch == m.Stamp.Epoch && rp.Seq == m.Stamp.Seq
 }
 
 // start returns the snapshot as the client's writer takes it, reading a
@@ -144,6 +146,7 @@ const (
 	tagHistory   = 1 << iota // a retained update, sent as "update" with "replay":true
 	tagRecovered             // the first of its topic, directly after the client's point
 	tagGap                   // updates before it are gone; missed = Tag >> tagShift
+	tagDiverged              // the latest value sent to a client ahead of it (not with tagHistory)
 	tagShift     = iota
 )
 
@@ -205,6 +208,13 @@ func (s *snapshot) emit(m *tick.Message, n *int, maxBytes int, fn func(blackbox.
 			return latest(s.plan.replay(m))
 		}
 		epoch, _ := parseEpoch(rp.Epoch) // validated by ParseRequest
+		if epoch == m.Stamp.Epoch && rp.Seq > m.Stamp.Seq {
+			// The client is ahead: it saw updates this gateway never got
+			// (it resumes on the standby of a failover pair). Its seqs past
+			// ours will be stamped again with other values: it starts over
+			// from our latest, told so.
+			return latest(blackbox.Replay{Topic: m.Topic, Epoch: m.Stamp.Epoch, Seq: m.Stamp.Seq, Msg: m, Tag: tagDiverged})
+		}
 		s.cur = &historyCursor{topic: m.Topic, epoch: epoch, seq: rp.Seq, first: true}
 	}
 	c := s.cur
@@ -264,6 +274,9 @@ func (s *snapshot) emit(m *tick.Message, n *int, maxBytes int, fn func(blackbox.
 
 // Encode renders a value Take gave.
 func (s *snapshot) Encode(r *blackbox.Replay) []byte {
+	if r.Tag&tagDiverged != 0 {
+		return appendMessage(nil, "snapshot", r.Msg, note{diverged: true})
+	}
 	if r.Tag&tagHistory == 0 {
 		return s.plan.encode(r.Msg)
 	}

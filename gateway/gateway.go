@@ -22,6 +22,7 @@ import (
 	"github.com/mdgate/mdgate/internal/demofeed"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/proxy"
+	"github.com/mdgate/mdgate/ha"
 	"github.com/mdgate/mdgate/snapshot"
 	"github.com/mdgate/mdgate/web"
 )
@@ -53,6 +54,11 @@ type Config struct {
 	TLSCert, TLSKey string          // serve HTTP and WebSocket over TLS with this certificate and key
 	Fanout          blackbox.Config // the fan-out engine and per-client limits
 	Bridge          bridge.Config   // WebSocket clients
+
+	// HA makes this gateway one of a failover pair (docs/ha.md); nil: not.
+	// HA.Term and HA.SaveTerm come from HATermFile when it is set.
+	HA         *proxy.HA
+	HATermFile string
 }
 
 // DefaultConfig returns the defaults documented in --help.
@@ -111,9 +117,24 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 	}
 	fan := blackbox.New(cfg.Fanout, []blackbox.Encoder{bridge.EncodeUpdate}, reg, log.With().Str("stage", "fanout").Logger())
 	opts.Sinks = append(opts.Sinks, fan)
+	if cfg.HA != nil {
+		h := *cfg.HA
+		if cfg.HATermFile != "" {
+			term, err := ha.LoadTerm(cfg.HATermFile)
+			if err != nil {
+				return nil, err
+			}
+			path := cfg.HATermFile
+			h.Term, h.SaveTerm = term, func(t uint64) error { return ha.SaveTerm(path, t) }
+		}
+		opts.HA = &h
+	}
 	p, err := proxy.New(cfg.Proxy, opts)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.HA != nil {
+		cfg.Bridge.Vote = p.Vote // a standby refuses WebSocket clients; one asking it while its peer is dead is the vote
 	}
 	var snapCache bridge.Cache
 	if cache != nil {

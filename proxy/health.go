@@ -6,6 +6,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/ha"
 )
 
 // Health is the loop's state for /healthz.
@@ -21,13 +23,27 @@ type Health struct {
 	// descriptors within the last second: new connections to them are shed
 	// (accepted and closed); connected peers are not affected (accept.go).
 	AcceptExhausted []string `json:"accept_exhausted,omitempty"`
+	// HA is this gateway's place in a failover pair; nil outside one.
+	HA *HAHealth `json:"ha,omitempty"`
+}
+
+// HAHealth is the failover pair's state for /healthz.
+type HAHealth struct {
+	Role string `json:"role"`
+	Mode string `json:"mode"`
+	Term uint64 `json:"term"`
 }
 
 // Health reports the loop's state; safe from any goroutine.
 func (p *Proxy) Health() Health {
+	var hh *HAHealth
+	if p.ha != nil {
+		hh = &HAHealth{Role: p.ha.cfg.Role.String(), Mode: ha.Mode(p.haMode.Load()).String(), Term: p.haTerm.Load()}
+	}
 	return Health{
+		HA:              hh,
 		Running:         p.running.Load(),
-		Epoch:           fmt.Sprintf("%016x", p.epoch),
+		Epoch:           fmt.Sprintf("%016x", p.epoch.Load()),
 		Endpoints:       p.Endpoints(),
 		IngressPeers:    p.peers[roleIngress].Load(),
 		EgressPeers:     p.peers[roleEgress].Load(),

@@ -27,7 +27,11 @@ func (p *Proxy) drainIngress(s *sockets) error {
 			p.drop(DropTooManyFrames, nil)
 			return
 		}
-		if m := p.admit(frames); m != nil {
+		if !p.active() {
+			p.drop(DropPassive, nil) // the active stamps these; they reach us mirrored
+			return
+		}
+		if m := p.admit(frames, p.cfg.IngressStamped); m != nil {
 			msgs++
 			bytes += m.Size()
 			p.forward(s, m)
@@ -46,13 +50,14 @@ func (p *Proxy) drainIngress(s *sockets) error {
 	return nil
 }
 
-// admit validates and stamps one ingress message; nil means dropped.
-func (p *Proxy) admit(frames [][]byte) *tick.Message {
+// admit validates and stamps one ingress message (keeps its upstream stamp
+// when stamped); nil means dropped.
+func (p *Proxy) admit(frames [][]byte, stamped bool) *tick.Message {
 	if len(frames) == 0 || len(frames[0]) == 0 {
 		return p.drop(DropEmptyTopic, frames)
 	}
 	var upstream tick.Stamp
-	if p.cfg.IngressStamped {
+	if stamped {
 		if len(frames) < 2 {
 			return p.drop(DropBadStamp, frames)
 		}
@@ -80,7 +85,7 @@ func (p *Proxy) admit(frames [][]byte) *tick.Message {
 		p.m.topics.Set(float64(len(p.seq.topics)))
 	}
 	m := &tick.Message{Topic: ts.topic, Frames: frames}
-	if p.cfg.IngressStamped {
+	if stamped {
 		if !p.seq.keep(ts, upstream) {
 			return p.drop(DropDuplicate, frames)
 		}

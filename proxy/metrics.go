@@ -18,6 +18,8 @@ const (
 	DropTopicLimit                      // a new topic past MaxTopics
 	DropTopicTooLong                    // a topic longer than MaxTopicBytes
 	DropTooLarge                        // a message larger than MaxMsgBytes
+	DropPassive                         // failover pair: a publisher's message while this gateway is not active
+	DropMirror                          // failover pair: the peer's stream while this gateway is active
 	numDropReasons
 )
 
@@ -33,6 +35,8 @@ var dropReasonNames = [...]string{
 	DropTopicLimit:    "topic_limit",
 	DropTopicTooLong:  "topic_too_long",
 	DropTooLarge:      "too_large",
+	DropPassive:       "passive",
+	DropMirror:        "mirror",
 }
 
 func (r DropReason) String() string { return dropReasonNames[r] }
@@ -71,6 +75,7 @@ var egressNames = [numEgress]string{"raw", "stamped", "capture"}
 
 // metrics holds the loop's Prometheus collectors, every child resolved once.
 type metrics struct {
+	ha             *haMetrics // nil outside a failover pair
 	ingressMsgs    prometheus.Counter
 	ingressBytes   prometheus.Counter
 	dropped        [numDropReasons]prometheus.Counter

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -44,6 +45,7 @@ type Options struct {
 	Logger     zerolog.Logger
 	Sinks      []Sink
 	Cache      Cache // nil: no last-value cache
+	HA         *HA   // nil: not one of a failover pair
 }
 
 // Proxy is the core loop. Create it with New and start it with Run.
@@ -54,7 +56,11 @@ type Proxy struct {
 	sinks []Sink
 	cache Cache
 	now   func() time.Time
-	epoch uint64
+	epoch atomic.Uint64 // the run's, or the failover pair's once this gateway took over
+	ha    *haState      // nil: not one of a pair
+
+	haMode atomic.Int32  // ha.Mode, written by the loop
+	haTerm atomic.Uint64 // written by the loop
 
 	ready     chan struct{} // closed once every socket is bound
 	mu        sync.Mutex    // guards endpoints
@@ -73,6 +79,7 @@ type Proxy struct {
 	replays *replayer
 	longest time.Duration // the longest loop iteration
 	scratch []byte
+	haErr   error                // a failover pair error met where it could not be returned (a subscribe's vote)
 	out     [numEgress]sendBatch // messages queued per egress, flushed per batch
 	ingress []int64              // ingress times of the batch being forwarded
 }
@@ -98,10 +105,27 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		}
 		epoch = binary.BigEndian.Uint64(b[:])
 	}
+	if opts.HA != nil {
+		if cfg.IngressStamped {
+			return nil, errors.New("proxy config: a gateway of a failover pair stamps its publishers' messages: not with a stamped ingress")
+		}
+		if err := opts.HA.validate(); err != nil {
+			return nil, fmt.Errorf("proxy config: %w", err)
+		}
+	}
 	p := &Proxy{
 		cfg: cfg, log: opts.Logger, m: newMetrics(reg), sinks: opts.Sinks, cache: opts.Cache,
-		now: now, epoch: epoch, ready: make(chan struct{}),
+		now: now, ready: make(chan struct{}),
 		seq: newSequencer(epoch, cfg.MaxTopics), replays: newReplayer(&cfg),
+	}
+	p.epoch.Store(epoch)
+	if opts.HA != nil {
+		h := *opts.HA
+		if h.Heartbeat == 0 {
+			h.Heartbeat = DefaultHAHeartbeat
+		}
+		p.ha = &haState{cfg: h, votes: make(chan chan bool, 64)}
+		p.m.ha = newHAMetrics(reg)
 	}
 	for i := range p.subs {
 		p.subs[i] = newSubscriptions(cfg.MaxSubscriptions)
@@ -110,7 +134,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 }
 
 // Epoch is this run's random id, carried in every stamp it makes.
-func (p *Proxy) Epoch() uint64 { return p.epoch }
+func (p *Proxy) Epoch() uint64 { return p.epoch.Load() }
 
 // Ready is closed when every socket is bound and the loop is about to poll.
 func (p *Proxy) Ready() <-chan struct{} { return p.ready }
@@ -146,8 +170,23 @@ func (p *Proxy) Run(ctx context.Context) error {
 		p.accept.sh = sh
 		defer sh.close() // before the sockets close (deferred above)
 	}
+	if p.ha != nil {
+		hctx, hcancel := context.WithCancel(ctx)
+		done, err := p.startHA(hctx, s)
+		if done != nil {
+			defer func() { hcancel(); <-done }()
+		} else {
+			hcancel()
+		}
+		if err != nil {
+			return err
+		}
+	}
 	poller := zmq.NewPoller()
 	poller.Add(s.xsub, zmq.POLLIN)
+	if s.mirror != nil {
+		poller.Add(s.mirror, zmq.POLLIN)
+	}
 	for _, sock := range []*zmq.Socket{s.xpub, s.spub} {
 		if sock != nil {
 			poller.Add(sock, zmq.POLLIN)
@@ -161,7 +200,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	p.running.Store(true)
 	defer p.running.Store(false)
 	close(p.ready)
-	p.log.Info().Str("epoch", fmt.Sprintf("%016x", p.epoch)).Interface("endpoints", p.Endpoints()).Msg("proxy running")
+	p.log.Info().Str("epoch", fmt.Sprintf("%016x", p.epoch.Load())).Interface("endpoints", p.Endpoints()).Msg("proxy running")
 
 	const pollEvery = 50 * time.Millisecond // how soon a cancelled ctx is seen
 	for ctx.Err() == nil {
@@ -188,6 +227,10 @@ func (p *Proxy) Run(ctx context.Context) error {
 				if err := p.drainIngress(s); err != nil {
 					return err
 				}
+			case s.mirror:
+				if err := p.drainMirror(s); err != nil {
+					return err
+				}
 			case s.xpub:
 				p.drainSubscriptions(s, sock, egressRaw)
 			case s.spub:
@@ -200,9 +243,19 @@ func (p *Proxy) Run(ctx context.Context) error {
 				}
 			}
 		}
-		p.expire(s)
+		if p.ha != nil {
+			if p.haErr != nil {
+				return p.haErr
+			}
+			if err := p.tickHA(); err != nil {
+				return err
+			}
+		}
+		if p.active() { // a passive gateway serves nothing: the active's deletes reach it mirrored
+			p.expire(s)
+			p.runReplays(s)
+		}
 		p.tickAccept(ctx)
-		p.runReplays(s)
 		p.observeLoop(p.now().Sub(start))
 	}
 	p.log.Info().Msg("proxy stopping")

@@ -12,6 +12,7 @@ type topicState struct {
 // sequencer assigns per-topic sequence numbers. Owned by the proxy loop.
 type sequencer struct {
 	epoch  uint64
+	term   uint16 // the failover pair's term while this gateway is active (ha.go); 0 outside a pair
 	max    int
 	topics map[string]*topicState
 	base   uint64 // a new topic's first seq is base+1: above any freed topic's
@@ -59,7 +60,7 @@ func (s *sequencer) next(ts *topicState, now int64) tick.Stamp {
 		ts.epoch, ts.seq = s.epoch, 0
 	}
 	ts.seq++
-	return tick.Stamp{Epoch: s.epoch, Seq: ts.seq, Ingress: now}
+	return tick.Stamp{Epoch: s.epoch, Seq: ts.seq, Ingress: now, Term: s.term}
 }
 
 // keep accepts an upstream gateway's stamp. It reports false for a duplicate

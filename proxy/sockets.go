@@ -30,6 +30,7 @@ func (p *Proxy) Endpoints() Endpoints {
 // sockets are the loop's sockets; all owned by the Run goroutine.
 type sockets struct {
 	xsub, xpub, spub, capture *zmq.Socket
+	mirror                    *zmq.Socket           // failover pair: the active's stamped egress (ha.go)
 	monitors                  [numRoles]*zmq.Socket // by role, may be nil
 	monitored                 []*zmq.Socket         // sockets with a monitor attached
 	all                       []*zmq.Socket

@@ -19,6 +19,11 @@ func (p *Proxy) drainSubscriptions(s *sockets, sock *zmq.Socket, e egress) {
 		}
 		kind := captureSub
 		if b[0] == 1 {
+			if p.ha != nil {
+				if err := p.voteSubscribe(); err != nil {
+					p.haErr = err
+				}
+			}
 			p.m.subscribes[e].Inc()
 			p.m.replays[e][p.subscribe(e, b[1:])].Inc()
 		} else {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mdgate/mdgate/bridge"
 	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/ha"
 	"github.com/mdgate/mdgate/internal/config"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/proxy"
@@ -31,6 +32,9 @@ type options struct {
 
 	jwtSecretFile, jwtPublicKey string
 	curveSecretFile, curveDir   string
+
+	haRole, haBind, haPeer string
+	haHeartbeat            time.Duration
 }
 
 const usageHead = `mdgate gateway: a ZeroMQ market-data gateway.
@@ -133,6 +137,12 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.jwtPublicKey, "ws-jwt-public-key", "", "WebSocket clients must present a JWT signed RS256/ES256 by the private half of this PEM public key `file`")
 	fs.StringVar(&o.curveSecretFile, "curve-secret-key-file", "", "turn CURVE on for the ingress and egress sockets with the server secret key in this `file` (`gateway keygen` makes one); docs/security.md")
 	fs.StringVar(&o.curveDir, "curve-clients-dir", "", "with CURVE: a `directory` of the public keys (one per file) of the publishers and subscribers allowed in")
+	fs.StringVar(&o.haRole, "ha-role", "", "make this gateway one of a failover pair (docs/ha.md): primary or backup; empty: a single gateway")
+	fs.StringVar(&o.haBind, "ha-bind", "tcp://*:5560", "with --ha-role: the `endpoint` this gateway publishes its pair state on")
+	fs.StringVar(&o.haPeer, "ha-peer", "", "with --ha-role: the peer's --ha-bind `endpoint`")
+	list("ha-mirror", nil, "with --ha-role: the peer's --stamped-bind `endpoint`, mirrored into the cache and history while this gateway is not active")
+	fs.DurationVar(&o.haHeartbeat, "ha-heartbeat", proxy.DefaultHAHeartbeat, "with --ha-role: pair state published this often; the peer is dead after 2 missed")
+	fs.StringVar(&o.cfg.HATermFile, "ha-term-file", "", "with --ha-role: keep the pair's term in this `file` (written before stamping under a new one); empty: a restart starts from term 0, and may reuse a (term, seq)")
 	fs.IntVar(&b.MaxConns, "ws-max-conns", 0, "most WebSocket connections in all (0: no limit)")
 	fs.IntVar(&b.MaxConnsPerIP, "ws-max-conns-per-ip", 0, "most WebSocket connections from one address (0: no limit)")
 	fs.StringVar(&o.cfg.TLSCert, "tls-cert", "", "serve HTTP and WebSocket over TLS with this certificate `file` (PEM; with --tls-key)")
@@ -216,6 +226,26 @@ func parse(args []string, w io.Writer) (*options, error) {
 			return nil, err
 		}
 		o.cfg.Cache.History = append(o.cfg.Cache.History, h)
+	}
+	switch o.haRole {
+	case "":
+		if o.haPeer != "" || len(o.lists["ha-mirror"].Values()) > 0 || o.cfg.HATermFile != "" {
+			return nil, errors.New("--ha-peer, --ha-mirror and --ha-term-file need --ha-role primary or backup")
+		}
+	case "primary", "backup":
+		role := ha.RolePrimary
+		if o.haRole == "backup" {
+			role = ha.RoleBackup
+		}
+		if o.haHeartbeat <= 0 {
+			return nil, fmt.Errorf("--ha-heartbeat %v: want more than 0", o.haHeartbeat)
+		}
+		o.cfg.HA = &proxy.HA{Role: role, Bind: o.haBind, Peer: o.haPeer, Mirror: o.lists["ha-mirror"].Values(), Heartbeat: o.haHeartbeat}
+		if o.haPeer == "" || len(o.cfg.HA.Mirror) == 0 {
+			return nil, errors.New("--ha-role needs --ha-peer (the peer's --ha-bind) and --ha-mirror (the peer's --stamped-bind)")
+		}
+	default:
+		return nil, fmt.Errorf("--ha-role %q: want primary or backup", o.haRole)
 	}
 	var errs []error
 	level, ok := logLevels[strings.ToLower(o.logLevel)]
