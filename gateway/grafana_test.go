@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mdgate/mdgate/internal/promscrape"
+	"github.com/mdgate/mdgate/lvc"
 )
 
 var metricName = regexp.MustCompile(`mdgate_[a-z_]+`)
@@ -41,7 +42,7 @@ func queries(v any, key string, out *[]string) {
 }
 
 // Every mdgate_ metric docs/grafana-dashboard.json queries is exported by a
-// live gateway (demo feed, cache and snapshots on, one WebSocket client),
+// live gateway (demo feed, cache, history and snapshots on, one WebSocket client),
 // histogram series (_bucket, _sum, _count) by their histogram.
 func TestGrafanaDashboardQueriesExportedMetrics(t *testing.T) {
 	b, err := os.ReadFile("../docs/grafana-dashboard.json")
@@ -82,6 +83,7 @@ func TestGrafanaDashboardQueriesExportedMetrics(t *testing.T) {
 	c := testConfig()
 	c.Demo = true
 	c.DemoRate = 1000
+	c.Cache.History = []lvc.HistoryRule{{Prefix: "md.", MaxCount: 100, MaxBytes: 1 << 20}} // mdgate_history_window_seconds{prefix}
 	g := start(t, c)
 	drainingClient(t, g.HTTPAddr(), "md.")
 	fams, err := promscrape.Scrape(context.Background(), "http://"+g.HTTPAddr()+"/metrics")
