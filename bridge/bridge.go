@@ -194,6 +194,21 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	return fmt.Errorf("WebSocket shutdown: %d connections dropped: %w", n, ctx.Err())
 }
 
+// CloseStandby closes every connection with 1012 (service restart) and
+// "standby": this gateway stopped being the active one of a failover pair
+// (docs/ha.md), and its clients resume on the other. Each goes through
+// its writer's close, as any close does. Safe from any goroutine.
+func (b *Bridge) CloseStandby() {
+	b.mu.Lock()
+	n := 0
+	for s := range b.sessions {
+		s.c.CloseWith(websocket.CloseServiceRestart, "standby")
+		n++
+	}
+	b.mu.Unlock()
+	b.m.recordCloses(closeStandby, n)
+}
+
 // originAllowed allows clients without an Origin (not browsers), then the
 // allow-list, or by default the page's own origin. ServeHTTP asks it before
 // the upgrade, so a refused origin is counted once, as origin (the
@@ -271,6 +286,8 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
+	s.conn = &wsConn{ws: ws, grace: b.cfg.CloseGrace, clk: b.cfg.Clock}
+	s.c = b.engine.NewClient(s.conn, 0, b.cfg.Limits) // before the session is shared (CloseStandby reads it)
 	b.sessions[s] = struct{}{}
 	b.wg.Add(2)
 	b.mu.Unlock()
@@ -279,8 +296,6 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := ws.UnderlyingConn().(interface{ SetWriteBuffer(int) error }); ok && b.cfg.SendBuffer > 0 {
 		tc.SetWriteBuffer(b.cfg.SendBuffer)
 	}
-	s.conn = &wsConn{ws: ws, grace: b.cfg.CloseGrace, clk: b.cfg.Clock}
-	s.c = b.engine.NewClient(s.conn, 0, b.cfg.Limits)
 	b.m.connections.Inc()
 	writerDone := make(chan error, 1)
 	go func() {

@@ -54,6 +54,7 @@ const (
 	closeNoPong                            // nothing received for PongWait: 4009
 	closeBadUTF8                           // a text frame not UTF-8: 1007
 	closeShutdownForced                    // still open at the shutdown bound: dropped
+	closeStandby                           // this gateway became a failover pair's standby: 1012, try the other
 	numCloseReasons
 )
 
@@ -64,6 +65,7 @@ var closeReasonNames = [numCloseReasons]string{
 	closeNoPong:         "no_pong",
 	closeBadUTF8:        "bad_utf8",
 	closeShutdownForced: "shutdown_forced",
+	closeStandby:        "standby",
 }
 
 func (r closeReason) String() string { return closeReasonNames[r] }

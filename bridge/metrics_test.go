@@ -28,9 +28,9 @@ func TestMetricLabels(t *testing.T) {
 		{"errors", func(v *prometheus.CounterVec) []prometheus.Counter { c := genErrorCounters(v); return c[:] },
 			[]string{"bad_json", "bad_request", "unknown_op", "bad_frame", "too_many_subscriptions", "rate_limited", "forbidden", "snapshot_busy", "too_many_resume_points"}},
 		{"closes", func(v *prometheus.CounterVec) []prometheus.Counter { c := genCloseCounters(v); return c[:] },
-			[]string{"abuse", "read_limit", "token_expired", "no_pong", "bad_utf8", "shutdown_forced"}},
+			[]string{"abuse", "read_limit", "token_expired", "no_pong", "bad_utf8", "shutdown_forced", "standby"}},
 		{"rejected", func(v *prometheus.CounterVec) []prometheus.Counter { c := genRejectCounters(v); return c[:] },
-			[]string{"origin", "handshake", "auth", "max_conns", "max_conns_per_ip"}},
+			[]string{"origin", "handshake", "auth", "max_conns", "max_conns_per_ip", "passive"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := vec()

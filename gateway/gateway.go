@@ -109,6 +109,7 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 	if cfg.Demo {
 		cfg.Proxy.IngressBind = append(cfg.Proxy.IngressBind, DemoEndpoint)
 	}
+	var g *Gateway
 	opts := proxy.Options{Registerer: reg, Logger: log.With().Str("stage", "proxy").Logger()}
 	var cache *lvc.Cache
 	if cfg.LVC {
@@ -127,6 +128,7 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 			path := cfg.HATermFile
 			h.Term, h.SaveTerm = term, func(t uint64) error { return ha.SaveTerm(path, t) }
 		}
+		h.OnStandby = func() { g.ws.CloseStandby() } // g is set before the proxy runs
 		opts.HA = &h
 	}
 	p, err := proxy.New(cfg.Proxy, opts)
@@ -141,7 +143,7 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 		snapCache = cache
 	}
 	ws := bridge.New(cfg.Bridge, fan, snapCache, reg, log.With().Str("stage", "bridge").Logger())
-	g := &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, cache: cache, fan: fan, ws: ws, httpReady: make(chan struct{})}
+	g = &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, cache: cache, fan: fan, ws: ws, httpReady: make(chan struct{})}
 	if cache != nil && cfg.SnapshotBind != "" {
 		if g.snap, err = snapshot.NewServer(cfg.SnapshotBind, cache, p.Epoch(), cfg.Snapshot, reg, log.With().Str("stage", "snapshot").Logger()); err != nil {
 			return nil, err

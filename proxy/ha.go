@@ -33,6 +33,10 @@ type HA struct {
 	// term; an error stops the gateway (it must not stamp under a term a
 	// restart could reuse). nil: the term is not saved.
 	SaveTerm func(uint64) error
+	// OnStandby is called on the loop when this gateway stops being the
+	// active one (it yielded to a higher term): the gateway closes its
+	// WebSocket clients so they resume on the other. nil: nothing.
+	OnStandby func()
 }
 
 // DefaultHAHeartbeat is HA.Heartbeat when zero.
@@ -67,7 +71,16 @@ type haState struct {
 	machine  *ha.Machine
 	link     *ha.Link
 	nextBeat time.Time
-	pair     uint64 // the epoch the active stamps under, learned from its states
+	pair     uint64    // the epoch the active stamps under, learned from its states
+	lastTick time.Time // the loop's previous turn
+	// hold: after a stall of the loop past a beat (kill -STOP, a pause) an active
+	// gateway does not read its publishers for two beats, time for the
+	// peer's current state to reach it (states queued during the stall are
+	// old: a peer passive then may have taken over since, under a higher
+	// term, and its state saying so is behind them). If it has, this one
+	// yields and never stamps under its stale term; if not, it reads on.
+	// Publishers' messages wait in the ingress socket meanwhile.
+	hold time.Time
 }
 
 type haMetrics struct {
@@ -168,6 +181,14 @@ func (p *Proxy) startHA(ctx context.Context, s *sockets) (<-chan struct{}, error
 func (p *Proxy) tickHA() error {
 	h := p.ha
 	now := p.now()
+	// The peer declares us dead 2 beats after the last beat it had, which
+	// may be a beat older than the stall's start: a stall past one beat
+	// may have let it take over.
+	if stall := now.Sub(h.lastTick); !h.lastTick.IsZero() && stall > h.cfg.Heartbeat && p.active() {
+		h.hold = now.Add(2 * h.cfg.Heartbeat)
+		p.log.Warn().Dur("stalled", stall).Msg("failover pair: the loop stalled past a heartbeat; publishers are not read for 2 beats, until the peer's current state is in")
+	}
+	h.lastTick = now
 	for {
 		select {
 		case st, ok := <-h.link.Recv():
@@ -211,6 +232,10 @@ func (p *Proxy) tickHA() error {
 	return nil
 }
 
+// holding reports whether the loop leaves its publishers' messages unread
+// for now (haState.hold). Loop only.
+func (p *Proxy) holding(now time.Time) bool { return p.ha != nil && now.Before(p.ha.hold) }
+
 // voteSubscribe counts a ZeroMQ subscribe as a vote while not active.
 // Loop only.
 func (p *Proxy) voteSubscribe() error {
@@ -247,6 +272,9 @@ func (p *Proxy) haApply(res ha.Result) error {
 		p.m.ha.takeovers.Inc()
 	}
 	p.haSet(res.Mode, res.Term)
+	if res.From == ha.ModeActive && p.ha.cfg.OnStandby != nil {
+		p.ha.cfg.OnStandby()
+	}
 	p.log.Warn().Stringer("from", res.From).Stringer("to", res.Mode).Uint64("term", res.Term).
 		Str("epoch", fmt.Sprintf("%016x", p.epoch.Load())).Msg("failover pair: mode changed")
 	return nil

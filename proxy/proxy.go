@@ -221,9 +221,25 @@ func (p *Proxy) Run(ctx context.Context) error {
 			return fmt.Errorf("proxy poll: %w", err)
 		}
 		start := p.now()
+		if p.ha != nil { // the peer's states before any stamping: a stalled active may have been replaced
+			if p.haErr != nil {
+				return p.haErr
+			}
+			if err := p.tickHA(); err != nil {
+				return err
+			}
+			ev := zmq.POLLIN
+			if p.holding(start) {
+				ev = 0
+			}
+			poller.UpdateBySocket(s.xsub, ev)
+		}
 		for _, pd := range polled {
 			switch sock := pd.Socket; sock {
 			case s.xsub:
+				if p.holding(start) {
+					continue
+				}
 				if err := p.drainIngress(s); err != nil {
 					return err
 				}
@@ -241,14 +257,6 @@ func (p *Proxy) Run(ctx context.Context) error {
 						p.drainMonitor(mon, socketRole(role))
 					}
 				}
-			}
-		}
-		if p.ha != nil {
-			if p.haErr != nil {
-				return p.haErr
-			}
-			if err := p.tickHA(); err != nil {
-				return err
 			}
 		}
 		if p.active() { // a passive gateway serves nothing: the active's deletes reach it mirrored

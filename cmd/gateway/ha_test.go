@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/mdgate/mdgate/internal/testpeer"
+	"github.com/mdgate/mdgate/tick"
 )
 
 // haMsg is what the failover test's clients read of each value.
@@ -149,67 +151,8 @@ func (c *haClient) check(m haMsg) {
 // diverged). Reports takeover and resume times.
 func TestFailoverKill9(t *testing.T) {
 	const clients, topics = 20, 10
-	dir := t.TempDir()
-	addr := func() string { return "tcp://" + freeAddr(t) }
-	type node struct {
-		http, in, stamped, state string
-		cmd                      *exec.Cmd
-	}
-	p := &node{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
-	b := &node{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
-	start := func(n, peer *node, role string) {
-		n.cmd = exec.Command(binary, "--http", n.http, "--ingress-bind", n.in, "--egress-bind", "", "--stamped-bind", n.stamped,
-			"--snapshot-bind", "", "--history", "ev.=100000", "--log-json",
-			"--ha-role", role, "--ha-bind", n.state, "--ha-peer", peer.state, "--ha-mirror", peer.stamped,
-			"--ha-heartbeat", "250ms", "--ha-term-file", filepath.Join(dir, role+".term"))
-		n.cmd.Stderr = new(strings.Builder)
-		if err := n.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
-	}
-	start(p, b, "primary")
-	start(b, p, "backup")
-	mode := func(n *node) string {
-		resp, err := http.Get("http://" + n.http + "/healthz")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		var h struct{ Proxy struct{ HA struct{ Mode string } } }
-		json.NewDecoder(resp.Body).Decode(&h)
-		return h.Proxy.HA.Mode
-	}
-	testpeer.Eventually(t, 20*time.Second, "primary active, backup passive", func() bool {
-		return mode(p) == "active" && mode(b) == "passive"
-	})
-
-	// The publisher: one PUB connected to both gateways, about 4k msgs/s.
-	stopPub := make(chan struct{})
-	var pwg sync.WaitGroup
-	pwg.Add(1)
-	go func() {
-		defer pwg.Done()
-		runtime.LockOSThread()
-		pub, _ := zmq.NewSocket(zmq.PUB)
-		defer pub.Close()
-		pub.SetLinger(0)
-		pub.Connect(p.in)
-		pub.Connect(b.in)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stopPub:
-				return
-			case <-tick.C:
-			}
-			for j := range 4 {
-				pub.SendMessage(fmt.Sprintf("ev.%d", (i*4+j)%topics), fmt.Sprintf(`{"n":%d}`, i))
-			}
-		}
-	}()
-	defer func() { close(stopPub); pwg.Wait() }()
+	p, b := startPair(t)
+	defer publishPair(p, b, topics)()
 
 	stop := make(chan struct{})
 	var cwg sync.WaitGroup
@@ -237,7 +180,7 @@ func TestFailoverKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "the backup active", func() bool { return mode(b) == "active" })
+	testpeer.Eventually(t, 20*time.Second, "the backup active", func() bool { return b.mode() == "active" })
 	takeover := time.Since(killed)
 	testpeer.Eventually(t, 20*time.Second, "every client resumed on the backup", func() bool {
 		for _, c := range cs {
@@ -288,4 +231,198 @@ func TestFailoverKill9(t *testing.T) {
 	t.Logf("takeover %v after kill -9 (seen by polling /healthz); resume after the kill p50 %v, max %v; recovered %d, gap %d, diverged %d topic breaks over %d clients",
 		takeover.Round(time.Millisecond), resumes[len(resumes)/2].Round(time.Millisecond), resumes[len(resumes)-1].Round(time.Millisecond),
 		recovered, gaps, diverged, clients)
+}
+
+// haNode is one gateway of a pair run by the failover tests.
+type haNode struct {
+	http, in, stamped, state string
+	cmd                      *exec.Cmd
+}
+
+// mode is the node's failover mode from /healthz ("" when it does not answer).
+func (n *haNode) mode() string {
+	resp, err := http.Get("http://" + n.http + "/healthz")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var h struct{ Proxy struct{ HA struct{ Mode string } } }
+	json.NewDecoder(resp.Body).Decode(&h)
+	return h.Proxy.HA.Mode
+}
+
+// startPair starts a primary and a backup on free loopback ports (history
+// on ev., --ha-heartbeat 250ms) and waits until they settle.
+func startPair(t *testing.T) (p, b *haNode) {
+	dir := t.TempDir()
+	addr := func() string { return "tcp://" + freeAddr(t) }
+	p = &haNode{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
+	b = &haNode{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
+	start := func(n, peer *haNode, role string) {
+		n.cmd = exec.Command(binary, "--http", n.http, "--ingress-bind", n.in, "--egress-bind", "", "--stamped-bind", n.stamped,
+			"--snapshot-bind", "", "--history", "ev.=100000", "--log-json",
+			"--ha-role", role, "--ha-bind", n.state, "--ha-peer", peer.state, "--ha-mirror", peer.stamped,
+			"--ha-heartbeat", "250ms", "--ha-term-file", filepath.Join(dir, role+".term"))
+		n.cmd.Stderr = new(strings.Builder)
+		if err := n.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			n.cmd.Process.Signal(syscall.SIGCONT)
+			n.cmd.Process.Kill()
+			n.cmd.Wait()
+		})
+	}
+	start(p, b, "primary")
+	start(b, p, "backup")
+	testpeer.Eventually(t, 20*time.Second, "primary active, backup passive", func() bool {
+		return p.mode() == "active" && b.mode() == "passive"
+	})
+	return p, b
+}
+
+// publishPair runs a publisher connected to both gateways (a PUB sends to
+// each) at about 4k msgs/s over topics ev.0... until the returned func.
+func publishPair(p, b *haNode, topics int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runtime.LockOSThread()
+		pub, _ := zmq.NewSocket(zmq.PUB)
+		defer pub.Close()
+		pub.SetLinger(0)
+		pub.Connect(p.in)
+		pub.Connect(b.in)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			for j := range 4 {
+				pub.SendMessage(fmt.Sprintf("ev.%d", (i*4+j)%topics), fmt.Sprintf(`{"n":%d}`, i))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// TestFailoverStopCont: the active is stopped (SIGSTOP) long enough for
+// the standby to take over on a client's vote, then continued: it yields
+// to the higher term and stamps nothing under its stale one, and the
+// clients that moved see no silent gap.
+func TestFailoverStopCont(t *testing.T) {
+	const topics = 10
+	p, b := startPair(t)
+	defer publishPair(p, b, topics)()
+
+	// A ZeroMQ subscriber on the old active's stamped egress, throughout.
+	type stamped struct {
+		term    uint16
+		ingress int64
+	}
+	var smu sync.Mutex
+	var seen []stamped
+	subDone := make(chan struct{})
+	subStop := make(chan struct{})
+	go func() {
+		defer close(subDone)
+		runtime.LockOSThread()
+		sub, _ := zmq.NewSocket(zmq.SUB)
+		defer sub.Close()
+		sub.SetLinger(0)
+		sub.SetRcvtimeo(50 * time.Millisecond)
+		sub.SetSubscribe("ev.")
+		sub.Connect(p.stamped)
+		for {
+			select {
+			case <-subStop:
+				return
+			default:
+			}
+			frames, err := sub.RecvMessageBytes(0)
+			if err != nil || len(frames) < 3 {
+				continue
+			}
+			st, err := tick.ParseStamp(frames[len(frames)-1])
+			if err != nil {
+				continue
+			}
+			smu.Lock()
+			seen = append(seen, stamped{st.Term, st.Ingress})
+			smu.Unlock()
+		}
+	}()
+	defer func() { close(subStop); <-subDone }()
+
+	stop := make(chan struct{})
+	c := &haClient{urls: []string{"ws://" + p.http + "/ws", "ws://" + b.http + "/ws"}}
+	cdone := make(chan struct{})
+	go func() { defer close(cdone); c.run(stop) }()
+	defer func() { close(stop); <-cdone }()
+	testpeer.Eventually(t, 20*time.Second, "the client and the subscriber reading", func() bool {
+		c.mu.Lock()
+		n := len(c.last)
+		c.mu.Unlock()
+		smu.Lock()
+		m := len(seen)
+		smu.Unlock()
+		return n == topics && m > 0
+	})
+
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// The client's connection to the stopped gateway stays open but silent:
+	// it moves when its own reads time out. Here a second client asks the
+	// backup outright, as a client starting now would: its vote.
+	var voter *websocket.Conn
+	testpeer.Eventually(t, 20*time.Second, "the backup taking over on a vote", func() bool {
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+b.http+"/ws", nil)
+		if err == nil {
+			voter = ws
+		}
+		return err == nil
+	})
+	voter.Close()
+	tookOver := time.Now().UnixNano() // the backup is active by now: the old term must not stamp from here on
+	if got := b.mode(); got != "active" {
+		t.Fatalf("backup mode %q after accepting a client, want active", got)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 20*time.Second, "the old active yielding to the higher term", func() bool { return p.mode() == "passive" })
+	// It closed its WebSocket client (1012 standby), which resumed on the backup.
+	testpeer.Eventually(t, 20*time.Second, "the client moving on under the new term", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, m := range c.last {
+			if m.Term < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	smu.Lock()
+	defer smu.Unlock()
+	stale := 0
+	for _, m := range seen {
+		if m.term < 2 && m.ingress > tookOver {
+			stale++
+		}
+	}
+	if stale > 0 {
+		t.Errorf("the old active stamped %d messages under its stale term after the backup took over", stale)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, bad := range c.bad {
+		t.Errorf("client: %s", bad)
+	}
+	t.Logf("subscriber saw %d messages from the old active; the client: %d recovered, %d gaps, %d diverged", len(seen), c.recovered, c.gaps, c.diverged)
 }
