@@ -86,8 +86,8 @@ func (p *Proxy) admit(frames [][]byte, stamped bool) *tick.Message {
 	}
 	m := &tick.Message{Topic: ts.topic, Frames: frames}
 	if stamped {
-		if !p.seq.keep(ts, upstream) {
-			return p.drop(DropDuplicate, frames)
+		if r, ok := p.seq.keep(ts, upstream); !ok {
+			return p.drop(r, frames)
 		}
 		m.Stamp = upstream
 		m.Stamp.Flags &^= tick.FlagReplay // replayed upstream, live here

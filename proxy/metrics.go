@@ -20,6 +20,7 @@ const (
 	DropTooLarge                        // a message larger than MaxMsgBytes
 	DropPassive                         // failover pair: a publisher's message while this gateway is not active
 	DropMirror                          // failover pair: the peer's stream while this gateway is active
+	DropStaleTerm                       // stamped ingress: a lower term than the last kept for the topic (a replaced active)
 	numDropReasons
 )
 
@@ -37,6 +38,7 @@ var dropReasonNames = [...]string{
 	DropTooLarge:      "too_large",
 	DropPassive:       "passive",
 	DropMirror:        "mirror",
+	DropStaleTerm:     "stale_term",
 }
 
 func (r DropReason) String() string { return dropReasonNames[r] }

@@ -7,6 +7,7 @@ type topicState struct {
 	topic string // interned: every Message of this topic shares it
 	epoch uint64
 	seq   uint64
+	term  uint16 // the failover pair's term of the last stamp (0 outside a pair)
 }
 
 // sequencer assigns per-topic sequence numbers. Owned by the proxy loop.
@@ -60,18 +61,28 @@ func (s *sequencer) next(ts *topicState, now int64) tick.Stamp {
 		ts.epoch, ts.seq = s.epoch, 0
 	}
 	ts.seq++
+	ts.term = s.term
 	return tick.Stamp{Epoch: s.epoch, Seq: ts.seq, Ingress: now, Term: s.term}
 }
 
-// keep accepts an upstream gateway's stamp. It reports false for a duplicate
-// or an old message of the same upstream epoch (e.g. both gateways of a
-// failover pair feeding this one).
-func (s *sequencer) keep(ts *topicState, st tick.Stamp) bool {
-	if st.Epoch == ts.epoch && st.Seq <= ts.seq {
-		return false
+// keep accepts an upstream gateway's stamp, or says why not. Within an
+// epoch the highest term wins: a stamp of a lower term than the last kept
+// is stale (an active that was replaced, still publishing); one of the
+// same term whose seq is not past the last kept is a duplicate (both
+// gateways of a pair, or two paths); one of a higher term is kept even at
+// a lower seq (the new active continues from what it had: what this
+// gateway kept past it was never on the new active, docs/ha.md).
+func (s *sequencer) keep(ts *topicState, st tick.Stamp) (DropReason, bool) {
+	if st.Epoch == ts.epoch {
+		switch {
+		case st.Term < ts.term:
+			return DropStaleTerm, false
+		case st.Term == ts.term && st.Seq <= ts.seq:
+			return DropDuplicate, false
+		}
 	}
-	ts.epoch, ts.seq = st.Epoch, st.Seq
-	return true
+	ts.epoch, ts.seq, ts.term = st.Epoch, st.Seq, st.Term
+	return 0, true
 }
 
 // free forgets a deleted topic, giving its slot back. A topic created again
