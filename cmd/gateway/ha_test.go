@@ -150,9 +150,43 @@ func (c *haClient) check(m haMsg) {
 // on with no silent gap: each break is flagged (recovered, gap or
 // diverged). Reports takeover and resume times.
 func TestFailoverKill9(t *testing.T) {
-	const clients, topics = 20, 10
+	st := failoverKill9(t, 20, 4)
+	t.Logf("takeover %v after kill -9 (seen by polling /healthz); resume after the kill p50 %v, max %v; recovered %d, gap %d, diverged %d topic breaks over 20 clients",
+		st.takeover.Round(time.Millisecond), st.resumeP50.Round(time.Millisecond), st.resumeMax.Round(time.Millisecond), st.recovered, st.gaps, st.diverged)
+}
+
+// BenchmarkFailover: the issue's scenario, 200 WebSocket clients and
+// 20k msgs/s over 10 topics, the active killed with SIGKILL (one kill per
+// op). Reports the takeover time (kill to the backup reporting active on
+// /healthz, polled), the clients' resume times after the kill (first value
+// on the backup) and the breaks they saw; a silent gap fails it.
+func BenchmarkFailover(b *testing.B) {
+	var takeover, p50, p99 time.Duration
+	var recovered, gaps, diverged int
+	for range b.N {
+		st := failoverKill9(b, 200, 20)
+		takeover, p50, p99 = takeover+st.takeover, p50+st.resumeP50, p99+st.resumeP99
+		recovered, gaps, diverged = recovered+st.recovered, gaps+st.gaps, diverged+st.diverged
+	}
+	n := float64(b.N)
+	b.ReportMetric(takeover.Seconds()*1000/n, "takeover_ms")
+	b.ReportMetric(p50.Seconds()*1000/n, "resume_p50_ms")
+	b.ReportMetric(p99.Seconds()*1000/n, "resume_p99_ms")
+	b.ReportMetric(float64(recovered)/n, "recovered/op")
+	b.ReportMetric(float64(gaps)/n, "gaps/op")
+	b.ReportMetric(float64(diverged)/n, "diverged/op")
+	b.ReportMetric(0, "ns/op")
+}
+
+type failoverStats struct {
+	takeover, resumeP50, resumeP99, resumeMax time.Duration
+	recovered, gaps, diverged                  int
+}
+
+func failoverKill9(t testing.TB, clients, perMs int) failoverStats {
+	const topics = 10
 	p, b := startPair(t)
-	defer publishPair(p, b, topics)()
+	defer publishPair(p, b, topics, perMs)()
 
 	stop := make(chan struct{})
 	var cwg sync.WaitGroup
@@ -228,9 +262,8 @@ func TestFailoverKill9(t *testing.T) {
 		c.mu.Unlock()
 	}
 	slices.Sort(resumes)
-	t.Logf("takeover %v after kill -9 (seen by polling /healthz); resume after the kill p50 %v, max %v; recovered %d, gap %d, diverged %d topic breaks over %d clients",
-		takeover.Round(time.Millisecond), resumes[len(resumes)/2].Round(time.Millisecond), resumes[len(resumes)-1].Round(time.Millisecond),
-		recovered, gaps, diverged, clients)
+	return failoverStats{takeover: takeover, resumeP50: resumes[len(resumes)/2], resumeP99: resumes[len(resumes)*99/100],
+		resumeMax: resumes[len(resumes)-1], recovered: recovered, gaps: gaps, diverged: diverged}
 }
 
 // haNode is one gateway of a pair run by the failover tests.
@@ -253,7 +286,7 @@ func (n *haNode) mode() string {
 
 // startPair starts a primary and a backup on free loopback ports (history
 // on ev., --ha-heartbeat 250ms) and waits until they settle.
-func startPair(t *testing.T) (p, b *haNode) {
+func startPair(t testing.TB) (p, b *haNode) {
 	dir := t.TempDir()
 	addr := func() string { return "tcp://" + freeAddr(t) }
 	p = &haNode{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
@@ -283,7 +316,7 @@ func startPair(t *testing.T) (p, b *haNode) {
 
 // publishPair runs a publisher connected to both gateways (a PUB sends to
 // each) at about 4k msgs/s over topics ev.0... until the returned func.
-func publishPair(p, b *haNode, topics int) (stop func()) {
+func publishPair(p, b *haNode, topics, perMs int) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -303,8 +336,8 @@ func publishPair(p, b *haNode, topics int) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			for j := range 4 {
-				pub.SendMessage(fmt.Sprintf("ev.%d", (i*4+j)%topics), fmt.Sprintf(`{"n":%d}`, i))
+			for j := range perMs {
+				pub.SendMessage(fmt.Sprintf("ev.%d", (i*perMs+j)%topics), fmt.Sprintf(`{"n":%d}`, i))
 			}
 		}
 	}()
@@ -318,7 +351,7 @@ func publishPair(p, b *haNode, topics int) (stop func()) {
 func TestFailoverStopCont(t *testing.T) {
 	const topics = 10
 	p, b := startPair(t)
-	defer publishPair(p, b, topics)()
+	defer publishPair(p, b, topics, 4)()
 
 	// A ZeroMQ subscriber on the old active's stamped egress, throughout.
 	type stamped struct {
