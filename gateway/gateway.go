@@ -148,6 +148,10 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 		if g.snap, err = snapshot.NewServer(cfg.SnapshotBind, cache, p.Epoch(), cfg.Snapshot, reg, log.With().Str("stage", "snapshot").Logger()); err != nil {
 			return nil, err
 		}
+		g.snap.Epoch = p.Epoch
+		if cfg.HA != nil {
+			g.snap.Vote = p.Vote
+		}
 	}
 	return g, nil
 }

@@ -38,10 +38,11 @@ const (
 	resStalled                // nothing could be sent for StallTimeout: its requester does not read
 	resGone                   // the requester disconnected
 	resShutdown               // the server stopped first
+	resPassive                // refused: this gateway is a failover pair's standby
 	numResults
 )
 
-var resultNames = [numResults]string{"ok", "error", "busy", "evicted", "stalled", "gone", "shutdown"}
+var resultNames = [numResults]string{"ok", "error", "busy", "evicted", "stalled", "gone", "shutdown", "passive"}
 
 // sinceLabel is the result label of a SINCE: its Status when answered in
 // full (resOK), else the result's name.
@@ -58,6 +59,7 @@ const (
 	minBackoff = time.Millisecond       // every requester's pipe was full: first wait before retrying
 	maxBackoff = 16 * time.Millisecond  // and the longest, doubling in between
 	recvBatch  = 256                    // requests taken per loop iteration at most
+	voteWait   = time.Second            // bound on asking a failover pair whether to serve
 )
 
 var valWord = []byte(RepVal)
@@ -75,6 +77,14 @@ type Server struct {
 	met      metrics
 	ready    chan struct{}
 	bound    string
+
+	// Vote, when set before Run, is asked for each well-formed request
+	// whether this gateway serves now (a failover pair's standby refuses,
+	// and a request to it while its peer is dead is the vote that makes it
+	// active: proxy.Proxy.Vote); false answers ERR passive. Epoch, when
+	// set, gives the epoch END carries (a pair's changes on takeover).
+	Vote  func(context.Context) bool
+	Epoch func() uint64
 }
 
 type metrics struct {
@@ -297,6 +307,14 @@ func (l *loop) admit(id []byte, req [][]byte, now time.Time) error {
 	if code != "" {
 		return l.refuse(id, delim, resError, code, text, q, now)
 	}
+	if l.s.Vote != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), voteWait)
+		ok := l.s.Vote(ctx)
+		cancel()
+		if !ok {
+			return l.refuse(id, delim, resPassive, ErrPassive, "this gateway is the standby of a failover pair: ask the active one", q, now)
+		}
+	}
 	p := l.peers[string(id)]
 	if p != nil && len(p.queue) >= l.s.cfg.MaxPerPeer {
 		return l.refuse(id, delim, resBusy, ErrBusy,
@@ -481,7 +499,7 @@ func (l *loop) sendChunk(p *peer, r *request, _ time.Time) (moved bool, st sendS
 		}
 		r.done = true
 	}
-	st, err = l.send(p.id, r.delim, RepEnd, binary.BigEndian.AppendUint64(nil, r.sent), binary.BigEndian.AppendUint64(nil, l.s.epoch))
+	st, err = l.send(p.id, r.delim, RepEnd, binary.BigEndian.AppendUint64(nil, r.sent), binary.BigEndian.AppendUint64(nil, l.s.currentEpoch()))
 	if err != nil {
 		return moved, st, err
 	}
@@ -560,7 +578,7 @@ func (l *loop) sendSinceChunk(p *peer, r *request, now time.Time) (moved bool, s
 	if r.missedAny {
 		missed = 0 // not known
 	}
-	st, err = l.send(p.id, r.delim, RepEnd, binary.BigEndian.AppendUint64(nil, r.sent), binary.BigEndian.AppendUint64(nil, l.s.epoch),
+	st, err = l.send(p.id, r.delim, RepEnd, binary.BigEndian.AppendUint64(nil, r.sent), binary.BigEndian.AppendUint64(nil, l.s.currentEpoch()),
 		[]byte(r.status.String()), binary.BigEndian.AppendUint64(nil, missed))
 	if err != nil {
 		return moved, st, err
@@ -680,6 +698,14 @@ const (
 	sendFull            // the peer's pipe is at its HWM (EAGAIN)
 	sendGone            // the peer has disconnected (EHOSTUNREACH)
 )
+
+// currentEpoch is the epoch END carries.
+func (s *Server) currentEpoch() uint64 {
+	if s.Epoch != nil {
+		return s.Epoch()
+	}
+	return s.epoch
+}
 
 // send sends one reply [word, frames...] to peer id without waiting.
 func (l *loop) send(id []byte, delim bool, word string, frames ...[]byte) (sendStatus, error) {

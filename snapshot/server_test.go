@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -603,4 +604,36 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestStandbyRefusesWithPassive: with a Vote that refuses (a failover
+// pair's standby whose peer is alive), a request gets ERR passive and is
+// counted; once the vote accepts, the same request is served.
+func TestStandbyRefusesWithPassive(t *testing.T) {
+	cache := lvc.New(lvc.DefaultConfig(), nil)
+	cache.Update(&tick.Message{Topic: "a", Frames: [][]byte{[]byte("a"), []byte("1")}, Stamp: tick.Stamp{Epoch: 7, Seq: 1}})
+	reg := prometheus.NewRegistry()
+	srv, err := snapshot.NewServer("tcp://127.0.0.1:*", cache, 7, snapshot.DefaultConfig(), reg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active atomic.Bool
+	srv.Vote = func(context.Context) bool { return active.Load() }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-srv.Ready()
+	rctx, rcancel := context.WithTimeout(context.Background(), wait)
+	defer rcancel()
+	_, err = snapshot.Request(rctx, srv.Bound(), [][]byte{[]byte("SNAP"), nil})
+	var se *snapshot.ServerError
+	if !errors.As(err, &se) || se.Code != snapshot.ErrPassive {
+		t.Fatalf("Request to a standby = %v, want ERR %s", err, snapshot.ErrPassive)
+	}
+	active.Store(true)
+	res, err := snapshot.Request(rctx, srv.Bound(), [][]byte{[]byte("SNAP"), nil})
+	if err != nil || len(res.Values) != 1 {
+		t.Fatalf("Request once active = %+v, %v, want 1 value", res, err)
+	}
 }

@@ -32,6 +32,7 @@ const (
 	ErrBusy           = "busy"    // too many requests in progress, in all or from this peer
 	ErrEvicted        = "evicted" // a waiting request dropped to make room for another requester's first
 	ErrStalled        = "stalled" // nothing could be sent for the stall timeout: its requester was not reading
+	ErrPassive        = "passive" // this gateway is a failover pair's standby: ask the active one (docs/ha.md)
 )
 
 // query is a parsed request.
