@@ -43,7 +43,12 @@ var dropReasonNames = [...]string{
 
 func (r DropReason) String() string { return dropReasonNames[r] }
 
-func init() { checkEnumNames("DropReason", dropReasonNames[:], int(numDropReasons)) }
+func init() {
+	checkEnumNames("DropReason", dropReasonNames[:], int(numDropReasons))
+	checkEnumNames("egress", egressNames[:], int(numEgress))
+	checkEnumNames("socketRole", roleNames[:], int(numRoles))
+	checkEnumNames("ReplayOutcome", replayOutcomeNames[:], int(numReplayOutcomes))
+}
 
 // checkEnumNames panics unless names holds one distinct, non-empty name for
 // each of an enum's n values.
@@ -73,7 +78,13 @@ const (
 	numEgress
 )
 
-var egressNames = [numEgress]string{"raw", "stamped", "capture"}
+// egressNames, roleNames (below) and replayOutcomeNames (replay.go) are
+// label values checked at init as dropReasonNames is.
+var egressNames = [...]string{
+	egressRaw:     "raw",
+	egressStamped: "stamped",
+	egressCapture: "capture",
+}
 
 // metrics holds the loop's Prometheus collectors, every child resolved once.
 type metrics struct {
@@ -115,7 +126,7 @@ const (
 	numRoles
 )
 
-var roleNames = [numRoles]string{
+var roleNames = [...]string{
 	roleIngress: "ingress",
 	roleEgress:  "egress",
 	roleStamped: "stamped",

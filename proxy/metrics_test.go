@@ -27,3 +27,26 @@ func panics(fn func()) (did bool) {
 	fn()
 	return false
 }
+
+// TestEnumNames: every label enum has one distinct name a value, the check
+// init makes; a value added without its name fails here before it panics
+// at start.
+func TestEnumNames(t *testing.T) {
+	tests := []struct {
+		enum  string
+		names []string
+		n     int
+	}{
+		{"DropReason", dropReasonNames[:], int(numDropReasons)},
+		{"egress", egressNames[:], int(numEgress)},
+		{"socketRole", roleNames[:], int(numRoles)},
+		{"ReplayOutcome", replayOutcomeNames[:], int(numReplayOutcomes)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.enum, func(t *testing.T) {
+			if panics(func() { checkEnumNames(tt.enum, tt.names, tt.n) }) {
+				t.Errorf("checkEnumNames(%q, %q, %d) panicked, want one distinct name for each of the %d values", tt.enum, tt.names, tt.n, tt.n)
+			}
+		})
+	}
+}

@@ -51,7 +51,7 @@ const (
 	numReplayOutcomes
 )
 
-var replayOutcomeNames = [numReplayOutcomes]string{
+var replayOutcomeNames = [...]string{
 	ReplayQueued:           "queued",
 	ReplayCoalesced:        "coalesced",
 	ReplayRefusedQueueFull: "refused_queue_full",
