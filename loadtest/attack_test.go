@@ -30,9 +30,11 @@ func TestSeqCheck(t *testing.T) {
 		{"lost", c.lost, [numPhases]int64{0, 3, 2}}, // a 3-4 and b 1 during; a 7-8 never arrived
 		{"dups", c.dups, int64(2)},
 	} {
-		if fmt.Sprint(tc.got) != fmt.Sprint(tc.want) {
-			t.Errorf("seqCheck %s = %v, want %v", tc.name, tc.got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if fmt.Sprint(tc.got) != fmt.Sprint(tc.want) {
+				t.Errorf("seqCheck.%s = %v, want %v", tc.name, tc.got, tc.want)
+			}
+		})
 	}
 }
 
@@ -48,10 +50,12 @@ func TestPayloadInt(t *testing.T) {
 		{`{"t":}`, "t", 0, false},
 		{`{"px":1}`, "n", 0, false},
 	} {
-		got, ok := payloadInt([]byte(tc.in), tc.key)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("payloadInt(%q, %q) = %v, %v, want %v, %v", tc.in, tc.key, got, ok, tc.want, tc.ok)
-		}
+		t.Run(tc.in+"/"+tc.key, func(t *testing.T) {
+			got, ok := payloadInt([]byte(tc.in), tc.key)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("payloadInt(%q, %q) = %v, %v, want %v, %v", tc.in, tc.key, got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }
 
@@ -80,9 +84,11 @@ func TestSlowestBucket(t *testing.T) {
 		{"one past the last bound", hist(11, 5, 8, 10), math.Inf(1)},
 		{"no histogram", promscrape.Families{}, 0},
 	} {
-		if got := slowestBucket(a, tc.b, "h"); got != tc.want {
-			t.Errorf("slowestBucket(%s) = %v, want %v", tc.name, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if got := slowestBucket(a, tc.b, "h"); got != tc.want {
+				t.Errorf("slowestBucket(%s) = %v, want %v", tc.name, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -96,9 +102,11 @@ func TestTriple(t *testing.T) {
 		{[numPhases]float64{1, 2, 0}, true, "1.00 / 2.00 / –"},
 		{[numPhases]float64{1, math.Inf(1), 2}, false, "1.00 / >1s / 2.00"},
 	} {
-		if got := triple(tc.v, "%.2f", tc.noAfter); got != tc.want {
-			t.Errorf("triple(%v, noAfter %v) = %q, want %q", tc.v, tc.noAfter, got, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			if got := triple(tc.v, "%.2f", tc.noAfter); got != tc.want {
+				t.Errorf("triple(%v, %q, %v) = %q, want %q", tc.v, "%.2f", tc.noAfter, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -18,9 +18,11 @@ func TestSummarize(t *testing.T) {
 		name      string
 		got, want float64
 	}{{"p50", got.P50, 500}, {"p90", got.P90, 900}, {"p99", got.P99, 990}, {"p99.9", got.P999, 999}, {"max", got.Max, 1000}} {
-		if d := tc.got - tc.want; d < -tc.want/500 || d > tc.want/500 { // 3 significant digits
-			t.Errorf("summarize(1..1000ms).%s = %v ms, want %v", tc.name, tc.got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if d := tc.got - tc.want; d < -tc.want/500 || d > tc.want/500 { // 3 significant digits
+				t.Errorf("summarize(1..1000ms).%s = %v ms, want %v", tc.name, tc.got, tc.want)
+			}
+		})
 	}
 	if got.Count != 1000 {
 		t.Errorf("count = %d, want 1000", got.Count)
@@ -66,10 +68,12 @@ func TestParseSendTime(t *testing.T) {
 		{`{"op":"ack"}`, 0, false},
 		{`{"op":"update","data":{"t":}}`, 0, false},
 	} {
-		got, ok := sendTime([]byte(tc.in))
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("sendTime(%q) = %v, %v, want %v, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			got, ok := sendTime([]byte(tc.in))
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("sendTime(%q) = %v, %v, want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }
 
