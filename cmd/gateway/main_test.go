@@ -138,9 +138,11 @@ func TestReadKeyFormats(t *testing.T) {
 	bare := dir + "/bare.key"
 	os.WriteFile(bare, []byte(pub+"\n"), 0o600)
 	for _, tc := range []struct{ path, kind, want string }{{cert, "secret", sec}, {cert, "public", pub}, {bare, "public", pub}} {
-		if got, err := readKey(tc.path, tc.kind); got != tc.want || err != nil {
-			t.Errorf("readKey(%q, %q) = %q, %v, want %q", tc.path, tc.kind, got, err, tc.want)
-		}
+		t.Run(filepath.Base(tc.path)+"/"+tc.kind, func(t *testing.T) {
+			if got, err := readKey(tc.path, tc.kind); got != tc.want || err != nil {
+				t.Errorf("readKey(%q, %q) = %q, %v, want %q", tc.path, tc.kind, got, err, tc.want)
+			}
+		})
 	}
 	os.WriteFile(dir+"/bad", []byte("nope"), 0o600)
 	if _, err := readKey(dir+"/bad", "public"); err == nil {
