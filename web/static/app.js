@@ -64,6 +64,7 @@ g.on("state", (e) => {
 });
 g.on("cutoff", (e) => note("cut off " + e.code + (e.reason ? ": " + e.reason : ""), "warn"));
 g.on("epoch", () => note("gateway restarted, values refreshed", "info"));
+g.on("diverged", (e) => note("failover: " + e.topic + " back from seq " + e.from.seq + " to " + e.to.seq + " (updates the new active never had)", "warn"));
 g.on("gap", (e) => { stats.gaps++; mark(e.topic, "gapped", e.missed); });
 g.on("recovered", (e) => { stats.recovered++; mark(e.topic, "recovered", 0); });
 

@@ -4,7 +4,12 @@
 export type State = "connecting" | "live" | "reconnecting" | "closed";
 
 export interface Options {
-  /** WebSocket URLs; after a failure the next one is tried first. Default: this page's /ws. */
+  /**
+   * WebSocket URLs; after a failure the next one is tried first. Default: this page's /ws.
+   * A close 1012 "standby" (the gateway stopped being the active one of a failover pair) moves
+   * to the next at once, without the backoff; so does a refused handshake (a standby's 503),
+   * each URL once at most until a connection is live again.
+   */
   urls?: string[];
   /** Bearer token, or a callback called before each connect (to refresh it). Sent as the subprotocols ["mdgate", "bearer." + token]. */
   token?: string | (() => string | Promise<string>);
@@ -33,6 +38,8 @@ export interface Update {
   seq: number;
   /** 16 hex digits; seqs compare only within one epoch. */
   epoch: string;
+  /** The failover pair's term the value was stamped under; 0 from a gateway that is not one of a pair. */
+  term: number;
   /** Ingress time, microseconds since the Unix epoch. */
   ts: number;
   /** The payload: JSON as sent, or base64 when enc is "base64". */
@@ -53,12 +60,20 @@ export interface Update {
   replay: boolean;
   /** The first replayed update of its topic, directly after your last seq: nothing was lost. */
   recovered: boolean;
+  /**
+   * After a failover: this value replaces values you held that the new active never had (the
+   * gateway's "diverged", or a higher term with a seq not past yours); a "diverged" event came
+   * first, and the topic's seq is reset to this one.
+   */
+  diverged: boolean;
 }
 
 export interface GapEvent { topic: string; missed: number }
 /** A topic's replay on resume starts directly after your last seq: every missed update follows, in order. */
 export interface RecoveredEvent { topic: string }
 export interface EpochEvent { from: string; to: string }
+/** A topic's seq went back after a failover: the new active never had the values you held past to.seq (from to.seq on, when to.term is higher than from.term). */
+export interface DivergedEvent { topic: string; from: { seq: number; term: number }; to: { seq: number; term: number } }
 export interface CutoffEvent { code: number; reason: string }
 export interface StateEvent { state: State; url: string }
 export interface ErrorEvent { code: string; message: string; id: unknown }
@@ -68,6 +83,7 @@ export interface Events {
   gap: GapEvent;
   recovered: RecoveredEvent;
   epoch: EpochEvent;
+  diverged: DivergedEvent;
   cutoff: CutoffEvent;
   state: StateEvent;
   error: ErrorEvent;
@@ -86,7 +102,7 @@ export class MdGate {
   on<K extends keyof Events>(event: K, fn: (e: Events[K]) => void): () => void;
   off<K extends keyof Events>(event: K, fn: (e: Events[K]) => void): void;
   subscribe(spec: SubscribeSpec): Subscription;
-  /** The last seq and epoch seen for topic. */
-  last(topic: string): { seq: number; epoch: string } | undefined;
+  /** The last seq and epoch seen for topic, and its term when not 0 (as on the wire). */
+  last(topic: string): { seq: number; epoch: string; term?: number } | undefined;
   close(): void;
 }

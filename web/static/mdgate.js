@@ -2,10 +2,12 @@
 // (docs/protocol.md), served by the gateway at /mdgate.js. One ES module, no
 // dependencies, no build. Usage and API: docs/client-js.md, types: mdgate.d.ts.
 //
-// It splits frames on "\n", tracks each topic's last seq and epoch, reports
-// gaps, recoveries (missed updates replayed from the gateway's history),
+// It splits frames on "\n", tracks each topic's last seq, epoch and term,
+// reports gaps, recoveries (missed updates replayed from the gateway's
+// history), divergences (after a failover, values the new active never had),
 // gateway restarts (a new epoch) and cut-offs, reconnects with full-jitter
-// backoff to the next URL of its list, and resumes where it left off with
+// backoff to the next URL of its list (at once when a gateway is or becomes
+// the standby of a failover pair), and resumes where it left off with
 // requests that stay small whatever the number of topics.
 
 const RESUME_CHUNK = 48 << 10;      // bytes per resume request; the gateway reads at most 64 KiB a frame
@@ -29,7 +31,8 @@ export class MdGate {
     this._max = (opts.backoff && opts.backoff.max) || 20000;
     this._handlers = new Map();   // event -> Set of functions
     this._subs = new Set();       // live Subscription objects
-    this._last = new Map();       // topic -> {seq, epoch}
+    this._last = new Map();       // topic -> {seq, epoch, term}
+    this._divergedOn = new Set(); // topics that took a "diverged" value on the current connection
     this._epochsSeen = new Set(); // "from>to" already reported
     this._caps = new Map();       // url -> {resume: bool|undefined, throttle: bool|undefined}
     this._pending = new Map();    // request id -> reply callback, on the current connection
@@ -37,6 +40,9 @@ export class MdGate {
     this._url = "";
     this._i = 0;                  // index of the URL to connect to next
     this._attempt = 0;            // failures since the last live connection
+    this._quick = this.urls.length - 1; // refused handshakes that may move to the next URL at once
+    this._standbySkip = false;    // a 1012 "standby" skipped the backoff since the last live connection
+    this._opened = false;         // the current connection got through its handshake
     this._conn = 0;               // connection generation: callbacks of older ones are ignored
     this._degrade = false;        // the last connection was closed with 1008/1009: no resume next time
     this._nextId = 1;
@@ -70,10 +76,11 @@ export class MdGate {
     return sub;
   }
 
-  /** The last seq and epoch seen for topic, or undefined. */
+  /** The last seq and epoch seen for topic (and its term when not 0, as on the wire), or undefined. */
   last(topic) {
     const p = this._last.get(topic);
-    return p ? { seq: p.seq, epoch: p.epoch } : undefined;
+    if (!p) return undefined;
+    return p.term ? { seq: p.seq, epoch: p.epoch, term: p.term } : { seq: p.seq, epoch: p.epoch };
   }
 
   /** Closes the connection for good. */
@@ -128,8 +135,10 @@ export class MdGate {
     }
     this._ws = ws;
     this._ready = false;
+    this._opened = false;
+    this._divergedOn.clear();
     this._pending.clear();
-    ws.onopen = () => { if (conn === this._conn) this._onOpen(conn); };
+    ws.onopen = () => { if (conn === this._conn) { this._opened = true; this._onOpen(conn); } };
     ws.onmessage = (ev) => { if (conn === this._conn) this._onMessage(ev.data); };
     ws.onclose = (ev) => { if (conn === this._conn) this._onClose(conn, ev); };
     this._touch(conn);
@@ -186,6 +195,8 @@ export class MdGate {
   _live(conn) {
     if (conn !== this._conn) return;
     this._attempt = 0;
+    this._quick = this.urls.length - 1;
+    this._standbySkip = false;
     this._degrade = false; // the plain request got through: resume again next time
     this._everLive = true;
     this._setState("live");
@@ -331,20 +342,28 @@ export class MdGate {
 
   // _value passes a snapshot value or an update on, after telling what it
   // says about the topic's sequence: a gap (the gateway's "gap"/"missed", or
-  // a seq jump the client sees itself), a new epoch, or a recovery (the
-  // first update replayed from the topic's history on resume, "recovered":
-  // nothing missed). Replayed updates ("replay") are checked like live ones:
-  // past the history's window the first carries "gap" and the exact
-  // "missed"; one that starts another epoch (a restart) is an epoch change.
+  // a seq jump the client sees itself), a new epoch, a recovery (the first
+  // update replayed from the topic's history on resume, "recovered": nothing
+  // missed), or a divergence (a failover pair's new active never had the
+  // values the client holds past its seq). Replayed updates ("replay") are
+  // checked like live ones: past the history's window the first carries
+  // "gap" and the exact "missed"; one that starts another epoch (a restart)
+  // is an epoch change.
   _value(m) {
     const topic = m.topic;
     if (!this._covered(topic)) return; // of a subscription closed since
     const prev = this._last.get(topic);
     const skipped = m.skipped || 0;
+    const term = m.term || 0; // absent: a gateway that is not one of a pair
+    let diverged = null;
     if (prev && prev.epoch === m.epoch) {
-      if (m.seq <= prev.seq) return; // already seen (an overlapping resubscribe)
-      const missed = m.gap ? (m.missed || 0) : m.seq - prev.seq - 1 - skipped;
-      if (m.gap || missed > 0) this._emit("gap", { topic, missed });
+      if (m.seq <= prev.seq) {
+        if (!this._diverges(topic, prev, m, term)) return; // already seen (an overlapping resubscribe)
+        diverged = { topic, from: { seq: prev.seq, term: prev.term }, to: { seq: m.seq, term } };
+      } else {
+        const missed = m.gap ? (m.missed || 0) : m.seq - prev.seq - 1 - skipped;
+        if (m.gap || missed > 0) this._emit("gap", { topic, missed });
+      }
     } else if (prev) {
       const key = prev.epoch + ">" + m.epoch;
       if (!this._epochsSeen.has(key)) {
@@ -358,15 +377,35 @@ export class MdGate {
     // A replayed update (a resume from the topic's history) advances the
     // topic's seq like a live one, so the next resume starts after it.
     if (m.deleted) this._last.delete(topic); // created again, it starts over: not a gap
-    else if (prev) { prev.seq = m.seq; prev.epoch = m.epoch; }
-    else this._last.set(topic, { seq: m.seq, epoch: m.epoch });
+    else if (prev) { prev.seq = m.seq; prev.epoch = m.epoch; prev.term = term; }
+    else this._last.set(topic, { seq: m.seq, epoch: m.epoch, term });
+    if (diverged) {
+      this._divergedOn.add(topic);
+      this._emit("diverged", diverged);
+    }
     if (m.recovered) this._emit("recovered", { topic });
     this._emit("update", {
-      op: m.op, topic, seq: m.seq, epoch: m.epoch, ts: m.ts, data: m.data,
+      op: m.op, topic, seq: m.seq, epoch: m.epoch, term, ts: m.ts, data: m.data,
       enc: m.enc, frames: m.frames,
       deleted: !!m.deleted, stale: !!m.stale, gap: !!m.gap, missed: m.missed || 0, skipped,
-      replay: !!m.replay, recovered: !!m.recovered,
+      replay: !!m.replay, recovered: !!m.recovered, diverged: !!diverged,
     });
+  }
+
+  // _diverges: is m, of the topic's epoch and not past the client's seq,
+  // a value that replaces what the client holds (it saw updates a failover
+  // pair's new active never got), rather than one already seen?
+  // - A higher term than the client's with a seq not past its own: within
+  //   an epoch a pair never stamps the same (term, seq) twice, and a new
+  //   active continues each topic's seq under a higher term, so these seqs
+  //   were stamped again, over values the new active never had.
+  // - "diverged": the gateway's latest, sent because the client resumed
+  //   from a seq past it. Once a connection: the client's seq then comes
+  //   from this gateway, so a second one (an overlapping subscription's,
+  //   resumed from the seq held before the first arrived) is a duplicate.
+  _diverges(topic, prev, m, term) {
+    if (term > prev.term) return true;
+    return !!m.diverged && m.seq < prev.seq && !this._divergedOn.has(topic);
   }
 
   _onClose(conn, ev) {
@@ -383,15 +422,36 @@ export class MdGate {
     // expired): never send the same requests again; the next connection
     // subscribes plainly, with snapshots and without resume.
     if (ev.code === 1009 || ev.code === 1008) this._degrade = true;
-    this._retry(conn);
+    // A failover pair: the gateway stopped being the active one (1012
+    // "standby"), so the other is: go to the next URL at once, without the
+    // backoff, once until a connection is live again (a gateway that keeps
+    // doing it gets the backoff). A handshake that failed (a standby refuses
+    // it with 503 "passive"; a browser cannot tell that from a refused
+    // connection) moves on at once too, while URLs of this round remain:
+    // each URL once at most since the last live connection, then backoff.
+    let now = false;
+    if (ev.code === 1012 && ev.reason === "standby" && !this._standbySkip) {
+      this._standbySkip = true;
+      this._quick = Math.max(0, this.urls.length - 2); // the other URLs but the one tried now
+      now = true;
+    } else if (!this._opened && this._quick > 0) {
+      this._quick--;
+      now = true;
+    }
+    this._retry(conn, now);
   }
 
-  _retry(conn) {
+  // _retry connects again, to the next URL of the list: after a full-jitter
+  // backoff, or now (counted neither as a failure nor in the backoff).
+  _retry(conn, now = false) {
     if (this._closed || conn !== this._conn || this._timer) return;
     this._i++; // failover: the next URL first
-    const cap = Math.min(this._max, this._min * 2 ** Math.min(this._attempt, 30));
-    this._attempt++;
-    const delay = Math.random() * cap; // full jitter
+    let delay = 0;
+    if (!now) {
+      const cap = Math.min(this._max, this._min * 2 ** Math.min(this._attempt, 30));
+      this._attempt++;
+      delay = Math.random() * cap; // full jitter
+    }
     this._setState("reconnecting");
     this._timer = setTimeout(() => this._connect(), delay);
   }
