@@ -3,9 +3,11 @@ package bridge
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/lvc"
+	"github.com/mdgate/mdgate/tick"
 )
 
 func historyRig(t *testing.T, count int) *rig {
@@ -14,7 +16,7 @@ func historyRig(t *testing.T, count int) *rig {
 	if count > 0 {
 		cc.History = []lvc.HistoryRule{{Prefix: "ev.", MaxCount: count, MaxBytes: 1 << 30}}
 	}
-	return newRigCache(t, Config{}, blackbox.Config{}, cc)
+	return newRigCache(t, DefaultConfig(), blackbox.DefaultConfig(), cc)
 }
 
 // seqOf reads a message's seq, failing on anything but an update of topic.
@@ -146,6 +148,56 @@ func TestResumeAheadDiverged(t *testing.T) {
 				if got := seqOf(t, c.next(t), "ev.a"); got != want {
 					t.Fatalf("after diverging: seq %d, want %d", got, want)
 				}
+			}
+		})
+	}
+}
+
+// A client whose update at its resume point carries another term than the
+// gateway's (it came from an active that was replaced) diverged, even when
+// the gateway has moved past its seq; the same seq under the gateway's own
+// term resumes as usual.
+func TestResumeOtherTermDiverged(t *testing.T) {
+	r := historyRig(t, 100)
+	pub := func(seq uint64, term uint16) {
+		m := &tick.Message{Topic: "ev.a", Frames: [][]byte{[]byte("ev.a"), []byte(`1`)},
+			Stamp: tick.Stamp{Epoch: epoch, Seq: seq, Term: term, Ingress: time.Now().UnixNano()}}
+		r.cache.Update(m)
+		r.engine.Publish(m)
+	}
+	for s := uint64(1); s <= 5; s++ {
+		pub(s, 1)
+	}
+	for s := uint64(6); s <= 8; s++ { // the new active continued from 5 under term 2
+		pub(s, 2)
+	}
+	tests := []struct {
+		name string
+		seq  uint64
+		term uint16
+		want string
+	}{
+		{"saw 6 and 7 from the old active", 7, 1, "snapshot seq 8 diverged"},
+		{"at the takeover point", 5, 1, "update seq 6 recovered"},
+		{"on the new term", 7, 2, "update seq 8 recovered"},
+		{"without a term", 7, 0, "update seq 8 recovered"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := r.dial(t, nil)
+			c.send(t, map[string]any{"op": "subscribe", "topics": []string{"ev.a"}, "resume": map[string]any{
+				"ev.a": map[string]any{"seq": tt.seq, "epoch": fmt.Sprintf("%016x", epoch), "term": tt.term}}})
+			c.until(t, "ack")
+			m := c.next(t)
+			got := fmt.Sprintf("%s seq %v", m["op"], m["seq"])
+			if m["diverged"] == true {
+				got += " diverged"
+			}
+			if m["recovered"] == true {
+				got += " recovered"
+			}
+			if got != tt.want {
+				t.Errorf("resume at seq %d term %d: got %s (%s), want %s", tt.seq, tt.term, got, m["\x00raw"], tt.want)
 			}
 		})
 	}

@@ -24,8 +24,10 @@ type Request struct {
 	MaxQueueBytes int                    `json:"max_queue_bytes,omitempty"`
 	Resume        map[string]ResumePoint `json:"resume,omitempty"`
 	ThrottleMs    int64                  `json:"throttle_ms,omitempty"` // subscribe: at most one update per topic per interval
-	// op resume: the compact form, the epoch named once for many topics.
+	// op resume: the compact form, the epoch (and term) named once for
+	// many topics.
 	Epoch string            `json:"epoch,omitempty"`
+	Term  uint16            `json:"term,omitempty"`
 	Seqs  map[string]uint64 `json:"seqs,omitempty"`
 }
 
@@ -33,6 +35,10 @@ type Request struct {
 type ResumePoint struct {
 	Seq   uint64 `json:"seq"`
 	Epoch string `json:"epoch"` // 16 hex digits
+	// Term is the update's term (a failover pair's; 0 or absent outside
+	// one). With it the gateway tells a client whose update at Seq is not
+	// its own (stamped by an active that was replaced) that it diverged.
+	Term uint16 `json:"term,omitempty"`
 }
 
 // ErrorCode is the code of an error frame; its String is what the frame

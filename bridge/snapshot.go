@@ -103,6 +103,23 @@ func (p *snapshotPlan) count(v lvc.View) int {
 	return n
 }
 
+// otherTerm reports whether the gateway knows the update at the client's
+// resume point and it carries another term than the client's (both of a
+// failover pair; a client without a term is not checked). m is the
+// topic's latest value.
+func (s *snapshot) otherTerm(rp ResumePoint, m *tick.Message) bool {
+	epoch, _ := parseEpoch(rp.Epoch)
+	if rp.Term == 0 || epoch != m.Stamp.Epoch || rp.Seq == 0 || rp.Seq > m.Stamp.Seq {
+		return false
+	}
+	if rp.Seq == m.Stamp.Seq {
+		return m.Stamp.Term != rp.Term
+	}
+	var at *tick.Message
+	s.hist.HistoryAfter(m.Topic, epoch, rp.Seq-1, s.now, 1, func(h *tick.Message) { at = h })
+	return at != nil && at.Stamp.Epoch == epoch && at.Stamp.Seq == rp.Seq && at.Stamp.Term != rp.Term
+}
+
 // upToDate: the client holds m already. A client ahead of m is not (it
 // diverged: emit).
 func upToDate(rp ResumePoint, m *tick.Message) bool {
@@ -204,6 +221,12 @@ func (s *snapshot) emit(m *tick.Message, n *int, maxBytes int, fn func(blackbox.
 	if s.cur == nil || s.cur.topic != m.Topic {
 		s.cur = nil // a topic removed while being replayed ends its replay
 		rp, ok := s.plan.resume[m.Topic]
+		if ok && s.otherTerm(rp, m) {
+			// The client's update at its seq was stamped under another term
+			// than ours (by an active that was replaced): what it holds past
+			// the takeover is not what we have. It starts over from our latest.
+			return latest(blackbox.Replay{Topic: m.Topic, Epoch: m.Stamp.Epoch, Seq: m.Stamp.Seq, Msg: m, Tag: tagDiverged})
+		}
 		if !ok || upToDate(rp, m) {
 			return latest(s.plan.replay(m))
 		}
