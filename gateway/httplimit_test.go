@@ -241,10 +241,12 @@ func TestHTTPBoundsValidated(t *testing.T) {
 		{"read", func(c *gateway.Config) { c.HTTPReadTimeout = -time.Second }, "http read timeout"},
 		{"max conns", func(c *gateway.Config) { c.HTTPMaxConns = -1 }, "http max conns"},
 	} {
-		c := testConfig()
-		tc.set(&c)
-		if _, err := gateway.New(c, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("New with a negative %s = %v, want an error naming %q", tc.name, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig()
+			tc.set(&c)
+			if _, err := gateway.New(c, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New(negative %s) = %v, want an error naming %q", tc.name, err, tc.want)
+			}
+		})
 	}
 }

@@ -76,24 +76,27 @@ func TestSnapshotBadRequestsGetErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	tests := []struct {
+		name string
 		req  []string
 		code string
 	}{
-		{[]string{"GIMME", "a"}, snapshot.ErrUnknownCommand},
-		{[]string{"SNAP"}, snapshot.ErrBadRequest},
-		{[]string{"SNAP", "a", "b"}, snapshot.ErrBadRequest},
-		{[]string{"SNAP", strings.Repeat("x", snapshot.MaxPrefix+1)}, snapshot.ErrPrefixTooLong},
+		{"unknown command", []string{"GIMME", "a"}, snapshot.ErrUnknownCommand},
+		{"no prefix", []string{"SNAP"}, snapshot.ErrBadRequest},
+		{"two prefixes", []string{"SNAP", "a", "b"}, snapshot.ErrBadRequest},
+		{"prefix too long", []string{"SNAP", strings.Repeat("x", snapshot.MaxPrefix+1)}, snapshot.ErrPrefixTooLong},
 	}
 	for _, tt := range tests {
-		var req [][]byte
-		for _, f := range tt.req {
-			req = append(req, []byte(f))
-		}
-		_, err := snapshot.Request(ctx, ep, req)
-		var se *snapshot.ServerError
-		if !errors.As(err, &se) || se.Code != tt.code {
-			t.Errorf("Request(%.20q) error = %v, want code %s", tt.req, err, tt.code)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			var req [][]byte
+			for _, f := range tt.req {
+				req = append(req, []byte(f))
+			}
+			_, err := snapshot.Request(ctx, ep, req)
+			var se *snapshot.ServerError
+			if !errors.As(err, &se) || se.Code != tt.code {
+				t.Errorf("Request(%.20q) error = %v, want code %s", tt.req, err, tt.code)
+			}
+		})
 	}
 	res, err := snapshot.Fetch(ctx, ep, "a.")
 	if err != nil || len(res.Values) != 1 || res.Epoch != g.Proxy().Epoch() {

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -143,13 +144,14 @@ func TestOpsEndpointFields(t *testing.T) {
 			return ok && len(m) == 0
 		}, "[]"},
 	} {
-		if _, ok := v[tc.key]; !ok {
-			t.Errorf("/api/ops has no %q", tc.key)
-			continue
-		}
-		if !tc.sane(v) {
-			t.Errorf("/api/ops %q = %v, want %s", tc.key, v[tc.key], tc.want)
-		}
+		t.Run(tc.key, func(t *testing.T) {
+			if _, ok := v[tc.key]; !ok {
+				t.Fatalf("/api/ops has no %q", tc.key)
+			}
+			if !tc.sane(v) {
+				t.Errorf("/api/ops %q = %v, want %s", tc.key, v[tc.key], tc.want)
+			}
+		})
 	}
 }
 
@@ -210,9 +212,11 @@ func TestOpsEndpointAuth(t *testing.T) {
 		{"without the ops claim", opsToken(t, false, hour), http.StatusForbidden},
 		{"with the ops claim", opsToken(t, true, hour), http.StatusOK},
 	} {
-		if code, _ := getOps(t, addr, tc.token); code != tc.want {
-			t.Errorf("%s: GET /api/ops = %d, want %d", tc.name, code, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if code, _ := getOps(t, addr, tc.token); code != tc.want {
+				t.Errorf("getOps(%s) = %d, want %d", tc.name, code, tc.want)
+			}
+		})
 	}
 	// The token may come as on /ws: query parameter or cookie.
 	tok := opsToken(t, true, hour)
@@ -267,9 +271,11 @@ func TestQuantile(t *testing.T) {
 		{0.99, []uint64{0, 0, 100, 100}, 100, 0.01 + 0.09*0.99, true}, // all in (0.01, 0.1]
 		{0.99, []uint64{50, 50, 50, 50}, 100, 1, true},                // past the last finite bound: that bound
 	} {
-		got, ok := gateway.Quantile(tc.q, le, tc.cum, tc.total)
-		if ok != tc.ok || math.Abs(got-tc.want) > 1e-12 {
-			t.Errorf("Quantile(%v, %v, %v) = %v, %v; want %v, %v", tc.q, tc.cum, tc.total, got, ok, tc.want, tc.ok)
-		}
+		t.Run(fmt.Sprint(tc.q, tc.cum), func(t *testing.T) {
+			got, ok := gateway.Quantile(tc.q, le, tc.cum, tc.total)
+			if ok != tc.ok || math.Abs(got-tc.want) > 1e-12 {
+				t.Errorf("Quantile(%v, %v, %v) = %v, %v; want %v, %v", tc.q, tc.cum, tc.total, got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }
