@@ -35,25 +35,7 @@ func start(t *testing.T, c gateway.Config) *gateway.Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(c.ShutdownTimeout + 2*time.Second):
-			t.Errorf("gateway did not stop within its shutdown bound %v", c.ShutdownTimeout)
-		}
-	})
-	select {
-	case <-g.Ready():
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	}
+	testpeer.Serve(t, g, c.ShutdownTimeout+2*time.Second) // the shutdown bound, and some
 	return g
 }
 
@@ -92,10 +74,11 @@ func TestDemoFeedReachesPythonSubscriberAndMetrics(t *testing.T) {
 		{"mdgate_stage_forward_seconds", nil, 20},
 		{"mdgate_ingress_dropped_total", []string{"reason", "empty_topic"}, 0},
 	} {
-		v, ok := fams.Value(m.name, m.labels...)
-		if !ok || v < m.min {
-			t.Errorf("metric %s%v = %v (present %v), want >= %v", m.name, m.labels, v, ok, m.min)
-		}
+		t.Run(m.name, func(t *testing.T) {
+			if v, ok := fams.Value(m.name, m.labels...); !ok || v < m.min {
+				t.Errorf("Value(%q, %q) = %v, %v, want >= %v", m.name, m.labels, v, ok, m.min)
+			}
+		})
 	}
 
 	resp, err := http.Get(base + "/healthz")

@@ -15,7 +15,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -541,20 +540,7 @@ func startWith(t *testing.T, c Config, opts Options) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-p.Ready():
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	}
+	testpeer.Serve(t, p, wait)
 	return p
 }
 

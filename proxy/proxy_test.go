@@ -31,25 +31,7 @@ func testConfig() Config {
 // start runs a proxy until the test ends.
 func start(t *testing.T, c Config, sinks ...Sink) *Proxy {
 	t.Helper()
-	p, err := New(c, Options{Sinks: sinks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-p.Ready():
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	}
-	return p
+	return startWith(t, c, Options{Sinks: sinks})
 }
 
 // subscribed waits until n subscribe frames reached the egress.

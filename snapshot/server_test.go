@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/snapshot"
 	"github.com/mdgate/mdgate/tick"
@@ -386,20 +387,7 @@ func serve(t *testing.T, cache *lvc.Cache, cfg snapshot.Config) (*snapshot.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
+	testpeer.Serve(t, srv, wait)
 	return srv, reg
 }
 
