@@ -112,6 +112,7 @@ type fakeMsg struct {
 	Op    string            `json:"op"`
 	ID    json.RawMessage   `json:"id"`
 	Epoch string            `json:"epoch"`
+	Term  uint16            `json:"term"`
 	Seqs  map[string]uint64 `json:"seqs"`
 	raw   string
 }
@@ -330,8 +331,8 @@ func TestClientDivergedSnapshotOnResume(t *testing.T) {
 	fa.closeWith(t, 1001, "shutting down")
 	fb := b.accept(t, wait, "the reconnect to the second")
 	r := fb.handshake(t)
-	if r == nil || r.Epoch != fakeEpoch || len(r.Seqs) != 2 || r.Seqs["t.a"] != 12 || r.Seqs["t.b"] != 5 {
-		t.Fatalf("resume on the second: %+v, want epoch %s seqs t.a 12, t.b 5", r, fakeEpoch)
+	if r == nil || r.Epoch != fakeEpoch || r.Term != 1 || len(r.Seqs) != 2 || r.Seqs["t.a"] != 12 || r.Seqs["t.b"] != 5 {
+		t.Fatalf("resume on the second: %+v, want epoch %s term 1 seqs t.a 12, t.b 5 (the term lets the gateway see a divergence)", r, fakeEpoch)
 	}
 	fb.send(t,
 		fakeValue("snapshot", "t.a", 10, 1, `,"diverged":true`),

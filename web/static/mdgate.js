@@ -225,30 +225,35 @@ export class MdGate {
   async _sendResume(conn, sub) {
     const caps = this._caps_();
     if (caps.resume === false) return false;
+    // Grouped by epoch and term: a failover pair's gateway checks the
+    // term of the update at each seq (a client that got it from a replaced
+    // active is told it diverged).
     const byEpoch = new Map();
     for (const [topic, p] of this._points(sub)) {
-      if (!byEpoch.has(p.epoch)) byEpoch.set(p.epoch, []);
-      byEpoch.get(p.epoch).push([topic, p.seq]);
+      const key = p.epoch + "/" + (p.term || 0);
+      if (!byEpoch.has(key)) byEpoch.set(key, { epoch: p.epoch, term: p.term || 0, list: [] });
+      byEpoch.get(key).list.push([topic, p.seq]);
     }
     if (byEpoch.size === 0) return false;
     const chunks = [];
-    for (const [epoch, list] of byEpoch) {
-      const head = `{"op":"resume","id":0000000000,"epoch":${JSON.stringify(epoch)},"seqs":{`;
+    for (const { epoch, term, list } of byEpoch.values()) {
+      const head = `{"op":"resume","id":0000000000,"epoch":${JSON.stringify(epoch)},"term":${term},"seqs":{`;
       let parts = [], size = head.length + 2;
       for (const [topic, seq] of list) {
         const part = JSON.stringify(topic) + ":" + seq;
         const n = byteLen(part) + 1;
-        if (parts.length && size + n > RESUME_CHUNK) { chunks.push({ epoch, parts }); parts = []; size = head.length + 2; }
+        if (parts.length && size + n > RESUME_CHUNK) { chunks.push({ epoch, term, parts }); parts = []; size = head.length + 2; }
         parts.push(part);
         size += n;
       }
-      if (parts.length) chunks.push({ epoch, parts });
+      if (parts.length) chunks.push({ epoch, term, parts });
     }
     for (const c of chunks) {
       const id = this._nextId++;
       const reply = await new Promise((resolve) => {
         this._pending.set(id, resolve);
-        this._send(`{"op":"resume","id":${id},"epoch":${JSON.stringify(c.epoch)},"seqs":{${c.parts.join(",")}}}`);
+        const term = c.term ? `,"term":${c.term}` : ""; // only a pair's gateway knows terms
+        this._send(`{"op":"resume","id":${id},"epoch":${JSON.stringify(c.epoch)}${term},"seqs":{${c.parts.join(",")}}}`);
       });
       if (conn !== this._conn || reply == null) return false;
       if (reply.op === "error") {
@@ -281,7 +286,7 @@ export class MdGate {
       for (const [topic, p] of this._points(sub)) {
         const sz = byteLen(JSON.stringify(topic)) + 48;
         if (size + sz > RESUME_CHUNK) break;
-        resume[topic] = { seq: p.seq, epoch: p.epoch };
+        resume[topic] = p.term ? { seq: p.seq, epoch: p.epoch, term: p.term } : { seq: p.seq, epoch: p.epoch };
         size += sz; n++;
       }
       if (n) msg.resume = resume;
