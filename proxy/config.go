@@ -22,6 +22,12 @@ type Config struct {
 	// another gateway's stamped egress): the upstream stamp is kept, not
 	// replaced, and a message without a valid stamp is dropped.
 	IngressStamped bool
+	// IngressResubscribe, with IngressStamped: when nothing (not even a
+	// heartbeat) has come from upstream for this long, the subscriptions
+	// are sent upstream again, which a failover pair's standby counts as
+	// a vote (docs/ha.md): an edge fed by both gateways of a pair moves
+	// the pair on when its active goes silent. 0: never.
+	IngressResubscribe time.Duration
 
 	EgressBind  []string // raw XPUB: exactly the publisher's frames
 	StampedBind []string // XPUB: the publisher's frames plus one stamp frame

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mdgate/mdgate/ha"
+	"github.com/mdgate/mdgate/tick"
 )
 
 // HA makes the proxy one gateway of a Binary Star failover pair
@@ -178,7 +179,7 @@ func (p *Proxy) startHA(ctx context.Context, s *sockets) (<-chan struct{}, error
 
 // tickHA runs once per loop iteration: beats when due, the peer's states,
 // the votes waiting. An error is fatal (docs/ha.md).
-func (p *Proxy) tickHA() error {
+func (p *Proxy) tickHA(s *sockets) error {
 	h := p.ha
 	now := p.now()
 	// The peer declares us dead 2 beats after the last beat it had, which
@@ -229,7 +230,43 @@ func (p *Proxy) tickHA() error {
 	if err := h.link.Beat(h.machine.State(p.epoch.Load(), now)); err != nil {
 		return fmt.Errorf("ha beat: %w", err)
 	}
+	if p.active() && s.spub != nil && !p.holding(now) {
+		// The same beat on the stamped egress: subscribers of every topic
+		// (edges) hear a hung or dead core go silent.
+		p.scratch = tick.AppendStamp(p.scratch[:0], tick.Stamp{Epoch: p.epoch.Load(), Term: p.seq.term,
+			Ingress: now.UnixNano(), Flags: tick.FlagHeartbeat})
+		p.out[egressStamped].add([][]byte{heartbeatTopic}, p.scratch)
+		p.flush(s)
+	}
 	return nil
+}
+
+var heartbeatTopic = []byte(tick.HeartbeatTopic)
+
+// resubscribeIfSilent sends the upstream subscriptions again when a
+// stamped ingress has heard nothing for Config.IngressResubscribe: a
+// failover pair's standby counts it as a vote. Loop only.
+func (p *Proxy) resubscribeIfSilent(s *sockets, now time.Time) {
+	every := p.cfg.IngressResubscribe
+	if !p.cfg.IngressStamped || every <= 0 {
+		return
+	}
+	if p.heard.IsZero() {
+		p.heard = now
+	}
+	silent := now.Sub(p.heard)
+	if silent < every {
+		return
+	}
+	p.heard = now // at most once per interval
+	for _, f := range p.upstreamFilters() {
+		if _, err := s.xsub.SendBytes(append([]byte{1}, f...), zmq.DONTWAIT); err != nil {
+			p.log.Warn().Err(err).Msg("resubscribing upstream")
+			return
+		}
+	}
+	p.m.resubscribes.Inc()
+	p.log.Warn().Dur("silent", silent).Msg("upstream silent: subscriptions sent again (a failover pair's standby takes them as a vote)")
 }
 
 // holding reports whether the loop leaves its publishers' messages unread

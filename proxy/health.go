@@ -34,6 +34,13 @@ type HAHealth struct {
 	Term uint64 `json:"term"`
 }
 
+// Alive reports whether the loop went round within the last second (it
+// wakes at least every 50 ms): false while it is stuck. Safe from any
+// goroutine.
+func (p *Proxy) Alive() bool {
+	return p.running.Load() && p.now().Sub(time.Unix(0, p.turn.Load())) < time.Second
+}
+
 // Health reports the loop's state; safe from any goroutine.
 func (p *Proxy) Health() Health {
 	var hh *HAHealth

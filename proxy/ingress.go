@@ -65,6 +65,10 @@ func (p *Proxy) admit(frames [][]byte, stamped bool) *tick.Message {
 		if err != nil {
 			return p.drop(DropBadStamp, frames)
 		}
+		p.heard = p.now()
+		if st.Flags&tick.FlagHeartbeat != 0 {
+			return nil // upstream is alive; nothing to forward
+		}
 		upstream, frames = st, frames[:len(frames)-1]
 	}
 	if len(frames) > p.cfg.MaxFrames {

@@ -99,6 +99,7 @@ type metrics struct {
 	activeSubs     [numEgress]prometheus.Gauge
 	peers          [numRoles]prometheus.Gauge
 	peerDisconnect [numRoles]prometheus.Counter
+	resubscribes   prometheus.Counter
 	topics         prometheus.Gauge
 	forward        prometheus.Observer
 	auth           [2]prometheus.Counter // by authAllowed, authDenied
@@ -183,6 +184,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.auth[authAllowed] = auth.WithLabelValues("allowed")
 	m.auth[authDenied] = auth.WithLabelValues("denied")
 	reg.MustRegister(auth)
+	m.resubscribes = prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_ingress_resubscribes_total",
+		Help: "Times a stamped ingress, silent for --ingress-resubscribe, sent its subscriptions upstream again."})
+	reg.MustRegister(m.resubscribes)
 	m.accept = newAcceptMetrics(reg)
 
 	replays := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mdgate_zmq_replay_requests_total",

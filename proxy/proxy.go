@@ -70,6 +70,7 @@ type Proxy struct {
 	dropLog rateLimit // ingress drop logs below debug level, at most one a second
 
 	running atomic.Bool
+	turn    atomic.Int64           // Unix ns the loop last went round (Alive)
 	accept  acceptGuard            // listeners shed for lack of descriptors (accept.go)
 	peers   [numRoles]atomic.Int64 // by role; written by the loop, read by Health
 
@@ -80,6 +81,7 @@ type Proxy struct {
 	longest time.Duration // the longest loop iteration
 	scratch []byte
 	haErr   error                // a failover pair error met where it could not be returned (a subscribe's vote)
+	heard   time.Time            // stamped ingress: when upstream last sent anything, a heartbeat included
 	out     [numEgress]sendBatch // messages queued per egress, flushed per batch
 	ingress []int64              // ingress times of the batch being forwarded
 }
@@ -221,11 +223,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 			return fmt.Errorf("proxy poll: %w", err)
 		}
 		start := p.now()
+		p.turn.Store(start.UnixNano())
 		if p.ha != nil { // the peer's states before any stamping: a stalled active may have been replaced
 			if p.haErr != nil {
 				return p.haErr
 			}
-			if err := p.tickHA(); err != nil {
+			if err := p.tickHA(s); err != nil {
 				return err
 			}
 			ev := zmq.POLLIN
@@ -259,6 +262,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 				}
 			}
 		}
+		p.resubscribeIfSilent(s, start)
 		if p.active() { // a passive gateway serves nothing: the active's deletes reach it mirrored
 			p.expire(s)
 			p.runReplays(s)

@@ -110,11 +110,7 @@ func (p *Proxy) open(s *sockets) (err error) {
 		}
 	}
 	// Subscribe upstream: everything, or the configured prefixes.
-	filters := c.IngressFilter
-	if len(filters) == 0 {
-		filters = []string{""}
-	}
-	for _, f := range filters {
+	for _, f := range p.upstreamFilters() {
 		if _, err := s.xsub.SendBytes(append([]byte{1}, f...), 0); err != nil {
 			return fmt.Errorf("ingress subscribe %q: %w", f, err)
 		}
@@ -145,6 +141,15 @@ func (p *Proxy) open(s *sockets) (err error) {
 	p.endpoints = ep
 	p.mu.Unlock()
 	return nil
+}
+
+// upstreamFilters are the prefixes subscribed upstream: the configured
+// ones, or everything.
+func (p *Proxy) upstreamFilters() []string {
+	if len(p.cfg.IngressFilter) == 0 {
+		return []string{""}
+	}
+	return p.cfg.IngressFilter
 }
 
 func (p *Proxy) openXPUB(s *sockets, endpoints []string, role socketRole) (*zmq.Socket, []string, error) {

@@ -32,7 +32,16 @@ const (
 	// FlagDelete marks a delete notice: the topic has no value any more
 	// (expired by its time-to-live, or deleted by its publisher).
 	FlagDelete
+	// FlagHeartbeat marks a failover pair's active gateway's heartbeat on
+	// its stamped egress (topic HeartbeatTopic, no payload, seq 0): sent
+	// every --ha-heartbeat from the stamping loop, so a subscriber of
+	// every topic (an edge) tells a hung or dead core from a quiet market.
+	FlagHeartbeat
 )
+
+// HeartbeatTopic is the topic of a heartbeat (FlagHeartbeat): a subscriber
+// gets heartbeats with a subscription to "" or to this topic's prefix.
+const HeartbeatTopic = "\x00mdgate.heartbeat"
 
 // Stamp is the gateway's metadata for one message.
 type Stamp struct {

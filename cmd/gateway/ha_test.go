@@ -34,11 +34,12 @@ type haMsg struct {
 // and checks each topic's sequence: each value must be the next seq, or
 // carry a flag saying why not (gap, diverged). Its own goroutine reads.
 type haClient struct {
-	urls []string
-	mu   sync.Mutex
-	last map[string]haMsg // by topic
-	bad  []string         // silent gaps, duplicates
+	urls                      []string
+	mu                        sync.Mutex
+	last                      map[string]haMsg // by topic
+	bad                       []string         // silent gaps, duplicates
 	gaps, diverged, recovered int
+	replayed                  int
 	resumedAt                 time.Time // when the first value after a reconnect arrived
 	lostAt                    time.Time
 }
@@ -131,6 +132,8 @@ func (c *haClient) check(m haMsg) {
 	case m.Diverged:
 		c.diverged++
 	case !ok:
+	case m.Epoch == prev.Epoch && m.Term > prev.Term && m.Seq <= prev.Seq:
+		c.diverged++ // the term rule: a new active continued below what this client saw
 	case m.Epoch != prev.Epoch:
 		c.bad = append(c.bad, fmt.Sprintf("%s: epoch %s after %s without a gap flag", m.Topic, m.Epoch, prev.Epoch))
 	case m.Seq != prev.Seq+1:
@@ -140,6 +143,9 @@ func (c *haClient) check(m haMsg) {
 	}
 	if m.Recovered {
 		c.recovered++
+	}
+	if m.Replay {
+		c.replayed++
 	}
 	c.last[m.Topic] = m
 }
@@ -180,7 +186,7 @@ func BenchmarkFailover(b *testing.B) {
 
 type failoverStats struct {
 	takeover, resumeP50, resumeP99, resumeMax time.Duration
-	recovered, gaps, diverged                  int
+	recovered, gaps, diverged                 int
 }
 
 func failoverKill9(t testing.TB, clients, perMs int) failoverStats {
@@ -279,7 +285,9 @@ func (n *haNode) mode() string {
 		return ""
 	}
 	defer resp.Body.Close()
-	var h struct{ Proxy struct{ HA struct{ Mode string } } }
+	var h struct {
+		Proxy struct{ HA struct{ Mode string } }
+	}
 	json.NewDecoder(resp.Body).Decode(&h)
 	return h.Proxy.HA.Mode
 }
@@ -458,4 +466,100 @@ func TestFailoverStopCont(t *testing.T) {
 		t.Errorf("client: %s", bad)
 	}
 	t.Logf("subscriber saw %d messages from the old active; the client: %d recovered, %d gaps, %d diverged", len(seen), c.recovered, c.gaps, c.diverged)
+}
+
+// TestFailoverEdges: a core pair feeding two edges (each --ingress-stamped
+// from both cores, --ingress-resubscribe), WebSocket clients on the edges.
+// The active core is killed: the edges hear its heartbeats stop, subscribe
+// again, which votes the standby in, and their clients' streams go on
+// under the new term with nothing but flagged breaks. Then an edge is
+// killed: its clients resume on the other edge from its history.
+func TestFailoverEdges(t *testing.T) {
+	const clients, topics = 10, 10
+	p, b := startPair(t)
+	type edge struct {
+		http string
+		cmd  *exec.Cmd
+	}
+	startEdge := func() *edge {
+		e := &edge{http: freeAddr(t)}
+		e.cmd = exec.Command(binary, "--http", e.http, "--ingress-bind", "", "--ingress-connect", p.stamped, "--ingress-connect", b.stamped,
+			"--ingress-stamped", "--ingress-resubscribe", "750ms", "--egress-bind", "", "--stamped-bind", "tcp://127.0.0.1:*",
+			"--snapshot-bind", "", "--history", "ev.=100000", "--log-json")
+		e.cmd.Stderr = new(strings.Builder)
+		if err := e.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.cmd.Process.Kill(); e.cmd.Wait() })
+		return e
+	}
+	e1, e2 := startEdge(), startEdge()
+	defer publishPair(p, b, topics, 4)()
+
+	stop := make(chan struct{})
+	var cwg sync.WaitGroup
+	cs := make([]*haClient, clients)
+	for i := range cs {
+		cs[i] = &haClient{urls: []string{"ws://" + e1.http + "/ws", "ws://" + e2.http + "/ws"}}
+		cwg.Add(1)
+		go func() { defer cwg.Done(); cs[i].run(stop) }()
+	}
+	defer func() { close(stop); cwg.Wait() }()
+	// movedOn: every client holds every topic at a term of at least term
+	// and a seq past its mark.
+	movedOn := func(term uint16) func() bool {
+		marks := make([]map[string]uint64, len(cs))
+		for i, c := range cs {
+			c.mu.Lock()
+			marks[i] = map[string]uint64{}
+			for topic, m := range c.last {
+				marks[i][topic] = m.Seq
+			}
+			c.mu.Unlock()
+		}
+		return func() bool {
+			for i, c := range cs {
+				c.mu.Lock()
+				n := len(c.last)
+				for topic, m := range c.last {
+					if m.Term < term || m.Seq <= marks[i][topic] {
+						n = -1
+					}
+				}
+				c.mu.Unlock()
+				if n != topics {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	testpeer.Eventually(t, 20*time.Second, "every client reading every topic from the edges", movedOn(1))
+
+	killed := time.Now()
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	testpeer.Eventually(t, 20*time.Second, "the backup voted in by the edges", func() bool { return b.mode() == "active" })
+	takeover := time.Since(killed)
+	testpeer.Eventually(t, 20*time.Second, "every client's topics moving on under the new term", movedOn(2))
+	flowing := time.Since(killed)
+
+	e1.cmd.Process.Kill()
+	e1.cmd.Wait()
+	testpeer.Eventually(t, 20*time.Second, "every client moving on after an edge died", movedOn(2))
+	recovered, gaps, diverged := 0, 0, 0
+	for i, c := range cs {
+		c.mu.Lock()
+		for _, bad := range c.bad {
+			t.Errorf("client %d: %s", i, bad)
+		}
+		recovered, gaps, diverged = recovered+c.recovered, gaps+c.gaps, diverged+c.diverged
+		c.mu.Unlock()
+	}
+	replayed := 0
+	for _, c := range cs {
+		replayed += c.replayed
+	}
+	t.Logf("core takeover %v after kill -9 (edges' votes; seen by polling /healthz), every client flowing under the new term %v after it; then an edge killed; breaks: recovered %d, gap %d, diverged %d; %d updates replayed",
+		takeover.Round(time.Millisecond), flowing.Round(time.Millisecond), recovered, gaps, diverged, replayed)
 }
