@@ -52,6 +52,12 @@ loadtest: build
 soak: build
 	$(GO) run ./loadtest -scenario soak -duration 10m
 
+## ha-demo: a failover pair on loopback (primary http://127.0.0.1:8081, backup :8082), a demo
+## publisher feeding both; kill the active and watch the other take over (docs/ha.md). Ctrl-C stops it.
+.PHONY: ha-demo
+ha-demo: build
+	GO=$(GO) scripts/ha-demo
+
 lint: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet $(PKGS)
