@@ -196,6 +196,9 @@ func (r *repairer) readLive() error {
 			r.ready = append(r.ready, delivery{err: err})
 			continue
 		}
+		if m.Stamp.Flags&tick.FlagHeartbeat != 0 {
+			continue // a failover pair's heartbeat (subscribed to every topic): not an update
+		}
 		r.take(m)
 	}
 	return nil

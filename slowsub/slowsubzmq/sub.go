@@ -140,6 +140,9 @@ func (s *Sub) Recv() (*tick.Message, error) {
 		if err != nil {
 			return nil, err
 		}
+		if m.Stamp.Flags&tick.FlagHeartbeat != 0 {
+			continue // a failover pair's heartbeat (subscribed to every topic): not an update
+		}
 		st := m.Stamp
 		prev, ok := s.seen[m.Topic]
 		switch {
