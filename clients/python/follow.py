@@ -6,10 +6,11 @@ every update in its topic's order, gaps repaired through SINCE.
         --prefix md.fx. tcp://127.0.0.1:5559
 
 One line an update: topic, seq, where it came from (live, snapshot, repair),
-the value (first payload frame), and "gap missed=N" when updates before it
-are missing for good. --json prints JSON lines instead, with an event line
-once the snapshot is merged ({"event": "started"}) and at the end
-({"event": "done", "stats": {...}})."""
+the value (first payload frame), "gap missed=N" when updates before it are
+missing for good, and "diverged" when a failover pair's new active went on
+from a seq at or below the one held (docs/ha.md). --json prints JSON lines
+instead, with an event line once the snapshot is merged ({"event":
+"started"}) and at the end ({"event": "done", "stats": {...}})."""
 
 import argparse
 import json
@@ -44,11 +45,12 @@ def main():
         reached, n = set(), 0
         for u in c.updates(a.idle):
             if a.json:
-                print(json.dumps({"t": u.topic, "s": u.seq, "e": "%016x" % u.epoch, "src": u.source, "gap": u.gap,
-                                  "missed": u.missed, "v": u.value[:32].decode("latin-1")}), file=out)
+                print(json.dumps({"t": u.topic, "s": u.seq, "e": "%016x" % u.epoch, "term": u.term, "src": u.source,
+                                  "gap": u.gap, "missed": u.missed, "diverged": u.diverged,
+                                  "v": u.value[:32].decode("latin-1")}), file=out)
             else:
                 print(u.topic, u.seq, u.source, u.value.decode("utf-8", "replace"),
-                      "gap missed=%d" % u.missed if u.gap else "", file=out)
+                      "gap missed=%d" % u.missed if u.gap else "", "diverged" if u.diverged else "", file=out)
             n += 1
             if a.slow_every and n % a.slow_every == 0:
                 out.flush()

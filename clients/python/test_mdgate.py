@@ -16,16 +16,16 @@ from mdgate import wire  # noqa: E402
 E = 0x1F2E3D4C5B6A7988
 
 
-def stamp(seq, epoch=E, flags=0, ingress=1764094988123456789):
-    return wire.encode_stamp(wire.Stamp(epoch, seq, ingress, flags))
+def stamp(seq, epoch=E, flags=0, ingress=1764094988123456789, term=0):
+    return wire.encode_stamp(wire.Stamp(epoch, seq, ingress, flags, term))
 
 
-def live(topic, seq, epoch=E, flags=0):
-    return [topic.encode(), b"%s:%d" % (topic.encode(), seq), stamp(seq, epoch, flags)]
+def live(topic, seq, epoch=E, flags=0, term=0):
+    return [topic.encode(), b"%s:%d" % (topic.encode(), seq), stamp(seq, epoch, flags, term=term)]
 
 
-def val(topic, seq, epoch=E):
-    return [b"VAL", stamp(seq, epoch), topic.encode(), b"%s:%d" % (topic.encode(), seq)]
+def val(topic, seq, epoch=E, term=0):
+    return [b"VAL", stamp(seq, epoch, term=term), topic.encode(), b"%s:%d" % (topic.encode(), seq)]
 
 
 def end(count, status=None, missed=0, epoch=E):
@@ -41,6 +41,12 @@ class WireTest(unittest.TestCase):
         b = wire.encode_stamp(st)
         self.assertEqual(len(b), 32)
         self.assertEqual(b[:8], b"MDGS\x01\x03\x00\x00")
+        self.assertEqual(wire.parse_stamp(b), st)
+
+    def test_stamp_with_term(self):
+        st = wire.Stamp(E, 42, -5, wire.FLAG_REPLAY, term=0x0102)
+        b = wire.encode_stamp(st)
+        self.assertEqual(b[:8], b"MDGS\x02\x01\x01\x02")  # version 2, term big-endian in bytes 6-7
         self.assertEqual(wire.parse_stamp(b), st)
 
     def test_bad_stamps(self):
@@ -84,8 +90,8 @@ class RuleTest(unittest.TestCase):
         out = []
         while c._ready:
             u = c._ready.popleft()
-            out.append("%s%d%s%s" % (u.topic, u.seq, {"live": "", "repair": "r", "snapshot": "s"}[u.source],
-                                     "!%d" % u.missed if u.gap else ""))
+            out.append("%s%d%s%s%s" % (u.topic, u.seq, {"live": "", "repair": "r", "snapshot": "s"}[u.source],
+                                       "!%d" % u.missed if u.gap else "", "~" if u.diverged else ""))
         return " ".join(out)
 
     def test_in_order_and_repeats(self):
@@ -187,6 +193,93 @@ class RuleTest(unittest.TestCase):
         c._on_live(live("t", 1, epoch=E + 1))
         self.assertEqual(self.drain(c), "t7 t1!0")
         self.assertEqual(self.sent, [])
+
+    def test_term_rule(self):
+        # The active stamped t up to 5 under term 1; the pair's other gateway
+        # took over having mirrored only up to 2, and goes on from 3 under
+        # term 2: the client's 3 to 5 were never there.
+        c = self.client()
+        for seq in (1, 2, 3, 4, 5):
+            c._on_live(live("t", seq, term=1))
+        c._on_live(live("t", 3, term=2))  # a higher term at or below our seq: diverged, taken
+        c._on_live(live("t", 3, term=2))  # now a repeat
+        c._on_live(live("t", 4, term=2))
+        c._on_live(live("t", 5, term=1))  # the replaced active, still publishing: stale
+        self.assertEqual(self.drain(c), "t1 t2 t3 t4 t5 t3~ t4")
+        self.assertEqual((c.last("t").term, c.last("t").value), (2, b"t:4"))
+        self.assertEqual((c.stats["diverged"], c.stats["stale_term"], c.stats["gaps"]), (1, 1, 0))
+        self.assertEqual(self.sent, [])
+        c._on_live(live("t", 9, term=2))  # a gap after diverging: repaired from the new point
+        self.assertEqual(self.sent, [wire.since_request("t", E, 4)])
+
+    def test_term_checked_through_since(self):
+        # The client held t up to 5 under term 1 and is cut off; a new active,
+        # which had t only up to 3, goes on from 4 under term 2 and is past 5
+        # when the client hears it: the repair asks from 4, the seq before
+        # ours, and the update at 5 tells the client it diverged.
+        c = self.client()
+        for seq in (1, 2, 3, 4, 5):
+            c._on_live(live("t", seq, term=1))
+        c._on_live(live("t", 9, term=2))
+        self.assertEqual(self.sent, [wire.since_request("t", E, 4)])
+        for f in (val("t", 5, term=2), val("t", 6, term=2), val("t", 7, term=2), val("t", 8, term=2),
+                  val("t", 9, term=2), end(5, "recovered")):
+            c._on_reply(f)
+        self.assertEqual(self.drain(c), "t1 t2 t3 t4 t5 t5r~ t6r t7r t8r t9r")  # the held 9: a repeat now
+        self.assertEqual((c.stats["diverged"], c.stats["gaps"], c.stats["repairs"]), (1, 0, 1))
+
+    def test_term_checked_clean_takeover(self):
+        # A new term right after our seq: the update at our seq is ours.
+        c = self.client()
+        for seq in (1, 2):
+            c._on_live(live("t", seq, term=1))
+        c._on_live(live("t", 3, term=2))
+        self.assertEqual(self.sent, [wire.since_request("t", E, 1)])
+        for f in (val("t", 2, term=1), val("t", 3, term=2), end(2, "recovered")):
+            c._on_reply(f)
+        self.assertEqual(self.drain(c), "t1 t2 t3r")
+        self.assertEqual((c.stats["diverged"], c.last("t").term), (0, 2))
+
+    def test_term_check_seq_held_gone(self):
+        # The history no longer has the seq held (5): nothing to compare; the
+        # updates after it come with a gap of what is gone after ours.
+        c = self.client()
+        for seq in (1, 5):
+            c._on_live(live("t", seq, term=1))
+        self.sent.clear()
+        c._on_reply(val("t", 2, term=1))  # the repair of 2..4 first
+        c._on_reply(val("t", 3, term=1))
+        c._on_reply(val("t", 4, term=1))
+        c._on_reply(end(3, "recovered"))
+        self.drain(c)
+        c._on_live(live("t", 9, term=2))
+        self.assertEqual(self.sent, [wire.since_request("t", E, 4)])
+        for f in (val("t", 7, term=2), val("t", 8, term=2), val("t", 9, term=2), end(3, "gap", 2)):
+            c._on_reply(f)  # the server counts 5 and 6 gone from its point, 4
+        self.assertEqual(self.drain(c), "t7r!1 t8r t9r")
+        self.assertEqual((c.stats["diverged"], c.stats["fallbacks"]), (0, 0))
+
+    def test_term_rule_on_a_topic_snapshot(self):
+        c = self.client()
+        for seq in (1, 2, 8):
+            c._on_live(live("t", seq, term=1))
+        c._on_reply(end(0, "nohistory"))
+        c._on_reply(val("t", 2, term=2))  # the new active's latest, below what we held: diverged
+        c._on_reply(end(1))
+        # The held 8 of term 1 is stale after it: let go, no new repair.
+        self.assertEqual(self.drain(c), "t1 t2 t2s~")
+        self.assertEqual(self.sent[1:], [wire.snap_request("t")])
+        self.assertEqual((c.repairing(), c.stats["stale_term"]), ([], 1))
+
+    def test_passive_is_retried(self):
+        c = self.client()
+        for seq in (1, 3):
+            c._on_live(live("t", seq))
+        c._on_reply([b"ERR", b"passive", b"this gateway is the standby of a failover pair"])
+        self.assertEqual((c.stats["retries"], c.stats["passive"], len(c._queue)), (1, 1, 1))
+        c._queue[0].not_before = 0
+        c._send_next()
+        self.assertEqual(self.sent, [wire.since_request("t", E, 1)] * 2)
 
     def test_without_snapshot_gaps_are_reported(self):
         c = self.client(snapshot=None)

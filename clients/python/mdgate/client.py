@@ -20,8 +20,14 @@ REPAIR = "repair"      # a SINCE reply: an update the stream lost, recovered fro
 
 class MdgateError(Exception):
     """The gateway answered what the client cannot go on from (an ERR other
-    than busy, evicted or stalled; a malformed reply), or a request timed out
-    at start."""
+    than busy, evicted, stalled or passive; a malformed reply), or a request
+    timed out at start."""
+
+
+# ERR codes answered by asking again after a backoff: the server's bounds,
+# and "passive" (a failover pair's standby: asking again is a vote that makes
+# it active once its peer is dead, docs/ha.md).
+_RETRY = ("busy", "evicted", "stalled", "passive")
 
 
 class Update:
@@ -31,14 +37,21 @@ class Update:
     rest and value its first frame. gap is True when updates of this topic
     before this one are missing for good (missed of them; 0 when not known,
     e.g. the gateway restarted under a new epoch); deleted when the topic has
-    no value any more."""
+    no value any more. term is the failover pair's term it was stamped under
+    (0 outside a pair); diverged is True when it came under a higher term at
+    or below the seq held, or is the gateway's update at the seq held under
+    another term than the one held (a repair's check): the updates held past
+    its seq were never on the gateway now active, and the topic's sequence
+    goes on from this one (docs/ha.md)."""
 
-    __slots__ = ("topic", "frames", "epoch", "seq", "ingress_ns", "flags", "source", "gap", "missed")
+    __slots__ = ("topic", "frames", "epoch", "seq", "ingress_ns", "flags", "term", "source", "gap", "missed",
+                 "diverged")
 
     def __init__(self, topic, frames, stamp, source, gap=False, missed=0):
         self.topic, self.frames, self.source = topic, frames, source
         self.epoch, self.seq, self.ingress_ns, self.flags = stamp.epoch, stamp.seq, stamp.ingress_ns, stamp.flags
-        self.gap, self.missed = gap, missed
+        self.term = stamp.term
+        self.gap, self.missed, self.diverged = gap, missed, False
 
     @property
     def payload(self):
@@ -61,18 +74,25 @@ class Update:
 
     def __repr__(self):
         extra = " gap(missed=%d)" % self.missed if self.gap else ""
-        return "Update(%s e%016x:%d %s %r%s)" % (self.topic, self.epoch, self.seq, self.source, self.value[:40], extra)
+        if self.diverged:
+            extra += " diverged"
+        term = " t%d" % self.term if self.term else ""
+        return "Update(%s e%016x:%d%s %s %r%s)" % (self.topic, self.epoch, self.seq, term, self.source, self.value[:40],
+                                                   extra)
 
 
 class _Request:
     """One request to the snapshot server: a SNAP (of a prefix at start, or
-    of one topic after nohistory) or a SINCE."""
+    of one topic after nohistory) or a SINCE. A SINCE with held_term asks
+    from the seq before the one held, to see the update at the seq held and
+    compare its term with held_term."""
 
-    __slots__ = ("kind", "arg", "epoch", "seq", "purpose", "values", "not_before", "deadline", "tries")
+    __slots__ = ("kind", "arg", "epoch", "seq", "purpose", "values", "not_before", "deadline", "tries", "held_term")
 
-    def __init__(self, kind, arg, purpose, epoch=0, seq=0):
+    def __init__(self, kind, arg, purpose, epoch=0, seq=0, held_term=None):
         self.kind, self.arg, self.purpose, self.epoch, self.seq = kind, arg, purpose, epoch, seq
         self.values, self.not_before, self.deadline, self.tries = [], 0.0, 0.0, 0
+        self.held_term = held_term
 
     def frames(self):
         if self.kind == "SINCE":
@@ -105,11 +125,13 @@ class Client:
         self.rcvhwm, self.repair = rcvhwm, repair and snapshot is not None
         self.hold_max_bytes, self.request_timeout = hold_max_bytes, request_timeout
         self.epoch = None  # the gateway's epoch, from the last END
-        self.stats = collections.Counter()  # live, snapshot, repaired, repairs, gaps, missed, fallbacks, held_dropped, retries, timeouts
+        # live, snapshot, repair, repairs, gaps, missed, diverged, stale_term, fallbacks, held_dropped, retries,
+        # passive, timeouts
+        self.stats = collections.Counter()
         self._ctx = context or zmq.Context.instance()
         self._sub = self._dealer = None
         self._poller = zmq.Poller()
-        self._seen = {}    # topic -> (epoch, seq) of the last update handed out
+        self._seen = {}    # topic -> (epoch, seq, term) of the last update handed out
         self._values = {}  # topic -> its last Update (deleted topics left out)
         self._ready = collections.deque()  # updates to hand out, in order
         self._held = {}    # topic -> live updates held behind its repair
@@ -150,7 +172,8 @@ class Client:
         while self._starting:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise MdgateError("snapshot from %s not complete within %gs" % (self.snapshot, timeout))
+                why = " (it answers passive: the standby of a failover pair)" if self.stats["passive"] else ""
+                raise MdgateError("snapshot from %s not complete within %gs%s" % (self.snapshot, timeout, why))
             self._pump(left)
 
     def next_update(self, timeout=None):
@@ -222,16 +245,37 @@ class Client:
         if prev is not None:
             if u.epoch != prev[0]:
                 u.gap, u.missed = True, 0  # a new epoch: the gateway restarted; what was lost is not known
+            elif u.seq <= prev[1] and u.term > prev[2]:
+                # A failover pair's new active went on from a seq below ours:
+                # what we hold past it was never there (docs/ha.md). Not a
+                # repeat: take it, and the topic's sequence goes on from it.
+                u.diverged = True
+            elif u.term < prev[2]:
+                # Stamped by an active since replaced (e.g. held here behind a
+                # repair that a new active's update overtook): the highest
+                # term wins within an epoch, as on the gateway's own
+                # stamped ingress.
+                self.stats["stale_term"] += 1
+                return
             elif u.seq <= prev[1]:
                 return  # a replay or repeat of what we have
-            elif u.seq != prev[1] + 1:
+            elif u.seq != prev[1] + 1 or u.term > prev[2]:
                 if self.repair:
+                    # A gap: repaired from our point. A higher term past our
+                    # seq: a new active, which may have stamped our seq
+                    # again; the repair asks from the seq before ours, to
+                    # see whether the update at our seq is the one we hold.
                     self._held[u.topic] = []
                     self._hold(u)
-                    self._queue.append(_Request("SINCE", u.topic, "repair", prev[0], prev[1]))
+                    if u.term > prev[2] and prev[1] > 0:
+                        req = _Request("SINCE", u.topic, "repair", prev[0], prev[1] - 1, held_term=prev[2])
+                    else:
+                        req = _Request("SINCE", u.topic, "repair", prev[0], prev[1])
+                    self._queue.append(req)
                     self._send_next()
                     return
-                u.gap, u.missed = True, u.seq - prev[1] - 1
+                if u.seq != prev[1] + 1:
+                    u.gap, u.missed = True, u.seq - prev[1] - 1
         self._accept(u)
 
     def _accept(self, u):
@@ -239,11 +283,13 @@ class Client:
         if u.gap:
             self.stats["gaps"] += 1
             self.stats["missed"] += u.missed
+        if u.diverged:
+            self.stats["diverged"] += 1
         if u.deleted:
             self._seen.pop(u.topic, None)
             self._values.pop(u.topic, None)
         else:
-            self._seen[u.topic] = (u.epoch, u.seq)
+            self._seen[u.topic] = (u.epoch, u.seq, u.term)
             self._values[u.topic] = u
         self._ready.append(u)
 
@@ -290,8 +336,10 @@ class Client:
             return
         self._cur = None
         if r.kind == "ERR":
-            if r.code in ("busy", "evicted", "stalled"):  # the server's bounds: ask again a little later
+            if r.code in _RETRY:  # ask again a little later
                 self.stats["retries"] += 1
+                if r.code == "passive":
+                    self.stats["passive"] += 1
                 req.values, req.tries = [], req.tries + 1
                 req.not_before = time.monotonic() + min(0.01 * 2 ** req.tries, 1.0)
                 self._queue.appendleft(req)
@@ -311,12 +359,24 @@ class Client:
 
     def _finish_since(self, req, end):
         at, known, unknown = (req.epoch, req.seq), 0, False
+        ours = req.held_term is not None  # the seq after the point is the one we hold
         for v in req.values:
+            if ours and v.epoch == at[0] and v.seq == at[1] + 1:
+                ours, at = False, (v.epoch, v.seq)
+                if v.term != req.held_term:
+                    v.diverged = True  # the update at our seq is not the one we hold
+                    self._accept(v)
+                continue  # else: the one we hold
             if v.epoch != at[0]:
                 v.gap, v.missed, unknown = True, 0, True
             elif v.seq != at[1] + 1:
-                v.gap, v.missed = True, v.seq - at[1] - 1
-                known += v.missed
+                missed = v.seq - at[1] - 1
+                known += missed  # as the server counts them, from its point
+                if ours:
+                    missed -= 1  # the seq we hold is gone from the history: ours, not missed
+                if missed > 0:
+                    v.gap, v.missed = True, missed
+            ours = False
             at = (v.epoch, v.seq)
             self._accept(v)
         if end.status == wire.RECOVERED:
@@ -360,6 +420,9 @@ class Client:
             return
         if prev is None or v.epoch != prev[0] or v.seq > prev[1]:
             v.gap, v.missed = True, (v.seq - prev[1] - 1 if prev is not None and v.epoch == prev[0] else 0)
+            self._accept(v)
+        elif v.term > prev[2]:  # a new active's value at or below our seq: we diverged
+            v.diverged = True
             self._accept(v)
         self._release(topic)
 
