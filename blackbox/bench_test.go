@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/tick"
 )
@@ -38,8 +36,9 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1, 100, 1000, 10000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
-			e := New(Config{Limits: slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, ShardQueue: 1 << 20},
-				[]Encoder{encodeText}, nil, zerolog.Nop())
+			e := newEngine(b, config(func(c *Config) {
+				c.Limits, c.ShardQueue = slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, 1<<20
+			}), encodeText)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go e.Run(ctx)
@@ -111,8 +110,9 @@ func BenchmarkThrottle(b *testing.B) {
 	for _, every := range []time.Duration{0, 250 * time.Millisecond} {
 		b.Run(fmt.Sprintf("throttle=%v", every), func(b *testing.B) {
 			const clients, topics = 100, 1000
-			e := New(Config{Limits: slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, ShardQueue: 1 << 20},
-				[]Encoder{encodeText}, nil, zerolog.Nop())
+			e := newEngine(b, config(func(c *Config) {
+				c.Limits, c.ShardQueue = slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, 1<<20
+			}), encodeText)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go e.Run(ctx)

@@ -110,10 +110,28 @@ func (c *memConn) lines() []string {
 	return append([]string(nil), c.got...)
 }
 
+// config is DefaultConfig changed by edit: New refuses what Validate
+// refuses, so a test starts from the defaults.
+func config(edit func(*Config)) Config {
+	c := DefaultConfig()
+	edit(&c)
+	return c
+}
+
+// newEngine is New, failing the test on a refused cfg.
+func newEngine(t testing.TB, cfg Config, enc ...Encoder) *Engine {
+	t.Helper()
+	e, err := New(cfg, enc, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // run starts an engine until the test ends.
 func run(t testing.TB, cfg Config) *Engine {
 	t.Helper()
-	e := New(cfg, []Encoder{encodeText}, nil, zerolog.Nop())
+	e := newEngine(t, cfg, encodeText)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.Run(ctx); close(done) }()
@@ -141,7 +159,7 @@ func msg(topic string, seq uint64) *tick.Message {
 }
 
 func TestExactPrefixAndOverlap(t *testing.T) {
-	e := run(t, Config{Shards: 3})
+	e := run(t, config(func(c *Config) { c.Shards = 3 }))
 	exact, prefix, both := &memConn{}, &memConn{}, &memConn{}
 	client(t, e, exact, slowsub.Limits{}, Subscription{Key: "md.eq.AAPL"})
 	client(t, e, prefix, slowsub.Limits{}, Subscription{Key: "md.eq.", Prefix: true})
@@ -175,7 +193,7 @@ func TestExactPrefixAndOverlap(t *testing.T) {
 }
 
 func TestUnsubscribeStopsDelivery(t *testing.T) {
-	e := run(t, Config{Shards: 2})
+	e := run(t, config(func(c *Config) { c.Shards = 2 }))
 	conn := &memConn{}
 	c, _ := client(t, e, conn, slowsub.Limits{}, Subscription{Key: "a"}, Subscription{Key: "b", Prefix: true})
 	e.Publish(msg("a", 1))
@@ -194,8 +212,9 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 
 // A stalled client never delays the others, and is cut off by the rule.
 func TestStalledClientCutOffOthersGetEverything(t *testing.T) {
-	e := New(Config{Shards: 2, WriteTimeout: time.Hour, Limits: slowsub.Limits{MaxBytes: 64 << 10, MaxLag: time.Hour}},
-		[]Encoder{encodePadded}, nil, zerolog.Nop())
+	e := newEngine(t, config(func(c *Config) {
+		c.Shards, c.WriteTimeout, c.Limits = 2, time.Hour, slowsub.Limits{MaxBytes: 64 << 10, MaxLag: time.Hour}
+	}), encodePadded)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.Run(ctx); close(done) }()
@@ -245,8 +264,10 @@ func TestStalledClientCutOffOthersGetEverything(t *testing.T) {
 // the lag are the fake clock's, moved past the limit by hand.
 func TestSweeperCutsOffIdleLaggard(t *testing.T) {
 	clk := clock.NewFake(time.Now())
-	e := run(t, Config{Shards: 1, SweepEvery: time.Second, Clock: clk, WriteTimeout: time.Hour,
-		Limits: slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 2 * time.Second}})
+	e := run(t, config(func(c *Config) {
+		c.Shards, c.SweepEvery, c.Clock, c.WriteTimeout, c.Heartbeat = 1, time.Second, clk, time.Hour, 0
+		c.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 2 * time.Second}
+	}))
 	slow := &memConn{}
 	slow.stall.Store(true)
 	_, errc := client(t, e, slow, slowsub.Limits{}, Subscription{Key: "x"})
@@ -285,7 +306,7 @@ func blockUntil(t *testing.T, clk *clock.Fake, n int) {
 // values it replaced.
 func TestThrottleReleasedOnTheClocksEdge(t *testing.T) {
 	clk := clock.NewFake(time.Now())
-	e := run(t, Config{Shards: 1, Clock: clk})
+	e := run(t, config(func(c *Config) { c.Shards, c.Clock, c.Heartbeat = 1, clk, 0 }))
 	conn := &memConn{}
 	client(t, e, conn, slowsub.Limits{}, Subscription{Key: "x", Throttle: 200 * time.Millisecond})
 	for i := uint64(1); i <= 3; i++ {
@@ -320,7 +341,7 @@ func TestThrottleReleasedOnTheClocksEdge(t *testing.T) {
 // The heartbeat follows the clock: none before the beat, one on it.
 func TestHeartbeatOnTheClocksBeat(t *testing.T) {
 	clk := clock.NewFake(time.Now())
-	e := run(t, Config{Shards: 1, Clock: clk, Heartbeat: time.Minute})
+	e := run(t, config(func(c *Config) { c.Shards, c.Clock, c.Heartbeat = 1, clk, time.Minute }))
 	conn := &memConn{}
 	client(t, e, conn, slowsub.Limits{})
 	blockUntil(t, clk, 2) // the sweeper's ticker and the client's beat
@@ -334,8 +355,32 @@ func TestHeartbeatOnTheClocksBeat(t *testing.T) {
 	testpeer.Eventually(t, wait, "a second heartbeat", func() bool { return conn.beats.Load() == 2 })
 }
 
+// TestNoHeartbeatWhileNotAlive: a heartbeat is written only while Alive
+// says the stamping loop goes round, so a hung gateway's clients see
+// silence and move on.
+func TestNoHeartbeatWhileNotAlive(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	var alive atomic.Bool
+	var asked atomic.Int64
+	e := run(t, config(func(c *Config) {
+		c.Shards, c.Clock, c.Heartbeat = 1, clk, time.Minute
+		c.Alive = func() bool { asked.Add(1); return alive.Load() }
+	}))
+	conn := &memConn{}
+	client(t, e, conn, slowsub.Limits{})
+	blockUntil(t, clk, 2)
+	clk.Advance(time.Minute)
+	testpeer.Eventually(t, wait, "the beat asking Alive", func() bool { return asked.Load() == 1 })
+	if n := conn.beats.Load(); n != 0 {
+		t.Fatalf("%d heartbeats while the loop is stuck, want 0", n)
+	}
+	alive.Store(true)
+	clk.Advance(time.Minute)
+	testpeer.Eventually(t, wait, "a heartbeat once the loop goes round", func() bool { return conn.beats.Load() == 1 })
+}
+
 func TestConflatingClientEndsWithLatestOfEveryTopic(t *testing.T) {
-	e := run(t, Config{Shards: 2, WriteTimeout: time.Hour})
+	e := run(t, config(func(c *Config) { c.Shards, c.WriteTimeout = 2, time.Hour }))
 	slow := &memConn{}
 	slow.stall.Store(true)
 	c, _ := client(t, e, slow, slowsub.Limits{}, Subscription{Key: "md.", Prefix: true, Conflate: true})
@@ -398,7 +443,7 @@ func replayOf(topic, payload string, seq uint64) Replay {
 }
 
 func TestSnapshotFirstThenOnlyNewer(t *testing.T) {
-	e := run(t, Config{Shards: 1})
+	e := run(t, config(func(c *Config) { c.Shards = 1 }))
 	conn := &memConn{}
 	c := conn.attach(e.NewClient(conn, 0, slowsub.Limits{}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -423,7 +468,7 @@ func TestSnapshotFirstThenOnlyNewer(t *testing.T) {
 // TestSnapshotPacedPastByteLimit: a snapshot many times the client's byte
 // limit is written in chunks as the client reads, never cutting it off.
 func TestSnapshotPacedPastByteLimit(t *testing.T) {
-	e := run(t, Config{Shards: 1})
+	e := run(t, config(func(c *Config) { c.Shards = 1 }))
 	conn := &memConn{}
 	c, errc := client(t, e, conn, slowsub.Limits{MaxBytes: 1000})
 	var rs []Replay
@@ -446,7 +491,7 @@ func TestSnapshotPacedPastByteLimit(t *testing.T) {
 }
 
 func TestSnapshotBusy(t *testing.T) {
-	e := run(t, Config{Shards: 1})
+	e := run(t, config(func(c *Config) { c.Shards = 1 }))
 	c := e.NewClient(&memConn{}, 0, slowsub.Limits{}) // no writer: snapshots stay pending
 	snap := func() Snapshot { return &listSnapshot{[]Replay{replayOf("x", "v", 1)}} }
 	for i := range MaxPendingSnapshots {
@@ -461,7 +506,7 @@ func TestSnapshotBusy(t *testing.T) {
 }
 
 func TestShardFullDropsAndCounts(t *testing.T) {
-	e := New(Config{Shards: 1, ShardQueue: 2}, []Encoder{encodeText}, nil, zerolog.Nop()) // not running
+	e := newEngine(t, config(func(c *Config) { c.Shards, c.ShardQueue = 1, 2 }), encodeText) // not running
 	for i := range 5 {
 		e.Publish(msg("x", uint64(i)))
 	}

@@ -387,6 +387,9 @@ func (c *Client) Run(ctx context.Context) (err error) {
 			}
 			return nil
 		case <-hb:
+			if cfg.Alive != nil && !cfg.Alive() {
+				continue // the stamping loop is stuck: let the client see silence
+			}
 			if err := c.conn.WriteHeartbeat(cfg.Clock.Now().Add(cfg.WriteTimeout)); err != nil {
 				return c.writeFailed(err)
 			}

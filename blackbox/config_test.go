@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/slowsub"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -38,5 +41,37 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate(%s) = %v, want %q", tt.name, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewRefuses: New validates rather than repairs; each bad field is
+// refused with an error that names it.
+func TestNewRefuses(t *testing.T) {
+	tests := []struct {
+		edit func(*blackbox.Config)
+		want string
+	}{
+		{func(c *blackbox.Config) { c.Shards = -1 }, "fanout shards -1"},
+		{func(c *blackbox.Config) { c.ShardQueue = 0 }, "fanout queue 0"},
+		{func(c *blackbox.Config) { c.WriteTimeout = 0 }, "write timeout 0s"},
+		{func(c *blackbox.Config) { c.Heartbeat = -time.Second }, "ws heartbeat -1s"},
+		{func(c *blackbox.Config) { c.SweepEvery = 0 }, "sweep interval 0s"},
+		{func(c *blackbox.Config) { c.InFlight = 0 }, "ws inflight bytes 0"},
+		{func(c *blackbox.Config) { c.InFlightConflate = 0 }, "ws inflight conflate bytes 0"},
+		{func(c *blackbox.Config) { c.Limits = slowsub.Limits{} }, "both 0"},
+		{func(c *blackbox.Config) { *c = blackbox.Config{} }, "fanout queue 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			c := blackbox.DefaultConfig()
+			tt.edit(&c)
+			e, err := blackbox.New(c, nil, nil, zerolog.Nop())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New(%+v) = %v, %v; want an error naming %q", c, e, err, tt.want)
+			}
+		})
+	}
+	if _, err := blackbox.New(blackbox.DefaultConfig(), nil, nil, zerolog.Nop()); err != nil {
+		t.Errorf("New(DefaultConfig()) = %v, want no error", err)
 	}
 }

@@ -38,6 +38,11 @@ type Config struct {
 	// Clock is the engine's time: ingress lag, throttles, probes, write
 	// deadlines, the sweeper and heartbeats; nil: clock.Real.
 	Clock clock.Clock
+	// Alive, when set, is asked at each heartbeat: false skips it. The
+	// gateway passes the stamping loop's liveness (proxy.Proxy.Alive), so
+	// a hung loop stops the beats and clients notice it and move on (a
+	// failover pair's other gateway, docs/ha.md). nil: always beat.
+	Alive func() bool
 }
 
 // DefaultConfig: a shard per core, 64k messages a shard, 1 MiB and 2 s per
@@ -78,29 +83,15 @@ type shard struct {
 }
 
 // New returns an engine with one encoder per wire format; a client picks its
-// format by index.
-func New(cfg Config, encoders []Encoder, reg prometheus.Registerer, log zerolog.Logger) *Engine {
-	d := DefaultConfig()
-	if cfg.Shards <= 0 {
+// format by index. It refuses a cfg that Validate refuses: start from
+// DefaultConfig. Shards 0 is one per core (GOMAXPROCS), a nil Clock the
+// real clock.
+func New(cfg Config, encoders []Encoder, reg prometheus.Registerer, log zerolog.Logger) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fanout config: %w", err)
+	}
+	if cfg.Shards == 0 {
 		cfg.Shards = runtime.GOMAXPROCS(0)
-	}
-	if cfg.ShardQueue <= 0 {
-		cfg.ShardQueue = d.ShardQueue
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = d.WriteTimeout
-	}
-	if cfg.SweepEvery <= 0 {
-		cfg.SweepEvery = d.SweepEvery
-	}
-	if cfg.InFlight <= 0 {
-		cfg.InFlight = d.InFlight
-	}
-	if cfg.InFlightConflate <= 0 {
-		cfg.InFlightConflate = d.InFlightConflate
-	}
-	if cfg.Limits == (slowsub.Limits{}) {
-		cfg.Limits = d.Limits
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
@@ -109,10 +100,10 @@ func New(cfg Config, encoders []Encoder, reg prometheus.Registerer, log zerolog.
 	for i := range cfg.Shards {
 		e.shards = append(e.shards, &shard{id: i, in: make(chan *tick.Message, cfg.ShardQueue), idx: newIndex()})
 	}
-	return e
+	return e, nil
 }
 
-// Config returns the engine's configuration with defaults filled in.
+// Config returns the engine's configuration, Shards and Clock resolved.
 func (e *Engine) Config() Config { return e.cfg }
 
 func (e *Engine) shardOf(topic string) *shard {

@@ -36,7 +36,7 @@ func TestAuthRefusesMissingAndBadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t, Config{Auth: auth}, blackbox.Config{})
+	r := newRig(t, wsConfig(func(c *Config) { c.Auth = auth }), blackbox.DefaultConfig())
 	expired := hsToken(t, []string{""}, time.Now().Add(-time.Minute))
 	other, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{Topics: []string{""},
 		RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString([]byte("another secret, also 32 bytes long!"))
@@ -66,7 +66,7 @@ func noExp(t *testing.T) string {
 
 func TestTokenLimitsTopicsAndComesThreeWays(t *testing.T) {
 	auth, _ := NewHMACAuth(secret)
-	r := newRig(t, Config{Auth: auth}, blackbox.Config{})
+	r := newRig(t, wsConfig(func(c *Config) { c.Auth = auth }), blackbox.DefaultConfig())
 	tok := hsToken(t, []string{"md.eq."}, time.Now().Add(time.Hour))
 	u := wsURL(r)
 	dialers := map[string]func() (*websocket.Conn, error){
@@ -116,7 +116,7 @@ func TestTokenLimitsTopicsAndComesThreeWays(t *testing.T) {
 func TestTokenExpiryClosesConnection(t *testing.T) {
 	auth, _ := NewHMACAuth(secret)
 	clk := clock.NewFake(time.Now())
-	r := newRig(t, Config{Auth: auth, Clock: clk}, blackbox.Config{})
+	r := newRig(t, wsConfig(func(c *Config) { c.Auth, c.Clock = auth, clk }), blackbox.DefaultConfig())
 	bearer := http.Header{"Authorization": {"Bearer " + hsToken(t, []string{""}, clk.Now().Add(time.Hour))}}
 	c := r.dial(t, bearer)
 	blockUntil(t, clk, 1) // the expiry's timer
@@ -167,7 +167,7 @@ func TestES256PublicKey(t *testing.T) {
 }
 
 func TestConnectionLimits(t *testing.T) {
-	r := newRig(t, Config{MaxConns: 3, MaxConnsPerIP: 2}, blackbox.Config{})
+	r := newRig(t, wsConfig(func(c *Config) { c.MaxConns, c.MaxConnsPerIP = 3, 2 }), blackbox.DefaultConfig())
 	r.dial(t, nil)
 	r.dial(t, nil)
 	_, resp, err := websocket.DefaultDialer.Dial(wsURL(r), nil)

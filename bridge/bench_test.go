@@ -26,7 +26,7 @@ func BenchmarkUnrelatedDelayDuringHugeSubscribe(b *testing.B) {
 	t := &testing.T{}
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 2 * time.Second}
-	r := newRig(t, Config{}, fan)
+	r := newRig(t, DefaultConfig(), fan)
 	b.Cleanup(func() { r.b.Close(); r.srv.Close() })
 	r.fill("big.", topics, `{"px":1}`)
 	good := r.dial(t, nil)

@@ -113,35 +113,12 @@ type Bridge struct {
 }
 
 // New returns a bridge delivering through engine (format 0 must be
-// EncodeUpdate) and snapshots from cache (may be nil).
-func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Registerer, log zerolog.Logger) *Bridge {
-	d := DefaultConfig()
-	if cfg.ReadLimit <= 0 {
-		cfg.ReadLimit = d.ReadLimit
-	}
-	if cfg.MaxSubs <= 0 {
-		cfg.MaxSubs = d.MaxSubs
-	}
-	if cfg.SubscribeRate <= 0 {
-		cfg.SubscribeRate, cfg.SubscribeBurst = d.SubscribeRate, d.SubscribeBurst
-	}
-	if cfg.AbuseLimit <= 0 {
-		cfg.AbuseLimit = d.AbuseLimit
-	}
-	if cfg.AbuseRefill <= 0 {
-		cfg.AbuseRefill = d.AbuseRefill
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = d.HandshakeTimeout
-	}
-	if cfg.PongWait <= 0 {
-		cfg.PongWait = d.PongWait
-	}
-	if cfg.CloseGrace <= 0 {
-		cfg.CloseGrace = d.CloseGrace
-	}
-	if cfg.Limits == (slowsub.Limits{}) {
-		cfg.Limits = d.Limits
+// EncodeUpdate) and snapshots from cache (may be nil). It refuses a cfg
+// that Validate refuses: start from DefaultConfig. A nil Clock is the real
+// clock.
+func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Registerer, log zerolog.Logger) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ws config: %w", err)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
@@ -160,7 +137,7 @@ func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Regist
 	if cfg.Auth == nil {
 		log.Warn().Msg("WebSocket clients are NOT authenticated: anyone who reaches /ws may subscribe to every topic (set --ws-jwt-secret-file or --ws-jwt-public-key)")
 	}
-	return b
+	return b, nil
 }
 
 // Close is Shutdown without a bound.

@@ -44,6 +44,14 @@ type rig struct {
 	seq    map[string]uint64
 }
 
+// wsConfig is DefaultConfig changed by edit: New refuses what Validate
+// refuses, so a test starts from the defaults.
+func wsConfig(edit func(*Config)) Config {
+	c := DefaultConfig()
+	edit(&c)
+	return c
+}
+
 func newRig(t *testing.T, cfg Config, fan blackbox.Config) *rig {
 	t.Helper()
 	return newRigCache(t, cfg, fan, lvc.DefaultConfig())
@@ -52,9 +60,15 @@ func newRig(t *testing.T, cfg Config, fan blackbox.Config) *rig {
 func newRigCache(t *testing.T, cfg Config, fan blackbox.Config, cc lvc.Config) *rig {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	e := blackbox.New(fan, []blackbox.Encoder{EncodeUpdate}, reg, zerolog.Nop())
+	e, err := blackbox.New(fan, []blackbox.Encoder{EncodeUpdate}, reg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
 	cache := lvc.New(cc, reg)
-	b := New(cfg, e, cache, reg, zerolog.Nop())
+	b, err := New(cfg, e, cache, reg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.Run(ctx); close(done) }()
@@ -156,7 +170,7 @@ func (c *client) until(t *testing.T, op string) map[string]any {
 }
 
 func TestSubscribeSnapshotToNewClientOnlyThenUpdates(t *testing.T) {
-	r := newRig(t, Config{}, blackbox.Config{})
+	r := newRig(t, DefaultConfig(), blackbox.DefaultConfig())
 	r.publish("md.eq.AAPL", `{"px":1}`)
 	r.publish("md.eq.MSFT", `{"px":2}`)
 	r.publish("md.fx.EURUSD", `{"px":3}`)
@@ -193,7 +207,7 @@ func TestSubscribeSnapshotToNewClientOnlyThenUpdates(t *testing.T) {
 }
 
 func TestPayloadEncodings(t *testing.T) {
-	r := newRig(t, Config{}, blackbox.Config{})
+	r := newRig(t, DefaultConfig(), blackbox.DefaultConfig())
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["p."],"snapshot":false}`)
 	c.until(t, "ack")
@@ -212,7 +226,7 @@ func TestPayloadEncodings(t *testing.T) {
 }
 
 func TestUnsubscribeStopsUpdates(t *testing.T) {
-	r := newRig(t, Config{}, blackbox.Config{})
+	r := newRig(t, DefaultConfig(), blackbox.DefaultConfig())
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","topics":["a","b"],"snapshot":false}`)
 	c.until(t, "ack")
@@ -228,7 +242,7 @@ func TestUnsubscribeStopsUpdates(t *testing.T) {
 }
 
 func TestResume(t *testing.T) {
-	r := newRig(t, Config{}, blackbox.Config{})
+	r := newRig(t, DefaultConfig(), blackbox.DefaultConfig())
 	for range 5 {
 		r.publish("x.cur", "1")
 		r.publish("x.old", "1")
@@ -264,7 +278,7 @@ func TestResume(t *testing.T) {
 }
 
 func TestBadInputGetsErrorAndConnectionStays(t *testing.T) {
-	r := newRig(t, Config{MaxSubs: 3, AbuseLimit: 100}, blackbox.Config{})
+	r := newRig(t, wsConfig(func(c *Config) { c.MaxSubs, c.AbuseLimit = 3, 100 }), blackbox.DefaultConfig())
 	c := r.dial(t, nil)
 	for _, tc := range []struct {
 		name, in string
@@ -311,7 +325,7 @@ func TestBadInputGetsErrorAndConnectionStays(t *testing.T) {
 }
 
 func TestRepeatedAbuseClosesWith1008(t *testing.T) {
-	r := newRig(t, Config{AbuseLimit: 3, AbuseRefill: time.Hour}, blackbox.Config{})
+	r := newRig(t, wsConfig(func(c *Config) { c.AbuseLimit, c.AbuseRefill = 3, time.Hour }), blackbox.DefaultConfig())
 	c := r.dial(t, nil)
 	for range 4 {
 		c.send(t, `nonsense`)
@@ -334,7 +348,7 @@ func TestRepeatedAbuseClosesWith1008(t *testing.T) {
 func TestSubscribeRateLimited(t *testing.T) {
 	start := time.Now()
 	clk := clock.NewFake(start)
-	r := newRig(t, Config{SubscribeRate: 1, SubscribeBurst: 2, Clock: clk}, blackbox.Config{})
+	r := newRig(t, wsConfig(func(c *Config) { c.SubscribeRate, c.SubscribeBurst, c.Clock = 1, 2, clk }), blackbox.DefaultConfig())
 	c := r.dial(t, nil)
 	steps := []struct {
 		advance time.Duration
@@ -363,7 +377,7 @@ func TestSubscribeRateLimited(t *testing.T) {
 }
 
 func TestOversizedFrameClosesWith1009(t *testing.T) {
-	r := newRig(t, Config{ReadLimit: 1024}, blackbox.Config{})
+	r := newRig(t, wsConfig(func(c *Config) { c.ReadLimit = 1024 }), blackbox.DefaultConfig())
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"ping","id":"`+strings.Repeat("x", 2000)+`"}`)
 	for {
@@ -392,7 +406,7 @@ func TestOriginCheck(t *testing.T) {
 		{[]string{"*"}, "http://evil.example", true},
 	} {
 		t.Run(fmt.Sprintf("%q/%s", tc.allowed, tc.origin), func(t *testing.T) {
-			r := newRig(t, Config{AllowedOrigins: tc.allowed}, blackbox.Config{})
+			r := newRig(t, wsConfig(func(c *Config) { c.AllowedOrigins = tc.allowed }), blackbox.DefaultConfig())
 			hdr := http.Header{}
 			if tc.origin != "" {
 				hdr.Set("Origin", strings.Replace(tc.origin, "SAME", strings.TrimPrefix(r.srv.URL, "http://"), 1))
@@ -421,7 +435,7 @@ func TestStalledClientCutOffOthersComplete(t *testing.T) {
 	// the race detector on a loaded 2-core machine stalls a fast reader for
 	// seconds at times; the stalled one is cut off by its queue's bytes.
 	fan.Limits = slowsub.Limits{MaxBytes: 256 << 10, MaxLag: 10 * time.Second}
-	r := newRig(t, Config{SendBuffer: 32 << 10, Limits: fan.Limits}, fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.SendBuffer, c.Limits = 32<<10, fan.Limits }), fan)
 	sub := `{"op":"subscribe","prefixes":["md."],"snapshot":false}`
 	var fast []*client
 	for range 50 {
@@ -521,7 +535,7 @@ func cutOff(err error) bool {
 func TestConflatingClientEndsWithLatest(t *testing.T) {
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: time.Hour}
-	r := newRig(t, Config{}, fan)
+	r := newRig(t, DefaultConfig(), fan)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
 	if ack := c.until(t, "ack"); ack["slow"] != "conflate" {
@@ -566,7 +580,7 @@ func TestConflatingClientEndsWithLatest(t *testing.T) {
 func TestListeningClientKeptAliveWhileBusy(t *testing.T) {
 	fan := blackbox.DefaultConfig()
 	fan.Heartbeat = 20 * time.Millisecond
-	r := newRig(t, Config{PongWait: 150 * time.Millisecond}, fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.PongWait = 150 * time.Millisecond }), fan)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","topics":["busy"],"snapshot":false}`)
 	c.until(t, "ack")
@@ -592,7 +606,7 @@ func TestHeartbeatOnTheClock(t *testing.T) {
 	// Not reading while the clock moves, the client answers no probe: a
 	// minute past the 10 s write timeout would cut it off as stalled.
 	fan.WriteTimeout = time.Hour
-	r := newRig(t, Config{Clock: clk}, fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.Clock = clk }), fan)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"ping","id":1}`)
 	if m := c.next(t); m["op"] != "pong" || m["ts"] != float64(clk.Now().UnixMicro()) {

@@ -6,7 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/bridge"
+	"github.com/mdgate/mdgate/slowsub"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -44,4 +48,47 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNewRefuses: New validates rather than repairs; each bad field is
+// refused with an error that names it.
+func TestNewRefuses(t *testing.T) {
+	engine, err := blackbox.New(blackbox.DefaultConfig(), []blackbox.Encoder{bridge.EncodeUpdate}, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		edit func(*bridge.Config)
+		want string
+	}{
+		{func(c *bridge.Config) { c.ReadLimit = 0 }, "ws read limit 0"},
+		{func(c *bridge.Config) { c.MaxSubs = 0 }, "ws max subscriptions 0"},
+		{func(c *bridge.Config) { c.SubscribeRate = 0 }, "ws subscribe rate 0"},
+		{func(c *bridge.Config) { c.SubscribeBurst = 0 }, "ws subscribe burst 0"},
+		{func(c *bridge.Config) { c.AbuseLimit = 0 }, "ws abuse limit 0"},
+		{func(c *bridge.Config) { c.AbuseRefill = 0 }, "ws abuse refill 0s"},
+		{func(c *bridge.Config) { c.HandshakeTimeout = 0 }, "ws handshake timeout 0s"},
+		{func(c *bridge.Config) { c.PongWait = 0 }, "ws pong wait 0s"},
+		{func(c *bridge.Config) { c.SendBuffer = -1 }, "ws send buffer -1"},
+		{func(c *bridge.Config) { c.MaxConns = -1 }, "ws max conns -1"},
+		{func(c *bridge.Config) { c.MaxConnsPerIP = -1 }, "ws max conns per ip -1"},
+		{func(c *bridge.Config) { c.CloseGrace = 0 }, "ws close grace 0s"},
+		{func(c *bridge.Config) { c.Limits = slowsub.Limits{} }, "both 0"},
+		{func(c *bridge.Config) { *c = bridge.Config{} }, "ws read limit 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			c := bridge.DefaultConfig()
+			tt.edit(&c)
+			b, err := bridge.New(c, engine, nil, nil, zerolog.Nop())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New(%+v) = %v, %v; want an error naming %q", c, b, err, tt.want)
+			}
+		})
+	}
+	b, err := bridge.New(bridge.DefaultConfig(), engine, nil, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("New(DefaultConfig()) = %v, want no error", err)
+	}
+	b.Close()
 }

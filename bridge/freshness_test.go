@@ -70,7 +70,7 @@ func TestSlowReaderSeesBoundedAge(t *testing.T) {
 	const maxLag = time.Second
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 256 << 20, MaxLag: maxLag}
-	r := newRig(t, Config{Limits: fan.Limits}, fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.Limits = fan.Limits }), fan)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false}`)
 	c.until(t, "ack")
@@ -96,7 +96,7 @@ func TestConflatingSlowReaderSeesCurrentValues(t *testing.T) {
 	const maxLag = time.Second
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: maxLag}
-	r := newRig(t, Config{Limits: fan.Limits}, fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.Limits = fan.Limits }), fan)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
 	c.until(t, "ack")
@@ -124,7 +124,7 @@ func TestConflatingSlowReaderSeesCurrentValues(t *testing.T) {
 func TestPausedConflatingClientOnQuietFeed(t *testing.T) {
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 300 * time.Millisecond}
-	r := newRig(t, Config{Limits: fan.Limits}, fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.Limits = fan.Limits }), fan)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
 	c.until(t, "ack")
@@ -153,7 +153,7 @@ func TestPausedConflatingClientOnQuietFeed(t *testing.T) {
 // every browser fail the connection (and loop on reconnect). It now goes as
 // base64.
 func TestInvalidUTF8PayloadSentAsBase64(t *testing.T) {
-	r := newRig(t, Config{}, blackbox.Config{})
+	r := newRig(t, DefaultConfig(), blackbox.DefaultConfig())
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","topics":["md.x"],"snapshot":false}`)
 	c.until(t, "ack")
@@ -197,7 +197,7 @@ func TestCloseCodesReachTheClient(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, Config{PongWait: 500 * time.Millisecond}, blackbox.Config{})
+			r := newRig(t, wsConfig(func(c *Config) { c.PongWait = 500 * time.Millisecond }), blackbox.DefaultConfig())
 			c := r.dial(t, nil)
 			tc.do(c)
 			var err error

@@ -56,7 +56,7 @@ func TestHugeSubscribeDoesNotStallOthers(t *testing.T) {
 	}
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 2 * time.Second}
-	r := newRig(t, Config{SubscribeRate: 1000, SubscribeBurst: 1000}, fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.SubscribeRate, c.SubscribeBurst = 1000, 1000 }), fan)
 	r.fill("big.", topics, `{"px":1}`)
 
 	good := r.dial(t, nil)
@@ -154,7 +154,7 @@ func TestSnapshotLargerThanByteLimitLoads(t *testing.T) {
 	const topics = 20_000
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 256 << 10, MaxLag: 2 * time.Second}
-	r := newRig(t, Config{}, fan)
+	r := newRig(t, DefaultConfig(), fan)
 	r.fill("md.", topics, `{"px":1,"pad":"`+strings.Repeat("x", 100)+`"}`) // about 3 MB of snapshot
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["md."]}`)
@@ -184,7 +184,7 @@ func TestSnapshotLargerThanByteLimitLoads(t *testing.T) {
 // newer, ending at the last.
 func TestSnapshotThenLiveNoHoleNoDuplicate(t *testing.T) {
 	const topics = 2000
-	r := newRig(t, Config{}, blackbox.Config{})
+	r := newRig(t, DefaultConfig(), blackbox.DefaultConfig())
 	r.fill("md.", topics, `{"px":1}`)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["md."]}`)
@@ -215,7 +215,7 @@ func TestSnapshotThenLiveNoHoleNoDuplicate(t *testing.T) {
 func TestShutdownBoundedWithStalledClient(t *testing.T) {
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 64 << 20, MaxLag: time.Hour} // never cut off: only the shutdown ends it
-	r := newRig(t, Config{SendBuffer: 8 << 10, Limits: fan.Limits}, fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.SendBuffer, c.Limits = 8<<10, fan.Limits }), fan)
 	stalled := dialSmallBuffer(t, r)
 	stalled.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false}`)
 	stalled.until(t, "ack")
@@ -279,7 +279,7 @@ func TestWriteTimeoutFreesTheSlot(t *testing.T) {
 	fan := blackbox.DefaultConfig()
 	fan.WriteTimeout = 200 * time.Millisecond
 	fan.Limits = slowsub.Limits{MaxBytes: 64 << 20, MaxLag: time.Hour}
-	r := newRig(t, Config{SendBuffer: 8 << 10, MaxConns: 1, Limits: fan.Limits}, fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.SendBuffer, c.MaxConns, c.Limits = 8<<10, 1, fan.Limits }), fan)
 	stalled := dialSmallBuffer(t, r)
 	stalled.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false}`)
 	stalled.until(t, "ack")

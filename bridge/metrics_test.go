@@ -85,7 +85,7 @@ func TestParseOpCoversEveryValidOp(t *testing.T) {
 
 // A refused Origin is counted once, as origin, not also as handshake.
 func TestRefusedOriginCountedOnce(t *testing.T) {
-	r := newRig(t, Config{}, blackbox.Config{})
+	r := newRig(t, DefaultConfig(), blackbox.DefaultConfig())
 	hdr := http.Header{"Origin": {"http://evil.example"}}
 	_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.srv.URL, "http")+"/ws", hdr)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {

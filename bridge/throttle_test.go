@@ -13,7 +13,7 @@ import (
 // one update per topic per interval, always the latest, told how many it
 // skipped, and the newest value arrives within the interval.
 func TestThrottleLatestOnTheEdge(t *testing.T) {
-	r := newRig(t, Config{}, blackbox.Config{})
+	r := newRig(t, DefaultConfig(), blackbox.DefaultConfig())
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","topics":["md.t","md.u"],"snapshot":false,"throttle_ms":200}`)
 	if ack := c.until(t, "ack"); ack["throttle_ms"] != 200.0 {
@@ -61,7 +61,7 @@ func TestThrottleLatestOnTheEdge(t *testing.T) {
 // chunks, are used by the next subscribe: up-to-date topics send nothing,
 // behind ones their latest value with the number missed.
 func TestResumeCompact(t *testing.T) {
-	r := newRig(t, Config{}, blackbox.Config{})
+	r := newRig(t, DefaultConfig(), blackbox.DefaultConfig())
 	for i := range 5 {
 		r.publish("md.a", fmt.Sprintf(`{"px":%d}`, i))
 	}

@@ -19,10 +19,10 @@ import (
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/bridge"
+	"github.com/mdgate/mdgate/ha"
 	"github.com/mdgate/mdgate/internal/demofeed"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/proxy"
-	"github.com/mdgate/mdgate/ha"
 	"github.com/mdgate/mdgate/snapshot"
 	"github.com/mdgate/mdgate/web"
 )
@@ -116,7 +116,16 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 		cache = lvc.New(cfg.Cache, reg)
 		opts.Cache = cache
 	}
-	fan := blackbox.New(cfg.Fanout, []blackbox.Encoder{bridge.EncodeUpdate}, reg, log.With().Str("stage", "fanout").Logger())
+	var p *proxy.Proxy
+	if cfg.Fanout.Alive == nil {
+		// Heartbeats only while the stamping loop goes round: clients of a
+		// hung gateway see silence and move on. p is set before anything runs.
+		cfg.Fanout.Alive = func() bool { return p.Alive() }
+	}
+	fan, err := blackbox.New(cfg.Fanout, []blackbox.Encoder{bridge.EncodeUpdate}, reg, log.With().Str("stage", "fanout").Logger())
+	if err != nil {
+		return nil, err
+	}
 	opts.Sinks = append(opts.Sinks, fan)
 	if cfg.HA != nil {
 		h := *cfg.HA
@@ -131,7 +140,7 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 		h.OnStandby = func() { g.ws.CloseStandby() } // g is set before the proxy runs
 		opts.HA = &h
 	}
-	p, err := proxy.New(cfg.Proxy, opts)
+	p, err = proxy.New(cfg.Proxy, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +151,10 @@ func New(cfg Config, log zerolog.Logger) (*Gateway, error) {
 	if cache != nil {
 		snapCache = cache
 	}
-	ws := bridge.New(cfg.Bridge, fan, snapCache, reg, log.With().Str("stage", "bridge").Logger())
+	ws, err := bridge.New(cfg.Bridge, fan, snapCache, reg, log.With().Str("stage", "bridge").Logger())
+	if err != nil {
+		return nil, err
+	}
 	g = &Gateway{cfg: cfg, log: log, reg: reg, proxy: p, cache: cache, fan: fan, ws: ws, httpReady: make(chan struct{})}
 	if cache != nil && cfg.SnapshotBind != "" {
 		if g.snap, err = snapshot.NewServer(cfg.SnapshotBind, cache, p.Epoch(), cfg.Snapshot, reg, log.With().Str("stage", "snapshot").Logger()); err != nil {
