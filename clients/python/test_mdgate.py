@@ -212,6 +212,17 @@ class RuleTest(unittest.TestCase):
         c._on_live(live("t", 9, term=2))  # a gap after diverging: repaired from the new point
         self.assertEqual(self.sent, [wire.since_request("t", E, 4)])
 
+    def test_heartbeats_passed_over(self):
+        # A pair's active puts a heartbeat on its stamped egress every
+        # --ha-heartbeat: seq 0, no payload, flag heartbeat. Not an update.
+        c = self.client()
+        c._on_live(live("t", 1, term=1))
+        hb = wire.encode_stamp(wire.Stamp(E, 0, 0, wire.FLAG_HEARTBEAT, term=1))
+        c._on_live([wire.HEARTBEAT_TOPIC, hb])
+        c._on_live(live("t", 2, term=1))
+        self.assertEqual(self.drain(c), "t1 t2")
+        self.assertEqual((c.stats["heartbeats"], c.topics(), self.sent), (1, ["t"], []))
+
     def test_term_checked_through_since(self):
         # The client held t up to 5 under term 1 and is cut off; a new active,
         # which had t only up to 3, goes on from 4 under term 2 and is past 5

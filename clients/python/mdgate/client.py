@@ -126,7 +126,7 @@ class Client:
         self.hold_max_bytes, self.request_timeout = hold_max_bytes, request_timeout
         self.epoch = None  # the gateway's epoch, from the last END
         # live, snapshot, repair, repairs, gaps, missed, diverged, stale_term, fallbacks, held_dropped, retries,
-        # passive, timeouts
+        # passive, timeouts, heartbeats
         self.stats = collections.Counter()
         self._ctx = context or zmq.Context.instance()
         self._sub = self._dealer = None
@@ -229,6 +229,9 @@ class Client:
         if len(frames) < 2:
             raise MdgateError("a message of %d frames: not the stamped stream" % len(frames))
         st = wire.parse_stamp(frames[-1])
+        if st.flags & wire.FLAG_HEARTBEAT:
+            self.stats["heartbeats"] += 1  # the active is alive; not an update
+            return
         topic = bytes(frames[0]).decode("utf-8", "surrogateescape")
         self._take(Update(topic, [bytes(f) for f in frames[:-1]], st, LIVE))
 

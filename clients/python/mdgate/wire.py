@@ -13,6 +13,11 @@ VERSION = VERSION_TERM
 FLAG_REPLAY = 1  # a value replayed from the last-value cache, not a live update
 FLAG_STALE = 2   # loaded from a cache file of an earlier run of the gateway
 FLAG_DELETE = 4  # the topic has no value any more
+FLAG_HEARTBEAT = 8  # a failover pair's active gateway's heartbeat, not an update (docs/stamp.md)
+
+# The topic of a heartbeat (FLAG_HEARTBEAT; seq 0, no payload): a subscriber
+# of "" gets them, one every --ha-heartbeat from the active.
+HEARTBEAT_TOPIC = b"\x00mdgate.heartbeat"
 
 _STAMP = struct.Struct(">4sBBHQQq")
 _U64 = struct.Struct(">Q")
