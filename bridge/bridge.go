@@ -224,14 +224,6 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		grant = g
 	}
-	// Only an authenticated client votes (docs/ha.md).
-	if b.cfg.Vote != nil && !b.cfg.Vote(r.Context()) {
-		b.m.recordReject(rejectPassive)
-		b.logRefusal(r, rejectPassive, nil)
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "passive: this gateway is the standby of a failover pair; connect to the active one", http.StatusServiceUnavailable)
-		return
-	}
 	ip := remoteIP(r)
 	if reason, ok := b.admit(ip); !ok {
 		b.m.recordReject(reason)
@@ -244,6 +236,16 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.m.recordReject(rejectOrigin)
 		b.logRefusal(r, rejectOrigin, nil)
 		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	// Only a client that passed every check, asking for a WebSocket, votes
+	// (docs/ha.md): a standby whose peer is dead takes over on it.
+	if b.cfg.Vote != nil && websocket.IsWebSocketUpgrade(r) && !b.cfg.Vote(r.Context()) {
+		b.release(ip)
+		b.m.recordReject(rejectPassive)
+		b.logRefusal(r, rejectPassive, nil)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "passive: this gateway is the standby of a failover pair; connect to the active one", http.StatusServiceUnavailable)
 		return
 	}
 	ws, err := b.up.Upgrade(w, r, nil)

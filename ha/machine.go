@@ -221,8 +221,15 @@ func (m *Machine) Peer(s State, now time.Time) (Result, error) {
 			m.mode = ModePassive
 		}
 	case ModeActive:
-		if s.Mode == ModeActive && (s.Term > m.term || s.Term == m.term && m.role == RoleBackup) {
+		switch {
+		case s.Mode == ModeActive && (s.Term > m.term || s.Term == m.term && m.role == RoleBackup):
 			m.mode = ModePassive
+		case s.Mode != ModeActive && s.Term > m.term:
+			// The peer holds a higher term than ours without being active (it
+			// restarted after a split in which it had taken one): we re-term
+			// above it and stay active, so a term only grows and every
+			// reader that saw the higher one takes our stamps (docs/ha.md).
+			m.term = nextTerm(m.role, s.Term)
 		}
 	case ModePassive:
 		switch s.Mode {

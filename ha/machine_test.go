@@ -103,6 +103,8 @@ func TestMachineTable(t *testing.T) {
 		{"active/peer active equal term we primary", P, ha.ModeActive, 5, 4, false, peer(ha.ModeActive, 5), ha.ModeActive, 5, false, false, nil},
 		{"active/peer active equal term we backup", B, ha.ModeActive, 5, 4, false, peer(ha.ModeActive, 5), ha.ModePassive, 5, false, false, nil},
 		{"active/peer passive", P, ha.ModeActive, 5, 4, false, peer(ha.ModePassive, 4), ha.ModeActive, 5, false, false, nil},
+		{"active/peer passive higher term: re-term above it", P, ha.ModeActive, 5, 4, false, peer(ha.ModePassive, 8), ha.ModeActive, 9, false, false, nil},
+		{"active/peer starting higher term: re-term above it", B, ha.ModeActive, 4, 4, false, peer(ha.ModePrimary, 7), ha.ModeActive, 8, false, false, nil},
 		{"active/client peer alive", P, ha.ModeActive, 5, 4, false, client, ha.ModeActive, 5, true, false, nil},
 		{"active/client peer dead", P, ha.ModeActive, 5, 4, true, client, ha.ModeActive, 5, true, false, nil},
 		{"active/tick peer alive", P, ha.ModeActive, 5, 4, false, tick, ha.ModeActive, 5, false, false, nil},

@@ -243,9 +243,10 @@ func (p *Proxy) tickHA(s *sockets) error {
 
 var heartbeatTopic = []byte(tick.HeartbeatTopic)
 
-// resubscribeIfSilent sends the upstream subscriptions again when a
-// stamped ingress has heard nothing for Config.IngressResubscribe: a
-// failover pair's standby counts it as a vote. Loop only.
+// resubscribeIfSilent subscribes upstream to tick.VoteTopic when a stamped
+// ingress has heard nothing, not even a heartbeat, for
+// Config.IngressResubscribe: a failover pair's standby whose peer is dead
+// takes over on it. Loop only.
 func (p *Proxy) resubscribeIfSilent(s *sockets, now time.Time) {
 	every := p.cfg.IngressResubscribe
 	if !p.cfg.IngressStamped || every <= 0 {
@@ -259,14 +260,12 @@ func (p *Proxy) resubscribeIfSilent(s *sockets, now time.Time) {
 		return
 	}
 	p.heard = now // at most once per interval
-	for _, f := range p.upstreamFilters() {
-		if _, err := s.xsub.SendBytes(append([]byte{1}, f...), zmq.DONTWAIT); err != nil {
-			p.log.Warn().Err(err).Msg("resubscribing upstream")
-			return
-		}
+	if _, err := s.xsub.SendBytes(append([]byte{1}, tick.VoteTopic...), zmq.DONTWAIT); err != nil {
+		p.log.Warn().Err(err).Msg("voting upstream")
+		return
 	}
 	p.m.resubscribes.Inc()
-	p.log.Warn().Dur("silent", silent).Msg("upstream silent: subscriptions sent again (a failover pair's standby takes them as a vote)")
+	p.log.Warn().Dur("silent", silent).Msg("upstream silent: a vote sent upstream (a failover pair's standby whose peer is dead takes over on it)")
 }
 
 // holding reports whether the loop leaves its publishers' messages unread
@@ -290,6 +289,9 @@ func (p *Proxy) haApply(res ha.Result) error {
 		p.log.Warn().Stringer("mode", res.Mode).Msg("failover pair: the peer missed 2 heartbeats")
 	}
 	if !res.Changed() {
+		if res.Mode == ha.ModeActive && uint16(res.Term) != p.seq.term && p.seq.term != 0 {
+			return p.reterm(res.Term) // re-termed above a peer's higher one
+		}
 		return nil
 	}
 	if res.Mode == ha.ModeActive {
@@ -314,6 +316,23 @@ func (p *Proxy) haApply(res ha.Result) error {
 	}
 	p.log.Warn().Stringer("from", res.From).Stringer("to", res.Mode).Uint64("term", res.Term).
 		Str("epoch", fmt.Sprintf("%016x", p.epoch.Load())).Msg("failover pair: mode changed")
+	return nil
+}
+
+// reterm makes an active gateway stamp under a higher term, saved first.
+// Loop only.
+func (p *Proxy) reterm(term uint64) error {
+	if term > math.MaxUint16 {
+		return fmt.Errorf("failover pair: term %d is past the stamp's %d", term, math.MaxUint16)
+	}
+	if f := p.ha.cfg.SaveTerm; f != nil {
+		if err := f(term); err != nil {
+			return fmt.Errorf("failover pair: saving term %d: %w", term, err)
+		}
+	}
+	p.seq.term = uint16(term)
+	p.haSet(ha.ModeActive, term)
+	p.log.Warn().Uint64("term", term).Msg("failover pair: the peer holds a higher term; stamping above it")
 	return nil
 }
 

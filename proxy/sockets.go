@@ -3,10 +3,13 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/tick"
 )
 
 // Endpoints are the addresses the proxy actually bound (a wildcard port such
@@ -144,10 +147,14 @@ func (p *Proxy) open(s *sockets) (err error) {
 }
 
 // upstreamFilters are the prefixes subscribed upstream: the configured
-// ones, or everything.
+// ones, or everything; with IngressResubscribe and filters, the heartbeat
+// topic too, so quiet topics are not taken for a silent upstream.
 func (p *Proxy) upstreamFilters() []string {
 	if len(p.cfg.IngressFilter) == 0 {
 		return []string{""}
+	}
+	if p.cfg.IngressStamped && p.cfg.IngressResubscribe > 0 {
+		return append(slices.Clone(p.cfg.IngressFilter), tick.HeartbeatTopic)
 	}
 	return p.cfg.IngressFilter
 }

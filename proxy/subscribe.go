@@ -19,7 +19,7 @@ func (p *Proxy) drainSubscriptions(s *sockets, sock *zmq.Socket, e egress) {
 		}
 		kind := captureSub
 		if b[0] == 1 {
-			if p.ha != nil {
+			if p.ha != nil && string(b[1:]) == tick.VoteTopic {
 				if err := p.voteSubscribe(); err != nil {
 					p.haErr = err
 				}

@@ -43,6 +43,12 @@ const (
 // gets heartbeats with a subscription to "" or to this topic's prefix.
 const HeartbeatTopic = "\x00mdgate.heartbeat"
 
+// VoteTopic is the subscription a ZeroMQ client of a failover pair sends to
+// vote (docs/ha.md): a standby whose peer is dead takes over on it. Other
+// subscriptions are not votes: the peer's own mirror subscribes too, and
+// must not make a standby active behind a cut state link.
+const VoteTopic = "\x00mdgate.vote"
+
 // Stamp is the gateway's metadata for one message.
 type Stamp struct {
 	Epoch   uint64 // random id of the gateway run (or failover pair) that sequenced the topic

@@ -70,7 +70,7 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	list("ingress-connect", nil, "publisher `endpoint` the gateway connects to (tcp://, ipc://, epgm://)")
 	list("ingress-filter", nil, "topic `prefix` to subscribe upstream; none means every topic (the cache needs it)")
 	fs.BoolVar(&p.IngressStamped, "ingress-stamped", false, "the ingress is another gateway's stamped egress: keep its stamps (seq, epoch) instead of re-stamping")
-	fs.DurationVar(&p.IngressResubscribe, "ingress-resubscribe", 0, "with --ingress-stamped: when nothing, not even a heartbeat, came from upstream for this long, subscribe upstream again: an edge fed by a failover pair votes the standby in when the active goes silent (docs/ha.md); 0: never")
+	fs.DurationVar(&p.IngressResubscribe, "ingress-resubscribe", 0, "with --ingress-stamped: when nothing, not even a heartbeat, came from upstream for this long, send a vote upstream (a subscription to the vote topic): an edge fed by a failover pair votes the standby in when the active goes silent (docs/ha.md); 0: never")
 	list("egress-bind", p.EgressBind, "XPUB `endpoint` for ZeroMQ subscribers: exactly the publishers' frames")
 	list("stamped-bind", p.StampedBind, "XPUB `endpoint` whose messages carry one extra stamp frame (docs/stamp.md)")
 	fs.StringVar(&p.CaptureBind, "capture-bind", "", "PUB `endpoint` copying all traffic and subscriptions, for `gateway tap`")
