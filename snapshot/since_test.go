@@ -15,6 +15,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/snapshot"
 	"github.com/mdgate/mdgate/tick"
@@ -98,6 +99,11 @@ func TestSince(t *testing.T) {
 					t.Errorf("Since(%q) value %s %q flags %d, want %s %q flags 0", tt.topic, m.Topic, m.Frames[1], m.Stamp.Flags, tt.topic, want)
 				}
 			}
+			// The server counts a request once its END is out: the client
+			// may read the END first.
+			testpeer.Eventually(t, wait, "the request counted", func() bool {
+				return metric(t, reg, "mdgate_snapshot_since_requests_total", tt.label)-before >= 1
+			})
 			if got := metric(t, reg, "mdgate_snapshot_since_requests_total", tt.label) - before; got != 1 {
 				t.Errorf("since_requests_total{%s} went up by %v, want 1", tt.label, got)
 			}
