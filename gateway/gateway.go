@@ -286,6 +286,7 @@ func (g *Gateway) mux() *http.ServeMux {
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.Handle("GET /ws", g.ws)
 	mux.Handle("GET /api/ops", g.opsHandler()) // the operations view's data; ops.go
+	mux.HandleFunc("GET /api/history", g.history)
 	mux.HandleFunc("GET /ops", serveOpsPage)
 	mux.Handle("GET /", web.Handler())
 	if g.cfg.Pprof {
@@ -322,6 +323,38 @@ func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 		Proxy   proxy.Health    `json:"proxy"`
 		LVCFile *lvc.FileStatus `json:"lvc_file,omitempty"`
 	}{status, h, file})
+}
+
+// history answers GET /api/history?topic=T: the recovery window of one
+// topic (its retained updates, the oldest's seq, epoch and ingress time),
+// the per-topic figure /metrics cannot carry (its labels are a fixed set;
+// there, mdgate_history_window_seconds is per --history rule). 404 when no
+// rule keeps the topic's history or it has no value.
+func (g *Gateway) history(w http.ResponseWriter, r *http.Request) {
+	topic := r.URL.Query().Get("topic")
+	if topic == "" || len(topic) > g.cfg.Proxy.MaxTopicBytes {
+		http.Error(w, "want ?topic= with a topic of 1 to --max-topic-bytes bytes", http.StatusBadRequest)
+		return
+	}
+	var th lvc.TopicHistory
+	ok := false
+	if g.cache != nil {
+		th, ok = g.cache.History(topic)
+	}
+	if !ok {
+		http.Error(w, "no history kept for this topic", http.StatusNotFound)
+		return
+	}
+	window := 0.0
+	if th.Updates > 0 {
+		window = time.Since(time.Unix(0, th.OldestIngressUnix)).Seconds()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(struct {
+		Topic string `json:"topic"`
+		lvc.TopicHistory
+		WindowSeconds float64 `json:"window_seconds"` // now minus the oldest retained update's ingress time
+	}{topic, th, window})
 }
 
 func (g *Gateway) readiness() []<-chan struct{} {

@@ -2,8 +2,10 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/mdgate/mdgate/gateway"
 	"github.com/mdgate/mdgate/internal/testpeer"
+	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/snapshot"
 	"github.com/mdgate/mdgate/tick"
 )
@@ -269,4 +272,50 @@ func fullSpeed(endpoint string, topics, total int) error {
 		pub.SendBytes([]byte(strconv.Itoa(i)), 0)
 	}
 	return nil
+}
+
+// TestHistoryEndpoint: /api/history gives one topic's recovery window (the
+// per-topic figure /metrics does not carry); 404 for a topic without one,
+// 400 without a topic.
+func TestHistoryEndpoint(t *testing.T) {
+	c := testConfig()
+	c.Cache.History = []lvc.HistoryRule{{Prefix: "ev.", MaxCount: 2, MaxBytes: 1 << 20}}
+	g := start(t, c)
+	publish(t, g, 2, []string{"ev.a", "1"}, []string{"ev.a", "2"}, []string{"ev.a", "3"}, []string{"px.a", "1"})
+	testpeer.Eventually(t, wait, "ev.a's third value cached", func() bool {
+		m, ok := g.Cache().Get("ev.a")
+		return ok && m.Stamp.Seq == 3
+	})
+	get := func(q string) (int, map[string]any) {
+		resp, err := http.Get("http://" + g.HTTPAddr() + "/api/history" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v
+	}
+	tests := []struct {
+		query string
+		code  int
+		want  string // updates and oldest seq, for 200
+	}{
+		{"?topic=ev.a", 200, "2 2"},
+		{"?topic=px.a", 404, ""},
+		{"?topic=ev.none", 404, ""},
+		{"", 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			code, v := get(tt.query)
+			got := ""
+			if code == 200 {
+				got = fmt.Sprintf("%v %v", v["updates"], v["oldest_seq"])
+			}
+			if code != tt.code || got != tt.want {
+				t.Errorf("GET /api/history%s = %d %q, want %d %q", tt.query, code, got, tt.code, tt.want)
+			}
+		})
+	}
 }
