@@ -149,7 +149,7 @@ func TestHistoryBounds(t *testing.T) {
 		for s := uint64(1); s <= 4; s++ {
 			c.Update(emsg("x", 1, s, 0))
 		}
-		c.Update(emsg("y", 1, 1, 0)) // y's first update evicts nothing of x: y pays with its own (empty) history
+		c.Update(emsg("y", 1, 1, 0))                                            // y's first update evicts nothing of x: y pays with its own (empty) history
 		if got, want := after(c, "y", 1, 0, 0, 100), " | latest"; got != want { // only the latest value, nothing lost before it
 			t.Errorf("y after global bound: %q, want %q", got, want)
 		}

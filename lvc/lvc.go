@@ -158,7 +158,7 @@ func (c *Cache) shard(topic string) *shard {
 
 // IsDelete reports whether m is a publisher's delete: [topic, ""].
 func IsDelete(m *tick.Message) bool {
-	return m.Stamp.Flags&tick.FlagDelete != 0 || (len(m.Frames) == 2 && len(m.Frames[1]) == 0)
+	return m.Stamp.Flags&tick.FlagDelete != 0 || tick.IsDeleteFrames(m.Frames)
 }
 
 // Update stores m as its topic's latest value, or removes the topic when m

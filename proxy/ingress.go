@@ -97,7 +97,7 @@ func (p *Proxy) admit(frames [][]byte, stamped bool) *tick.Message {
 		m.Stamp.Flags &^= tick.FlagReplay // replayed upstream, live here
 	} else {
 		m.Stamp = p.seq.next(ts, p.now().UnixNano())
-		if len(frames) == 2 && len(frames[1]) == 0 {
+		if tick.IsDeleteFrames(frames) {
 			m.Stamp.Flags |= tick.FlagDelete // a publisher's delete: [topic, ""]
 		}
 	}

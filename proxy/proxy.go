@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/mdgate/mdgate/internal/zsock"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -217,7 +218,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}
 		polled, err := poller.Poll(timeout)
 		if err != nil {
-			if zmq.AsErrno(err) == zmq.Errno(4) { // EINTR
+			if zsock.Temporary(err) {
 				continue
 			}
 			return fmt.Errorf("proxy poll: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/mdgate/mdgate/internal/zsock"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/tick"
 )
@@ -250,7 +251,7 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		polled, err := poller.Poll(wait)
 		if err != nil {
-			if zmq.AsErrno(err) == zmq.Errno(syscall.EINTR) {
+			if zsock.Temporary(err) {
 				continue
 			}
 			return fmt.Errorf("snapshot poll: %w", err)
@@ -281,11 +282,8 @@ func (l *loop) receive(now time.Time) error {
 	for range recvBatch {
 		msg, err := l.sock.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
-			switch zmq.AsErrno(err) {
-			case zmq.Errno(syscall.EAGAIN):
-				return nil
-			case zmq.Errno(syscall.EINTR):
-				continue
+			if zsock.Temporary(err) {
+				return nil // nothing more now (or a signal): the next turn polls again
 			}
 			return fmt.Errorf("snapshot recv: %w", err)
 		}

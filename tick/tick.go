@@ -69,6 +69,11 @@ type Message struct {
 	Stamp  Stamp
 }
 
+// IsDeleteFrames reports whether frames are a publisher's delete of their
+// topic: [topic, ""]. The one place the rule is written (the proxy stamps
+// such a message with FlagDelete; the cache removes the topic).
+func IsDeleteFrames(frames [][]byte) bool { return len(frames) == 2 && len(frames[1]) == 0 }
+
 // Payload returns the frames after the topic.
 func (m *Message) Payload() [][]byte { return m.Frames[1:] }
 
