@@ -19,7 +19,7 @@ import (
 type Conn interface {
 	// WriteBatch writes every item, in order, as one write where the wire
 	// format allows, before deadline.
-	WriteBatch(deadline time.Time, items []slowsub.Item) error
+	WriteBatch(deadline time.Time, items []Item) error
 	// WriteHeartbeat tells an idle subscriber the gateway is alive.
 	WriteHeartbeat(deadline time.Time) error
 	// WriteProbe asks the subscriber to answer id once it has read
@@ -43,6 +43,13 @@ type Close struct {
 	Code   int            // otherwise: the transport's code given to CloseWith; 0 means the gateway is closing
 	Detail string
 }
+
+// CutOff reports whether the client is closed for being too slow (Slow).
+func (c Close) CutOff() bool { return c.Slow != slowsub.None }
+
+// Item is one queued message as a Conn writes it: the slow rule's queue
+// item (package slowsub), named here so a Conn needs only this package.
+type Item = slowsub.Item
 
 // Subscription is one topic (or prefix) a client follows.
 type Subscription struct {

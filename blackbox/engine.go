@@ -22,6 +22,11 @@ import (
 // subscriber and never modified.
 type Encoder func(m *tick.Message) []byte
 
+// Limits returns the per-client limits: the defaults a client gets, and the
+// most it may ask for (slowsub.Limits.Within). The one source of them; the
+// WebSocket bridge reads them here.
+func (e *Engine) Limits() slowsub.Limits { return e.cfg.Limits }
+
 // Config sizes the engine.
 type Config struct {
 	Shards       int            // workers; 0 means GOMAXPROCS

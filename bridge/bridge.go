@@ -45,7 +45,6 @@ type Config struct {
 	// client's close (reading and discarding at most closeDrainBytes) after
 	// the gateway's close frame and half-close, before it is dropped.
 	CloseGrace time.Duration
-	Limits     slowsub.Limits
 	// Clock is the bridge's time: read and socket deadlines, rate limits,
 	// token expiry (checked at the handshake and timed after it), snapshot
 	// history ages, pong and heartbeat times; nil: clock.Real. The fan-out
@@ -80,7 +79,6 @@ func DefaultConfig() Config {
 		PongWait:         60 * time.Second,
 		SendBuffer:       512 << 10,
 		CloseGrace:       2 * time.Second,
-		Limits:           slowsub.DefaultLimits(),
 		Clock:            clock.Real{},
 	}
 }
@@ -266,7 +264,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conn = &wsConn{ws: ws, grace: b.cfg.CloseGrace, clk: b.cfg.Clock}
-	s.c = b.engine.NewClient(s.conn, 0, b.cfg.Limits) // before the session is shared (CloseStandby reads it)
+	s.c = b.engine.NewClient(s.conn, 0, b.engine.Limits()) // before the session is shared (CloseStandby reads it)
 	b.sessions[s] = struct{}{}
 	b.wg.Add(2)
 	b.mu.Unlock()
@@ -497,7 +495,7 @@ func (s *session) subscribe(r *Request) bool {
 	if limits != (slowsub.Limits{}) {
 		s.c.SetLimits(limits)
 	}
-	want := limits.Within(s.b.cfg.Limits)
+	want := limits.Within(s.b.engine.Limits()) // the fan-out's limits are the one source
 	var plan *snapshotPlan
 	sent := 0
 	if (r.Snapshot == nil || *r.Snapshot || len(r.Resume) > 0 || len(s.held) > 0) && s.b.cache != nil {

@@ -9,8 +9,8 @@ import (
 // Validate reports every field of c out of range at once. Start from
 // DefaultConfig: it is the source of the defaults, and Validate refuses the
 // zero values that have no meaning of their own. Zero is real for
-// SendBuffer (the kernel's), MaxConns and MaxConnsPerIP (no limit), and one
-// of the Limits (no such bound).
+// SendBuffer (the kernel's), MaxConns and MaxConnsPerIP (no limit). The
+// per-client limits are the fan-out's (blackbox.Config.Limits): one source.
 func (c Config) Validate() error {
 	var errs []error
 	if c.ReadLimit < 1 {
@@ -48,9 +48,6 @@ func (c Config) Validate() error {
 	}
 	if c.CloseGrace <= 0 {
 		errs = append(errs, fmt.Errorf("ws close grace %v: want more than 0", c.CloseGrace))
-	}
-	if err := c.Limits.Validate(); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

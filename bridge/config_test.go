@@ -10,7 +10,6 @@ import (
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/bridge"
-	"github.com/mdgate/mdgate/slowsub"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -36,7 +35,6 @@ func TestConfigValidate(t *testing.T) {
 		{"max conns -1", func(c *bridge.Config) { c.MaxConns = -1 }, "ws max conns -1"},
 		{"per ip -1", func(c *bridge.Config) { c.MaxConnsPerIP = -1 }, "ws max conns per ip -1"},
 		{"close grace 0", func(c *bridge.Config) { c.CloseGrace = 0 }, "ws close grace 0s"},
-		{"limits", func(c *bridge.Config) { c.Limits.MaxLag = -time.Second }, "slow max lag -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +71,6 @@ func TestNewRefuses(t *testing.T) {
 		{func(c *bridge.Config) { c.MaxConns = -1 }, "ws max conns -1"},
 		{func(c *bridge.Config) { c.MaxConnsPerIP = -1 }, "ws max conns per ip -1"},
 		{func(c *bridge.Config) { c.CloseGrace = 0 }, "ws close grace 0s"},
-		{func(c *bridge.Config) { c.Limits = slowsub.Limits{} }, "both 0"},
 		{func(c *bridge.Config) { *c = bridge.Config{} }, "ws read limit 0"},
 	}
 	for _, tt := range tests {

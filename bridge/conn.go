@@ -10,7 +10,6 @@ import (
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/internal/clock"
-	"github.com/mdgate/mdgate/slowsub"
 )
 
 // Close codes of the gateway's own (RFC 6455 leaves 4000-4999 to
@@ -41,7 +40,7 @@ type wsConn struct {
 
 // WriteBatch writes items as text frames of newline-separated JSON messages,
 // up to about 64 KiB a frame, under one deadline.
-func (c *wsConn) WriteBatch(deadline time.Time, items []slowsub.Item) error {
+func (c *wsConn) WriteBatch(deadline time.Time, items []blackbox.Item) error {
 	c.ws.SetWriteDeadline(deadline)
 	for len(items) > 0 {
 		w, err := c.ws.NextWriter(websocket.TextMessage)
@@ -113,7 +112,7 @@ func (c *wsConn) WriteHeartbeat(deadline time.Time) error {
 func (c *wsConn) WriteClose(deadline time.Time, why blackbox.Close) error {
 	code, text := websocket.CloseGoingAway, why.Detail
 	switch {
-	case why.Slow != slowsub.None:
+	case why.CutOff():
 		code, text = CloseSlowConsumer, "slow consumer: "+why.Detail
 	case why.Code != 0:
 		code = why.Code

@@ -70,7 +70,7 @@ func TestSlowReaderSeesBoundedAge(t *testing.T) {
 	const maxLag = time.Second
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 256 << 20, MaxLag: maxLag}
-	r := newRig(t, wsConfig(func(c *Config) { c.Limits = fan.Limits }), fan)
+	r := newRig(t, wsConfig(nil), fan)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false}`)
 	c.until(t, "ack")
@@ -96,7 +96,7 @@ func TestConflatingSlowReaderSeesCurrentValues(t *testing.T) {
 	const maxLag = time.Second
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: maxLag}
-	r := newRig(t, wsConfig(func(c *Config) { c.Limits = fan.Limits }), fan)
+	r := newRig(t, wsConfig(nil), fan)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
 	c.until(t, "ack")
@@ -124,7 +124,7 @@ func TestConflatingSlowReaderSeesCurrentValues(t *testing.T) {
 func TestPausedConflatingClientOnQuietFeed(t *testing.T) {
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 300 * time.Millisecond}
-	r := newRig(t, wsConfig(func(c *Config) { c.Limits = fan.Limits }), fan)
+	r := newRig(t, wsConfig(nil), fan)
 	c := r.dial(t, nil)
 	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
 	c.until(t, "ack")

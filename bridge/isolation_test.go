@@ -215,7 +215,7 @@ func TestSnapshotThenLiveNoHoleNoDuplicate(t *testing.T) {
 func TestShutdownBoundedWithStalledClient(t *testing.T) {
 	fan := blackbox.DefaultConfig()
 	fan.Limits = slowsub.Limits{MaxBytes: 64 << 20, MaxLag: time.Hour} // never cut off: only the shutdown ends it
-	r := newRig(t, wsConfig(func(c *Config) { c.SendBuffer, c.Limits = 8<<10, fan.Limits }), fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.SendBuffer = 8 << 10 }), fan)
 	stalled := dialSmallBuffer(t, r)
 	stalled.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false}`)
 	stalled.until(t, "ack")
@@ -279,7 +279,7 @@ func TestWriteTimeoutFreesTheSlot(t *testing.T) {
 	fan := blackbox.DefaultConfig()
 	fan.WriteTimeout = 200 * time.Millisecond
 	fan.Limits = slowsub.Limits{MaxBytes: 64 << 20, MaxLag: time.Hour}
-	r := newRig(t, wsConfig(func(c *Config) { c.SendBuffer, c.MaxConns, c.Limits = 8<<10, 1, fan.Limits }), fan)
+	r := newRig(t, wsConfig(func(c *Config) { c.SendBuffer, c.MaxConns = 8<<10, 1 }), fan)
 	stalled := dialSmallBuffer(t, r)
 	stalled.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false}`)
 	stalled.until(t, "ack")

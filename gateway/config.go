@@ -56,9 +56,8 @@ func (c *Config) Validate() error {
 	return joinUnique(errs)
 }
 
-// joinUnique joins the leaves of errs, each message once: the fan-out and
-// the WebSocket bridge share the slow-subscriber limits and would report a
-// bad one twice.
+// joinUnique joins the leaves of errs, each message once: two parts
+// reporting the same problem (a shared setting) say it once.
 func joinUnique(errs []error) error {
 	var out []error
 	seen := map[string]bool{}

@@ -212,7 +212,6 @@ func parse(args []string, w io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--ws-jwt-public-key: %w", err)
 		}
 	}
-	o.cfg.Bridge.Limits = o.cfg.Fanout.Limits
 	for _, r := range o.lists["lvc-ttl"].Values() {
 		prefix, d, ok := strings.Cut(r, "=")
 		ttl, err := time.ParseDuration(d)
