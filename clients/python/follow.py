@@ -25,8 +25,12 @@ import mdgate  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("stamped", help="the stamped egress, e.g. tcp://127.0.0.1:5559")
-    ap.add_argument("--snapshot", help="the snapshot endpoint, e.g. tcp://127.0.0.1:5558 (none: no snapshot, no repair)")
+    ap.add_argument("stamped", nargs="+", help="the stamped egress, e.g. tcp://127.0.0.1:5559 (a failover pair: both)")
+    ap.add_argument("--snapshot", action="append",
+                    help="the snapshot endpoint, e.g. tcp://127.0.0.1:5558 (repeatable: asked in turn; none: no snapshot, no repair)")
+    ap.add_argument("--heartbeat", type=float,
+                    help="a failover pair's --ha-heartbeat in seconds: vote after 3 silent ones (default 0.5 with two stamped endpoints)")
+    ap.add_argument("--request-timeout", type=float, default=5.0, help="seconds to wait for a snapshot reply")
     ap.add_argument("--prefix", action="append", help="topic prefix (repeatable; default everything)")
     ap.add_argument("--rcvhwm", type=int, default=1000, help="the SUB's receive high-water mark")
     ap.add_argument("--json", action="store_true", help="JSON lines")
@@ -38,11 +42,15 @@ def main():
     a = ap.parse_args()
 
     out = sys.stdout
-    with mdgate.Client(a.stamped, a.snapshot, prefixes=a.prefix or [""], rcvhwm=a.rcvhwm) as c:
+    with mdgate.Client(a.stamped, a.snapshot, prefixes=a.prefix or [""], rcvhwm=a.rcvhwm, heartbeat=a.heartbeat,
+                       request_timeout=a.request_timeout) as c:
         c.start()
         if a.json:
             print(json.dumps({"event": "started", "topics": len(c.topics()), "epoch": "%016x" % (c.epoch or 0)}), file=out, flush=True)
         reached, n = set(), 0
+        if a.json:
+            print(json.dumps({"event": "stats", "stats": dict(c.stats)}), file=out, flush=True)
+        last_stats = time.monotonic()
         for u in c.updates(a.idle):
             if a.json:
                 print(json.dumps({"t": u.topic, "s": u.seq, "e": "%016x" % u.epoch, "term": u.term, "src": u.source,
@@ -52,6 +60,9 @@ def main():
                 print(u.topic, u.seq, u.source, u.value.decode("utf-8", "replace"),
                       "gap missed=%d" % u.missed if u.gap else "", "diverged" if u.diverged else "", file=out)
             n += 1
+            if a.json and time.monotonic() - last_stats >= 0.5:
+                last_stats = time.monotonic()
+                print(json.dumps({"event": "stats", "stats": dict(c.stats)}), file=out)
             if a.slow_every and n % a.slow_every == 0:
                 out.flush()
                 time.sleep(a.slow_ms / 1000)  # the consumer's slow work

@@ -79,8 +79,8 @@ class WireTest(unittest.TestCase):
 class RuleTest(unittest.TestCase):
     """The sequence rule, with the client's requests captured."""
 
-    def client(self, snapshot="tcp://unused:1", **kw):
-        c = mdgate.Client("tcp://unused:2", snapshot, **kw)
+    def client(self, snapshot="tcp://unused:1", stamped="tcp://unused:2", **kw):
+        c = mdgate.Client(stamped, snapshot, **kw)
         c._started = True
         self.sent = []
         c._send = self.sent.append
@@ -291,6 +291,58 @@ class RuleTest(unittest.TestCase):
         c._queue[0].not_before = 0
         c._send_next()
         self.assertEqual(self.sent, [wire.since_request("t", E, 1)] * 2)
+
+    def test_passive_moves_to_the_next_endpoint(self):
+        c = self.client(snapshot=["tcp://a:1", "tcp://b:1"])
+        c._connect_dealer = lambda: None
+        for seq in (1, 3):
+            c._on_live(live("t", seq))
+        self.assertEqual(c.snapshot, "tcp://a:1")
+        c._on_reply([b"ERR", b"passive", b"standby"])
+        # the other endpoint, asked at once
+        self.assertEqual((c.snapshot, c.stats["moves"], c.stats["passive"]), ("tcp://b:1", 1, 1))
+        self.assertEqual(self.sent, [wire.since_request("t", E, 1)] * 2)
+        c._on_reply([b"ERR", b"passive", b"standby"])
+        # every endpoint asked: back to the first after a backoff
+        self.assertEqual((c.snapshot, len(self.sent), len(c._queue)), ("tcp://a:1", 2, 1))
+        self.assertGreater(c._queue[0].not_before, 0)
+        c._queue[0].not_before = 0
+        c._send_next()
+        c._on_reply(val("t", 2))
+        c._on_reply(end(1, "recovered"))
+        self.assertEqual(self.drain(c), "t1 t2r t3")
+        self.assertEqual(c._round, 0)
+
+    def test_timeout_moves_to_the_next_endpoint(self):
+        c = self.client(snapshot=["tcp://a:1", "tcp://b:1"], request_timeout=0.0)
+        c._connect_dealer = lambda: None
+        c._poller = type("P", (), {"poll": lambda self, ms: []})()
+        for seq in (1, 3):
+            c._on_live(live("t", seq))
+        c._pump(0)
+        self.assertEqual((c.snapshot, c.stats["timeouts"]), ("tcp://b:1", 1))
+        self.assertEqual(self.sent, [wire.since_request("t", E, 1)] * 2)
+
+    def test_silence_votes(self):
+        class Sub:
+            def __init__(self):
+                self.opts = []
+
+            def setsockopt(self, opt, v):
+                self.opts.append((opt, v))
+        c = self.client(stamped=["tcp://a:2", "tcp://b:2"], heartbeat=0.01)
+        self.assertEqual(c.heartbeat, 0.01)
+        c._sub = Sub()
+        c._next_vote = 0
+        c._vote_if_silent(1.0)
+        c._vote_if_silent(1.005)  # within a heartbeat of the last vote: none
+        c._vote_if_silent(1.02)
+        self.assertEqual(c.stats["votes"], 2)
+        Z = __import__("zmq")
+        self.assertEqual(c._sub.opts, [(Z.SUBSCRIBE, wire.VOTE_TOPIC), (Z.UNSUBSCRIBE, wire.VOTE_TOPIC),
+                                       (Z.SUBSCRIBE, wire.VOTE_TOPIC)])
+        self.assertEqual(mdgate.Client("tcp://a:2").heartbeat, 0)  # one endpoint: off
+        self.assertEqual(mdgate.Client(["tcp://a:2", "tcp://b:2"]).heartbeat, mdgate.client.DEFAULT_HEARTBEAT)
 
     def test_without_snapshot_gaps_are_reported(self):
         c = self.client(snapshot=None)

@@ -100,13 +100,38 @@ class _Request:
         return wire.snap_request(self.arg)
 
 
+# The default heartbeat interval with a failover pair (the gateway's
+# --ha-heartbeat default).
+DEFAULT_HEARTBEAT = 0.5
+# Silent heartbeats before the client votes.
+SILENT_BEATS = 3
+
+
+def _list(x):
+    if x is None:
+        return []
+    if isinstance(x, (str, bytes)):
+        return [x]
+    return list(x)
+
+
 class Client:
     """Subscribes to the gateway's stamped egress, takes a snapshot, and
     hands out every topic's updates in order, repairing gaps.
 
-    stamped: the stamped egress (--stamped-bind), e.g. tcp://gw:5559.
-    snapshot: the snapshot ROUTER (--snapshot-bind), e.g. tcp://gw:5558;
+    stamped: the stamped egress (--stamped-bind), e.g. tcp://gw:5559, or a
+      list of them (a failover pair: both). The SUB connects to every one
+      at once: only the active publishes, and seqs drop repeats.
+    snapshot: the snapshot ROUTER (--snapshot-bind), e.g. tcp://gw:5558, or
+      a list of them asked in turn (moving on at ERR passive or a timeout);
       None: no snapshot and no repair (gaps are only reported).
+    heartbeat: a failover pair's heartbeat interval in seconds (the
+      gateways' --ha-heartbeat). After SILENT_BEATS of them with nothing
+      on the stream, not even a heartbeat, or when a stamped connection
+      closes, the client votes: it subscribes to the vote topic, which makes
+      a standby whose peer is dead active; again every heartbeat while the
+      silence lasts. None: DEFAULT_HEARTBEAT with two stamped endpoints or
+      more, off with one; 0: off.
     prefixes: topic prefixes to subscribe to ("" is everything).
     rcvhwm: the SUB's receive high-water mark (libzmq drops past it).
     repair: repair gaps through SINCE (with a snapshot endpoint).
@@ -119,17 +144,28 @@ class Client:
     """
 
     def __init__(self, stamped, snapshot=None, prefixes=("",), rcvhwm=1000, repair=True,
-                 hold_max_bytes=4 << 20, request_timeout=5.0, context=None):
-        self.stamped, self.snapshot = stamped, snapshot
+                 hold_max_bytes=4 << 20, request_timeout=5.0, context=None, heartbeat=None):
+        self.stamped, self.snapshots = _list(stamped), _list(snapshot)
+        if not self.stamped:
+            raise ValueError("no stamped endpoint")
+        self.snapshot = self.snapshots[0] if self.snapshots else None  # the one asked now
+        self._snap_i = 0
+        self._round = 0  # endpoints moved to since the last answer served
+        if heartbeat is None:
+            heartbeat = DEFAULT_HEARTBEAT if len(self.stamped) > 1 else 0
+        self.heartbeat = heartbeat
         self.prefixes = [p if isinstance(p, str) else p.decode("utf-8", "surrogateescape") for p in prefixes] or [""]
-        self.rcvhwm, self.repair = rcvhwm, repair and snapshot is not None
+        self.rcvhwm, self.repair = rcvhwm, repair and self.snapshot is not None
         self.hold_max_bytes, self.request_timeout = hold_max_bytes, request_timeout
         self.epoch = None  # the gateway's epoch, from the last END
         # live, snapshot, repair, repairs, gaps, missed, diverged, stale_term, fallbacks, held_dropped, retries,
-        # passive, timeouts, heartbeats
+        # passive, timeouts, heartbeats, votes, moves, closes
         self.stats = collections.Counter()
         self._ctx = context or zmq.Context.instance()
-        self._sub = self._dealer = None
+        self._sub = self._dealer = self._monitor = None
+        self._heard = 0.0      # when the stream last gave anything (heartbeats included)
+        self._next_vote = 0.0  # when the next silence vote is due
+        self._voted = False    # subscribed to the vote topic
         self._poller = zmq.Poller()
         self._seen = {}    # topic -> (epoch, seq, term) of the last update handed out
         self._values = {}  # topic -> its last Update (deleted topics left out)
@@ -159,8 +195,16 @@ class Client:
         self._sub.setsockopt(zmq.RCVHWM, self.rcvhwm)
         for p in self.prefixes:
             self._sub.setsockopt(zmq.SUBSCRIBE, wire._bytes(p))
-        self._sub.connect(self.stamped)
+        if self.heartbeat and "" not in self.prefixes:
+            self._sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC)  # quiet topics are not silence
+        if self.heartbeat:
+            self._monitor = self._sub.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self._poller.register(self._monitor, zmq.POLLIN)
+        for ep in self.stamped:
+            self._sub.connect(ep)
         self._poller.register(self._sub, zmq.POLLIN)
+        self._heard = time.monotonic()
+        self._next_vote = self._heard + SILENT_BEATS * self.heartbeat
         if self.snapshot is None:
             return
         self._connect_dealer()
@@ -212,10 +256,16 @@ class Client:
         return sorted(self._held)
 
     def close(self):
+        if self._monitor is not None:
+            try:
+                self._sub.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._monitor.close(linger=0)
         for s in (self._sub, self._dealer):
             if s is not None:
                 s.close(linger=0)
-        self._sub = self._dealer = None
+        self._sub = self._dealer = self._monitor = None
 
     def __enter__(self):
         return self
@@ -341,15 +391,19 @@ class Client:
         if r.kind == "ERR":
             if r.code in _RETRY:  # ask again a little later
                 self.stats["retries"] += 1
-                if r.code == "passive":
-                    self.stats["passive"] += 1
                 req.values, req.tries = [], req.tries + 1
                 req.not_before = time.monotonic() + min(0.01 * 2 ** req.tries, 1.0)
+                if r.code == "passive":
+                    # A standby: the next endpoint, at once unless every one
+                    # has been asked since (this ask was a vote).
+                    self.stats["passive"] += 1
+                    if self._move_on():
+                        req.not_before = 0.0
                 self._queue.appendleft(req)
             else:
                 raise MdgateError("snapshot server: %s: %s" % (r.code, r.text))
         else:
-            self.epoch = r.epoch
+            self.epoch, self._round = r.epoch, 0
             if r.count != len(req.values):
                 raise MdgateError("END says %d values, got %d" % (r.count, len(req.values)))
             if req.kind == "SINCE":
@@ -440,6 +494,45 @@ class Client:
         self._dealer.connect(self.snapshot)
         self._poller.register(self._dealer, zmq.POLLIN)
 
+    def _move_on(self):
+        """Connect to the next snapshot endpoint (with more than one). True
+        when it has not been asked since the last answer served."""
+        if len(self.snapshots) < 2:
+            return False
+        self._snap_i = (self._snap_i + 1) % len(self.snapshots)
+        self.snapshot = self.snapshots[self._snap_i]
+        self.stats["moves"] += 1
+        self._connect_dealer()
+        self._round += 1
+        return self._round % len(self.snapshots) != 0
+
+    # -- votes ---------------------------------------------------------
+
+    def _vote(self):
+        """Subscribe to the vote topic (again): a failover pair's standby
+        whose peer is dead takes over on it (docs/ha.md)."""
+        if self._voted:
+            self._sub.setsockopt(zmq.UNSUBSCRIBE, wire.VOTE_TOPIC)
+        self._sub.setsockopt(zmq.SUBSCRIBE, wire.VOTE_TOPIC)
+        self._voted = True
+        self.stats["votes"] += 1
+
+    def _vote_if_silent(self, now):
+        if self.heartbeat and now >= self._next_vote:
+            self._vote()
+            self._next_vote = now + self.heartbeat
+
+    def _on_monitor(self):
+        while self._monitor is not None:
+            try:
+                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) >= 1 and len(frames[0]) >= 2 and \
+                    int.from_bytes(frames[0][:2], "little") == zmq.EVENT_DISCONNECTED:
+                self.stats["closes"] += 1
+                self._vote()  # refused while the standby still hears its peer; the silence votes go on
+
     def _send(self, frames):
         self._dealer.send_multipart(frames)
 
@@ -459,12 +552,16 @@ class Client:
             wake.append(self._cur.deadline)
         elif self._queue:
             wake.append(self._queue[0].not_before)
+        if self.heartbeat:
+            wake.append(self._next_vote)
         if wake:
             w = min(wake) - time.monotonic()
             wait = w if wait is None else min(wait, w)
         ms = None if wait is None else max(int(wait * 1000) + 1, 0)
         for sock, _ in self._poller.poll(ms):
-            if sock is self._dealer:
+            if sock is self._monitor:
+                self._on_monitor()
+            elif sock is self._dealer:
                 while self._dealer is not None:
                     try:
                         frames = self._dealer.recv_multipart(zmq.NOBLOCK)
@@ -477,6 +574,8 @@ class Client:
                         frames = self._sub.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
+                    self._heard = time.monotonic()
+                    self._next_vote = self._heard + SILENT_BEATS * self.heartbeat
                     self._on_live(frames)
         if self._cur is not None and time.monotonic() >= self._cur.deadline:
             # No answer: a new connection (a late reply to the old one is
@@ -485,5 +584,9 @@ class Client:
             req, self._cur = self._cur, None
             req.values = []
             self._queue.appendleft(req)
-            self._connect_dealer()
+            if len(self.snapshots) > 1:
+                self._move_on()  # the next one (a new connection)
+            else:
+                self._connect_dealer()
+        self._vote_if_silent(time.monotonic())
         self._send_next()

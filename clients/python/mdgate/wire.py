@@ -19,6 +19,10 @@ FLAG_HEARTBEAT = 8  # a failover pair's active gateway's heartbeat, not an updat
 # of "" gets them, one every --ha-heartbeat from the active.
 HEARTBEAT_TOPIC = b"\x00mdgate.heartbeat"
 
+# The vote topic: a subscription to it is a client's vote, which makes a
+# failover pair's standby active once its peer is dead (docs/ha.md).
+VOTE_TOPIC = b"\x00mdgate.vote"
+
 _STAMP = struct.Struct(">4sBBHQQq")
 _U64 = struct.Struct(">Q")
 
