@@ -220,6 +220,7 @@ func (p *Proxy) tickHA(s *sockets) error {
 		}
 		break
 	}
+	p.haPeerAlive.Store(h.machine.PeerAlive(now))
 	if now.Before(h.nextBeat) {
 		return nil
 	}

@@ -29,9 +29,10 @@ type Health struct {
 
 // HAHealth is the failover pair's state for /healthz.
 type HAHealth struct {
-	Role string `json:"role"`
-	Mode string `json:"mode"`
-	Term uint64 `json:"term"`
+	Role      string `json:"role"`
+	Mode      string `json:"mode"`
+	Term      uint64 `json:"term"`
+	PeerAlive bool   `json:"peer_alive"` // the peer's state heard within 2 heartbeats
 }
 
 // Alive reports whether the loop went round within the last second (it
@@ -45,7 +46,7 @@ func (p *Proxy) Alive() bool {
 func (p *Proxy) Health() Health {
 	var hh *HAHealth
 	if p.ha != nil {
-		hh = &HAHealth{Role: p.ha.cfg.Role.String(), Mode: ha.Mode(p.haMode.Load()).String(), Term: p.haTerm.Load()}
+		hh = &HAHealth{Role: p.ha.cfg.Role.String(), Mode: ha.Mode(p.haMode.Load()).String(), Term: p.haTerm.Load(), PeerAlive: p.haPeerAlive.Load()}
 	}
 	return Health{
 		HA:              hh,

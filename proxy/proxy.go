@@ -60,8 +60,9 @@ type Proxy struct {
 	epoch atomic.Uint64 // the run's, or the failover pair's once this gateway took over
 	ha    *haState      // nil: not one of a pair
 
-	haMode atomic.Int32  // ha.Mode, written by the loop
-	haTerm atomic.Uint64 // written by the loop
+	haMode      atomic.Int32  // ha.Mode, written by the loop
+	haTerm      atomic.Uint64 // written by the loop
+	haPeerAlive atomic.Bool   // written by the loop
 
 	ready     chan struct{} // closed once every socket is bound
 	mu        sync.Mutex    // guards endpoints
