@@ -139,7 +139,7 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.StringVar(&o.curveSecretFile, "curve-secret-key-file", "", "turn CURVE on for the ingress and egress sockets with the server secret key in this `file` (`gateway keygen` makes one); docs/security.md")
 	fs.StringVar(&o.curveDir, "curve-clients-dir", "", "with CURVE: a `directory` of the public keys (one per file) of the publishers and subscribers allowed in")
 	fs.StringVar(&o.haRole, "ha-role", "", "make this gateway one of a failover pair (docs/ha.md): primary or backup; empty: a single gateway")
-	fs.StringVar(&o.haBind, "ha-bind", "tcp://*:5560", "with --ha-role: the `endpoint` this gateway publishes its pair state on")
+	fs.StringVar(&o.haBind, "ha-bind", "tcp://*:5561", "with --ha-role: the `endpoint` this gateway publishes its pair state on")
 	fs.StringVar(&o.haPeer, "ha-peer", "", "with --ha-role: the peer's --ha-bind `endpoint`")
 	list("ha-mirror", nil, "with --ha-role: the peer's --stamped-bind `endpoint`, mirrored into the cache and history while this gateway is not active")
 	fs.DurationVar(&o.haHeartbeat, "ha-heartbeat", proxy.DefaultHAHeartbeat, "with --ha-role: pair state published this often; the peer is dead after 2 missed")
