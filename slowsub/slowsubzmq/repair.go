@@ -3,6 +3,7 @@ package slowsubzmq
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
 
@@ -84,8 +85,10 @@ type pending struct {
 	topic    string
 	from     last   // the update held: SINCE asks for those after it
 	got      uint64 // the seq that showed the gap
+	check    bool   // a higher term: ask from the seq before from's, to check the update at from.seq
 	res      snapshot.Result
 	deadline time.Time // set when sent
+	giveUp   time.Time // set when first sent: RepairTimeout times the endpoints
 }
 
 // repairer is a Sub's repair of gaps through SINCE. A gap in a topic holds
@@ -110,18 +113,27 @@ type repairer struct {
 	queue     []*pending // gaps waiting for the one in flight
 	cur       *pending   // the SINCE in flight
 	stats     RepairStats
+
+	eps     []string  // the snapshot endpoints: Repair, then RepairEndpoints
+	epi     int       // the one the dealer is connected to
+	round   int       // moves since the last answer
+	retryAt time.Time // no request before it (a backoff once every endpoint said passive)
+	moves   int
+	passive int
 }
 
 func newRepairer(s *Sub) (*repairer, error) {
-	d, err := zmq.NewSocket(zmq.DEALER)
+	var eps []string
+	for _, ep := range append([]string{s.cfg.Repair}, s.cfg.RepairEndpoints...) {
+		if ep != "" {
+			eps = append(eps, ep)
+		}
+	}
+	d, err := dealer(eps[0])
 	if err != nil {
-		return nil, fmt.Errorf("repair socket: %w", err)
+		return nil, err
 	}
-	if err := errors.Join(d.SetLinger(0), d.Connect(s.cfg.Repair)); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("repair connect %s: %w", s.cfg.Repair, err)
-	}
-	r := &repairer{s: s, dealer: d, poller: zmq.NewPoller(), timeout: -1,
+	r := &repairer{s: s, dealer: d, poller: zmq.NewPoller(), timeout: -1, eps: eps,
 		maxBytes: s.cfg.RepairMaxBytes, maxWait: s.cfg.RepairTimeout, held: map[string][]*tick.Message{}}
 	if r.maxBytes <= 0 {
 		r.maxBytes = DefaultRepairMaxBytes
@@ -132,6 +144,57 @@ func newRepairer(s *Sub) (*repairer, error) {
 	r.poller.Add(s.sock, zmq.POLLIN)
 	r.poller.Add(d, zmq.POLLIN)
 	return r, nil
+}
+
+// dealer opens a DEALER to a snapshot endpoint.
+func dealer(ep string) (*zmq.Socket, error) {
+	d, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		return nil, fmt.Errorf("repair socket: %w", err)
+	}
+	if err := errors.Join(d.SetLinger(0), d.Connect(ep)); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("repair connect %s: %w", ep, err)
+	}
+	return d, nil
+}
+
+// moveOn connects to the next snapshot endpoint (a new connection, so
+// that a late answer of the last one is not taken for this one's), or
+// reconnects to the only one. Once every endpoint has been asked since the
+// last answer, the next request waits a backoff.
+func (r *repairer) moveOn() error {
+	r.round++
+	if r.round%len(r.eps) == 0 {
+		r.retryAt = time.Now().Add(min(10*time.Millisecond<<min(r.round/len(r.eps), 7), time.Second))
+	}
+	if len(r.eps) == 1 {
+		return nil // the same connection: the server answers in order, and the request in flight was answered
+	}
+	r.epi = (r.epi + 1) % len(r.eps)
+	d, err := dealer(r.eps[r.epi])
+	if err != nil {
+		return fmt.Errorf("slowsub: %w", err)
+	}
+	r.poller.RemoveBySocket(r.dealer)
+	r.dealer.Close()
+	r.dealer = d
+	r.poller.Add(d, zmq.POLLIN)
+	r.moves++
+	return nil
+}
+
+// retry puts p back at the head of the queue after a passive answer or a
+// timeout, moving to the next endpoint; past p's give-up time the Sub ends
+// with a *RepairError.
+func (r *repairer) retry(p *pending, why error) error {
+	if !time.Now().Before(p.giveUp) {
+		r.fail(p, why)
+		return nil
+	}
+	p.res = snapshot.Result{}
+	r.queue = append([]*pending{p}, r.queue...)
+	return r.moveOn()
 }
 
 // recv is Recv with repair: it reads the stream and the repair replies
@@ -155,6 +218,12 @@ func (r *repairer) recv() (*tick.Message, error) {
 		if r.cur != nil && (wait < 0 || time.Until(r.cur.deadline) < wait) {
 			wait = max(time.Until(r.cur.deadline), 0)
 		}
+		if r.cur == nil && len(r.queue) > 0 && (wait < 0 || time.Until(r.retryAt) < wait) {
+			wait = max(time.Until(r.retryAt), 0)
+		}
+		if v := r.s.untilVote(); v >= 0 && (wait < 0 || v < wait) {
+			wait = v
+		}
 		polled, err := r.poller.Poll(wait)
 		if err != nil && !zsock.Temporary(err) {
 			return nil, fmt.Errorf("slowsub: poll: %w", err)
@@ -173,8 +242,18 @@ func (r *repairer) recv() (*tick.Message, error) {
 		if r.cur != nil && !time.Now().Before(r.cur.deadline) {
 			p := r.cur
 			r.cur = nil
-			r.fail(p, fmt.Errorf("no answer from %s within %v", r.s.cfg.Repair, r.maxWait))
+			if len(r.eps) > 1 {
+				if err := r.retry(p, fmt.Errorf("no answer from %s within %v", strings.Join(r.eps, " nor "), r.maxWait)); err != nil {
+					return nil, err
+				}
+			} else {
+				r.fail(p, fmt.Errorf("no answer from %s within %v", r.eps[0], r.maxWait))
+			}
 		}
+		if err := r.s.voteIfSilent(time.Now()); err != nil {
+			return nil, err
+		}
+		r.next()
 		if len(r.ready) == 0 && !deadline.IsZero() && !time.Now().Before(deadline) {
 			return nil, fmt.Errorf("slowsub: recv: %w", zmq.Errno(syscall.EAGAIN))
 		}
@@ -191,6 +270,7 @@ func (r *repairer) readLive() error {
 			}
 			return fmt.Errorf("slowsub: recv: %w", err)
 		}
+		r.s.heardNow()
 		m, err := parse(frames)
 		if err != nil {
 			r.ready = append(r.ready, delivery{err: err})
@@ -216,20 +296,38 @@ func (r *repairer) take(m *tick.Message) {
 	st := m.Stamp
 	prev, ok := r.s.seen[m.Topic]
 	switch {
+	case ok && prev.epoch == st.Epoch && st.Term < prev.term:
+		r.s.fo.StaleTerm++
+		return // stamped by an active since replaced: the highest term wins within an epoch
+	case ok && prev.epoch == st.Epoch && st.Term > prev.term && st.Seq <= prev.seq:
+		r.diverged(m, prev)
+		return
 	case ok && prev.epoch == st.Epoch && st.Seq <= prev.seq:
 		return // a replay (or repeat) of what we have
 	case ok && prev.epoch != st.Epoch:
 		r.ready = append(r.ready, delivery{m, &GapError{Topic: m.Topic, Epoch: prev.epoch, NewEpoch: st.Epoch}})
 		return
-	case ok && st.Seq != prev.seq+1:
+	case ok && (st.Seq != prev.seq+1 || st.Term > prev.term):
+		// A gap, or a new active (a higher term) past our seq, which may
+		// have stamped our seq again: the repair then asks from the seq
+		// before ours, to check that the update at ours is the one we hold.
 		r.held[m.Topic] = nil
 		r.hold(m)
-		r.queue = append(r.queue, &pending{topic: m.Topic, from: prev, got: st.Seq})
+		r.queue = append(r.queue, &pending{topic: m.Topic, from: prev, got: st.Seq, check: st.Term > prev.term && prev.seq > 0})
 		r.next()
 		return
 	}
 	r.s.note(m)
 	r.ready = append(r.ready, delivery{m, r.s.lagged(m)})
+}
+
+// diverged delivers m, which replaces what was held of its topic from its
+// seq on, with a *DivergedError.
+func (r *repairer) diverged(m *tick.Message, prev last) {
+	r.s.note(m)
+	r.s.fo.Diverged++
+	r.ready = append(r.ready, delivery{m, &DivergedError{Topic: m.Topic, Epoch: prev.epoch, Seq: prev.seq, Term: prev.term,
+		Got: m.Stamp.Seq, NewTerm: m.Stamp.Term}})
 }
 
 // hold keeps m behind its topic's repair. Past maxBytes the topic's held
@@ -257,13 +355,20 @@ func (r *repairer) hold(m *tick.Message) {
 
 // next sends the next queued SINCE when none is in flight.
 func (r *repairer) next() {
-	if r.cur != nil || len(r.queue) == 0 {
+	if r.cur != nil || len(r.queue) == 0 || time.Now().Before(r.retryAt) {
 		return
 	}
 	p := r.queue[0]
 	r.queue[0] = nil
 	r.queue = r.queue[1:]
-	req := snapshot.SinceRequest(p.topic, p.from.epoch, p.from.seq)
+	if p.giveUp.IsZero() {
+		p.giveUp = time.Now().Add(r.maxWait * time.Duration(len(r.eps)))
+	}
+	from := p.from.seq
+	if p.check {
+		from--
+	}
+	req := snapshot.SinceRequest(p.topic, p.from.epoch, from)
 	if _, err := r.dealer.SendMessageDontwait(req[0], req[1], req[2], req[3]); err != nil {
 		r.fail(p, fmt.Errorf("send SINCE: %w", err))
 		return
@@ -287,12 +392,22 @@ func (r *repairer) readReplies() error {
 			continue // the rest of a reply given up on: the Sub has ended
 		}
 		end, err := p.res.Take(f)
+		var se *snapshot.ServerError
 		switch {
+		case errors.As(err, &se) && se.Code == snapshot.ErrPassive:
+			// A standby (the ask was a vote): the next endpoint.
+			r.cur = nil
+			r.passive++
+			if err := r.retry(p, err); err != nil {
+				return err
+			}
+			r.next()
 		case err != nil:
 			r.cur = nil
 			r.fail(p, err)
 		case end:
 			r.cur = nil
+			r.round = 0
 			r.finish(p)
 			r.next()
 		}
@@ -308,18 +423,31 @@ func (r *repairer) finish(p *pending) {
 			Got: p.got, Status: p.res.Status, Missed: p.res.Missed}})
 		return
 	}
-	at := p.from
-	for _, v := range p.res.Values {
+	at, values := p.from, p.res.Values
+	if p.check {
+		// The first value is the gateway's update at the seq held: ours if
+		// under our term, else a divergence, and the topic goes on from it.
+		at.seq--
+		if len(values) > 0 && values[0].Stamp.Epoch == at.epoch && values[0].Stamp.Seq == at.seq+1 {
+			v := values[0]
+			values = values[1:]
+			at.seq++
+			if v.Stamp.Term != p.from.term {
+				r.diverged(v, p.from)
+			}
+		}
+	}
+	for _, v := range values {
 		if v.Topic != p.topic || v.Stamp.Epoch != at.epoch || v.Stamp.Seq != at.seq+1 {
 			r.fail(p, fmt.Errorf("recovered reply out of sequence: %s e%d:%d after e%d:%d", v.Topic, v.Stamp.Epoch, v.Stamp.Seq, at.epoch, at.seq))
 			return
 		}
-		at = last{v.Stamp.Epoch, v.Stamp.Seq}
+		at = last{v.Stamp.Epoch, v.Stamp.Seq, v.Stamp.Term}
 		r.s.note(v)
 		r.ready = append(r.ready, delivery{m: v}) // old by nature: no lag check
 	}
 	r.stats.Repairs++
-	r.stats.Updates += len(p.res.Values)
+	r.stats.Updates += len(values)
 	held := r.held[p.topic]
 	delete(r.held, p.topic)
 	for _, m := range held {
