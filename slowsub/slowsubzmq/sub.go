@@ -105,9 +105,9 @@ type SubConfig struct {
 	// failover pair's two gateways. Only the active publishes; the seqs
 	// drop what comes twice.
 	Endpoints []string
-	Prefixes []string // nil: everything
-	MaxLag   time.Duration
-	RcvHWM   int // libzmq's receive high-water mark (0: libzmq's default)
+	Prefixes  []string // nil: everything
+	MaxLag    time.Duration
+	RcvHWM    int // libzmq's receive high-water mark (0: libzmq's default)
 	// Clock is what a message's lag is measured on (nil: clock.Real). The
 	// receive and repair timeouts are libzmq poll waits, in wall time.
 	Clock clock.Clock
