@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/mdgate/mdgate/internal/testpeer"
+	"github.com/mdgate/mdgate/slowsub/slowsubzmq"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -156,13 +158,14 @@ func (c *haClient) check(m haMsg) {
 // on with no silent gap: each break is flagged (recovered, gap or
 // diverged). Reports takeover and resume times.
 func TestFailoverKill9(t *testing.T) {
-	st := failoverKill9(t, 20, 4)
+	st := failoverKill9(t, 20, 5, 4)
 	t.Logf("takeover %v after kill -9 (seen by polling /healthz); resume after the kill p50 %v, max %v; recovered %d, gap %d, diverged %d topic breaks over 20 clients",
 		st.takeover.Round(time.Millisecond), st.resumeP50.Round(time.Millisecond), st.resumeMax.Round(time.Millisecond), st.recovered, st.gaps, st.diverged)
 }
 
-// BenchmarkFailover: the scenario, 200 WebSocket clients and
-// 20k msgs/s over 10 topics, the active killed with SIGKILL (one kill per
+// BenchmarkFailover: the scenario, 200 WebSocket clients, 20
+// ZeroMQ subscribers (slowsubzmq.Sub given both gateways) and 20k msgs/s
+// over 10 topics, the active killed with SIGKILL (one kill per
 // op). Reports the takeover time (kill to the backup reporting active on
 // /healthz, polled), the clients' resume times after the kill (first value
 // on the backup) and the breaks they saw; a silent gap fails it.
@@ -170,7 +173,7 @@ func BenchmarkFailover(b *testing.B) {
 	var takeover, p50, p99 time.Duration
 	var recovered, gaps, diverged int
 	for range b.N {
-		st := failoverKill9(b, 200, 20)
+		st := failoverKill9(b, 200, 20, 20)
 		takeover, p50, p99 = takeover+st.takeover, p50+st.resumeP50, p99+st.resumeP99
 		recovered, gaps, diverged = recovered+st.recovered, gaps+st.gaps, diverged+st.diverged
 	}
@@ -189,10 +192,11 @@ type failoverStats struct {
 	recovered, gaps, diverged                 int
 }
 
-func failoverKill9(t testing.TB, clients, perMs int) failoverStats {
+func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	const topics = 10
 	p, b := startPair(t)
 	defer publishPair(p, b, topics, perMs)()
+	zs := startZMQClients(t, p, b, zmqClients)
 
 	stop := make(chan struct{})
 	var cwg sync.WaitGroup
@@ -242,6 +246,14 @@ func failoverKill9(t testing.TB, clients, perMs int) failoverStats {
 			marks[i][topic] = m.Seq
 		}
 		c.mu.Unlock()
+	}
+	zmarks := zs.marks()
+	testpeer.Eventually(t, 20*time.Second, "every topic moving at every ZeroMQ client after the takeover", func() bool {
+		return zs.movedOn(zmarks, topics)
+	})
+	zs.stop()
+	for _, bad := range zs.bad {
+		t.Errorf("ZeroMQ client: %s", bad)
 	}
 	testpeer.Eventually(t, 20*time.Second, "every topic moving at every client after the takeover", func() bool {
 		for i, c := range cs {
@@ -562,4 +574,107 @@ func TestFailoverEdges(t *testing.T) {
 	}
 	t.Logf("core takeover %v after kill -9 (edges' votes; seen by polling /healthz), every client flowing under the new term %v after it; then an edge killed; breaks: recovered %d, gap %d, diverged %d; %d updates replayed",
 		takeover.Round(time.Millisecond), flowing.Round(time.Millisecond), recovered, gaps, diverged, replayed)
+}
+
+// zmqClients are slowsubzmq.Subs given both gateways of a pair (their
+// stamped egresses; a vote after 3 silent heartbeats), each on its own
+// goroutine and OS thread. Each update must be the next seq of its topic
+// or come with a *DivergedError; anything else is recorded as bad.
+type zmqClients struct {
+	mu   sync.Mutex
+	last []map[string]tick.Stamp
+	bad  []string
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startZMQClients(t testing.TB, p, b *haNode, n int) *zmqClients {
+	z := &zmqClients{done: make(chan struct{})}
+	ready := make(chan error, n)
+	for i := range n {
+		z.last = append(z.last, map[string]tick.Stamp{})
+		z.wg.Add(1)
+		go func() {
+			defer z.wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: p.stamped, Endpoints: []string{b.stamped},
+				Prefixes: []string{"ev."}, HeartbeatEvery: 250 * time.Millisecond})
+			ready <- err
+			if err != nil {
+				return
+			}
+			defer sub.Close()
+			sub.SetTimeout(50 * time.Millisecond)
+			for {
+				select {
+				case <-z.done:
+					return
+				default:
+				}
+				m, err := sub.Recv()
+				var div *slowsubzmq.DivergedError
+				switch {
+				case err == nil, errors.As(err, &div):
+				case errors.Is(err, zmq.Errno(syscall.EAGAIN)):
+					continue
+				default:
+					z.mu.Lock()
+					z.bad = append(z.bad, fmt.Sprintf("client %d: %v", i, err))
+					z.mu.Unlock()
+					return
+				}
+				z.mu.Lock()
+				z.last[i][m.Topic] = m.Stamp
+				z.mu.Unlock()
+			}
+		}()
+	}
+	for range n {
+		if err := <-ready; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(z.stop)
+	return z
+}
+
+func (z *zmqClients) stop() {
+	select {
+	case <-z.done:
+	default:
+		close(z.done)
+	}
+	z.wg.Wait()
+}
+
+// marks are each client's seqs now.
+func (z *zmqClients) marks() []map[string]uint64 {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	out := make([]map[string]uint64, len(z.last))
+	for i, l := range z.last {
+		out[i] = map[string]uint64{}
+		for topic, st := range l {
+			out[i][topic] = st.Seq
+		}
+	}
+	return out
+}
+
+// movedOn: every client holds every topic under term 2 or more, past its mark.
+func (z *zmqClients) movedOn(marks []map[string]uint64, topics int) bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for i, l := range z.last {
+		if len(l) != topics {
+			return false
+		}
+		for topic, st := range l {
+			if st.Term < 2 || st.Seq <= marks[i][topic] {
+				return false
+			}
+		}
+	}
+	return true
 }
