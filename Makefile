@@ -34,7 +34,7 @@ bench: deps-test build
 	$(GO) test -run '^$$' -bench UnrelatedDelay -benchtime 3x ./bridge/
 	$(GO) test -run '^$$' -bench WriteBatch -benchmem ./bridge/
 	$(GO) test -run '^$$' -bench DashboardLag -benchtime 1x ./web/
-	$(GO) test -run '^$$' -bench Failover -benchtime 1x ./cmd/gateway/
+	$(GO) test -run '^$$' -bench 'Failover|MirrorCost|EdgeHop' -benchtime 1x ./cmd/gateway/
 	@mkdir -p loadtest/out
 	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
 	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -json loadtest/out/nats.json -html docs/loadtest.html -md docs/benchmarks.md
