@@ -41,6 +41,7 @@ type haClient struct {
 	last                      map[string]haMsg // by topic
 	bad                       []string         // silent gaps, duplicates
 	gaps, diverged, recovered int
+	conns                     int // connections made
 	replayed                  int
 	resumedAt                 time.Time // when the first value after a reconnect arrived
 	lostAt                    time.Time
@@ -68,6 +69,9 @@ func (c *haClient) run(stop <-chan struct{}) {
 				continue
 			}
 			ws = conn
+			c.mu.Lock()
+			c.conns++
+			c.mu.Unlock()
 		}
 		c.mu.Lock()
 		resume := map[string]any{}
@@ -287,7 +291,23 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 // haNode is one gateway of a pair run by the failover tests.
 type haNode struct {
 	http, in, stamped, state string
+	args                     []string // how startPair started it
 	cmd                      *exec.Cmd
+}
+
+// run starts the node's gateway with its args (again, after a kill).
+func (n *haNode) run(t testing.TB) {
+	n.cmd = exec.Command(binary, n.args...)
+	n.cmd.Stderr = new(strings.Builder)
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := n.cmd
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
 }
 
 // mode is the node's failover mode from /healthz ("" when it does not answer).
@@ -312,19 +332,11 @@ func startPair(t testing.TB) (p, b *haNode) {
 	p = &haNode{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
 	b = &haNode{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
 	start := func(n, peer *haNode, role string) {
-		n.cmd = exec.Command(binary, "--http", n.http, "--ingress-bind", n.in, "--egress-bind", "", "--stamped-bind", n.stamped,
+		n.args = []string{"--http", n.http, "--ingress-bind", n.in, "--egress-bind", "", "--stamped-bind", n.stamped,
 			"--snapshot-bind", "", "--history", "ev.=100000", "--log-json",
 			"--ha-role", role, "--ha-bind", n.state, "--ha-peer", peer.state, "--ha-mirror", peer.stamped,
-			"--ha-heartbeat", "250ms", "--ha-term-file", filepath.Join(dir, role+".term"))
-		n.cmd.Stderr = new(strings.Builder)
-		if err := n.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			n.cmd.Process.Signal(syscall.SIGCONT)
-			n.cmd.Process.Kill()
-			n.cmd.Wait()
-		})
+			"--ha-heartbeat", "250ms", "--ha-term-file", filepath.Join(dir, role+".term")}
+		n.run(t)
 	}
 	start(p, b, "primary")
 	start(b, p, "backup")
@@ -677,4 +689,73 @@ func (z *zmqClients) movedOn(marks []map[string]uint64, topics int) bool {
 		}
 	}
 	return true
+}
+
+// TestFailoverOldPrimaryRestarts: after a takeover the old primary is
+// started again (its term file kept): it comes up passive, the new active
+// stays active throughout (never two actives), and no client of the new
+// active is disconnected.
+func TestFailoverOldPrimaryRestarts(t *testing.T) {
+	const clients, topics = 10, 10
+	p, b := startPair(t)
+	defer publishPair(p, b, topics, 4)()
+	stop := make(chan struct{})
+	var cwg sync.WaitGroup
+	cs := make([]*haClient, clients)
+	for i := range cs {
+		cs[i] = &haClient{urls: []string{"ws://" + p.http + "/ws", "ws://" + b.http + "/ws"}}
+		cwg.Add(1)
+		go func() { defer cwg.Done(); cs[i].run(stop) }()
+	}
+	defer func() { close(stop); cwg.Wait() }()
+	onBackup := func() bool {
+		for _, c := range cs {
+			c.mu.Lock()
+			ok := !c.resumedAt.IsZero() && len(c.last) == topics
+			c.mu.Unlock()
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	testpeer.Eventually(t, 20*time.Second, "every client reading", func() bool {
+		for _, c := range cs {
+			c.mu.Lock()
+			n := len(c.last)
+			c.mu.Unlock()
+			if n < topics {
+				return false
+			}
+		}
+		return true
+	})
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	testpeer.Eventually(t, 20*time.Second, "every client on the new active", func() bool { return b.mode() == "active" && onBackup() })
+	conns := make([]int, clients)
+	for i, c := range cs {
+		c.mu.Lock()
+		conns[i] = c.conns
+		c.mu.Unlock()
+	}
+
+	p.run(t)
+	testpeer.Eventually(t, 20*time.Second, "the old primary up again, passive", func() bool {
+		pm, bm := p.mode(), b.mode()
+		if pm == "active" && bm == "active" {
+			t.Fatalf("two actives after the old primary's restart")
+		}
+		return pm == "passive" && bm == "active"
+	})
+	for i, c := range cs {
+		c.mu.Lock()
+		if c.conns != conns[i] {
+			t.Errorf("client %d connected %d times after the restart, want no new connection", i, c.conns-conns[i])
+		}
+		for _, bad := range c.bad {
+			t.Errorf("client %d: %s", i, bad)
+		}
+		c.mu.Unlock()
+	}
 }
