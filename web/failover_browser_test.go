@@ -408,3 +408,19 @@ func TestClientStandbyMovesOnAtOnce(t *testing.T) {
 		t.Fatalf("handshakes asked A %d, B %d, C %d; want A and B once more, C not again", ha, hb, hc)
 	}
 }
+
+// TestDashboardGatewaysParam: /?gateways=host:port,... gives the dashboard's
+// client the page's own gateway first, then each one listed (a bare
+// host:port becomes its /ws; a full ws:// URL is kept; duplicates dropped),
+// so it moves to the other gateway of a pair when its own is gone.
+func TestDashboardGatewaysParam(t *testing.T) {
+	addr := freeAddr(t)
+	hStart(t, addr, nil)
+	p := hTab(t, hBrowser(t), "http://"+addr+"/?gateways=127.0.0.1:1,%20ws://other:2/ws,127.0.0.1:1")
+	p.poll("the client made", `window.mdgate && window.mdgate.client !== undefined`)
+	got := p.eval(`JSON.stringify(window.mdgate.client.urls)`)
+	want := `["ws://` + addr + `/ws","ws://127.0.0.1:1/ws","ws://other:2/ws"]`
+	if got != want {
+		t.Errorf("urls with ?gateways = %s, want %s", got, want)
+	}
+}

@@ -26,8 +26,26 @@ let newestTs = 0;          // the newest ts that reached the model since the las
 let prefix = $("filter").value;
 let viewTop = 0, viewH = 0; // the viewport's scroll position and height, from events
 
+// gatewayURLs reads /?gateways=host:port,... : the other gateways of a
+// failover pair (or edges of one core), tried after this page's own when it
+// is gone or a standby (docs/ha.md). Without it: this page's gateway only.
+function gatewayURLs() {
+  const list = new URLSearchParams(location.search).get("gateways");
+  if (!list) return undefined;
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const urls = [scheme + location.host + "/ws"];
+  for (const item of list.split(",")) {
+    const h = item.trim();
+    if (!h) continue;
+    const url = /^wss?:\/\//.test(h) ? h : scheme + h + "/ws";
+    if (!urls.includes(url)) urls.push(url);
+  }
+  return urls;
+}
+
 const g = new MdGate({
   token: new URLSearchParams(location.search).get("token") || undefined, // with auth on: /?token=<JWT>
+  urls: gatewayURLs(),
 });
 let sub = null;
 
