@@ -2,6 +2,10 @@
 GO      ?= go
 PKGS    := ./...
 TESTTIMEOUT ?= 15m
+# Tests and benchmarks against real outside peers (python3-zmq, chromium,
+# nats-server) are built only with this tag; a bare `go test ./...` skips
+# them and says so.
+TAGS    := -tags integration
 
 .PHONY: run test bench loadtest soak lint deps deps-test build clean
 
@@ -15,8 +19,8 @@ run: build
 ## test: vet, then every test with the race detector, against real libzmq peers
 ## and real headless chromium (installed when missing).
 test: deps-test
-	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(PKGS)
+	$(GO) vet $(TAGS) $(PKGS)
+	$(GO) test $(TAGS) -race -count=1 -timeout $(TESTTIMEOUT) $(PKGS)
 
 ## bench: benchmarks and the standard load scenarios (under 5 minutes); each result beside a
 ## baseline from the same run. Rewrites the generated section of docs/benchmarks.md and
@@ -26,15 +30,15 @@ test: deps-test
 ## generated sections of both. Then the isolation attacks (about 2 minutes), each against its
 ## own gateway beside a good workload: their own generated section of docs/benchmarks.md.
 bench: deps-test build
-	$(GO) test -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
-	$(GO) test -run '^$$' -bench . -benchmem ./lvc/
-	$(GO) test -run '^$$' -bench 'FanOut|Match' -benchtime 1s -benchmem ./blackbox/
-	$(GO) test -run '^$$' -bench RunSub -benchtime 2x ./blackbox/blackboxzmq/
-	$(GO) test -run '^$$' -bench Throttle -benchtime 60000x ./blackbox/
-	$(GO) test -run '^$$' -bench UnrelatedDelay -benchtime 3x ./bridge/
-	$(GO) test -run '^$$' -bench WriteBatch -benchmem ./bridge/
-	$(GO) test -run '^$$' -bench DashboardLag -benchtime 1x ./web/
-	$(GO) test -run '^$$' -bench 'Failover|MirrorCost|EdgeHop' -benchtime 1x ./cmd/gateway/
+	$(GO) test $(TAGS) -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
+	$(GO) test $(TAGS) -run '^$$' -bench . -benchmem ./lvc/
+	$(GO) test $(TAGS) -run '^$$' -bench 'FanOut|Match' -benchtime 1s -benchmem ./blackbox/
+	$(GO) test $(TAGS) -run '^$$' -bench RunSub -benchtime 2x ./blackbox/blackboxzmq/
+	$(GO) test $(TAGS) -run '^$$' -bench Throttle -benchtime 60000x ./blackbox/
+	$(GO) test $(TAGS) -run '^$$' -bench UnrelatedDelay -benchtime 3x ./bridge/
+	$(GO) test $(TAGS) -run '^$$' -bench WriteBatch -benchmem ./bridge/
+	$(GO) test $(TAGS) -run '^$$' -bench DashboardLag -benchtime 1x ./web/
+	$(GO) test $(TAGS) -run '^$$' -bench 'Failover|MirrorCost|EdgeHop' -benchtime 1x ./cmd/gateway/
 	@mkdir -p loadtest/out
 	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
 	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -json loadtest/out/nats.json -html docs/loadtest.html -md docs/benchmarks.md

@@ -13,11 +13,14 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/mdgate/mdgate/internal/testpeer"
 )
 
 // natsBinary installs (or finds) nats-server with scripts/ensure-nats, or
 // skips the test.
 func natsBinary(t *testing.T) string {
+	testpeer.RequireIntegration(t, "nats-server")
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

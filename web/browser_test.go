@@ -59,6 +59,7 @@ func runGateway(t *testing.T, addr string) (stop func()) {
 }
 
 func chromium(t *testing.T) string {
+	testpeer.RequireIntegration(t, "headless chromium")
 	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if path, err := exec.LookPath(p); err == nil {
 			return path

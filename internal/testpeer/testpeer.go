@@ -30,6 +30,7 @@ var (
 // python3-zmq is missing.
 func Require(t testing.TB) {
 	t.Helper()
+	RequireIntegration(t, "python3-zmq")
 	checkOnce.Do(func() {
 		out, err := exec.Command(Python, "-c", "import zmq").CombinedOutput()
 		if err != nil {
@@ -207,5 +208,15 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// RequireIntegration skips t, naming the peer, unless the build has
+// -tags integration (Integration): tests against real outside peers run in
+// `make test`, and a bare `go test ./...` says what it skipped.
+func RequireIntegration(t testing.TB, peer string) {
+	t.Helper()
+	if !Integration {
+		t.Skipf("needs a real %s peer: run with -tags integration (make test does)", peer)
 	}
 }
