@@ -209,12 +209,15 @@ func (p *Proxy) Run(ctx context.Context) error {
 	const pollEvery = 50 * time.Millisecond // how soon a cancelled ctx is seen
 	for ctx.Err() == nil {
 		timeout := pollEvery
-		if p.cache != nil {
+		// Expiry and replays run only while active: a standby's (its
+		// peer's mirror subscribes to it) wait for a takeover instead of
+		// spinning the loop (they once made a standby burn a core).
+		if p.cache != nil && p.active() {
 			if at := p.cache.NextExpiry(); at != 0 {
 				timeout = min(timeout, max(time.Duration(at-p.now().UnixNano()), time.Millisecond))
 			}
 		}
-		if w := p.replays.wait(p.now().UnixNano()); w >= 0 {
+		if w := p.replays.wait(p.now().UnixNano()); w >= 0 && p.active() {
 			timeout = min(timeout, time.Duration(w))
 		}
 		polled, err := poller.Poll(timeout)
