@@ -5,136 +5,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	zmq "github.com/pebbe/zmq4"
-
+	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/internal/testpeer"
 )
-
-// gatewayBinary builds cmd/gateway once for the tests that run a failover
-// pair as processes (a gateway killed with SIGKILL must be one).
-var gatewayBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "mdgate-pyclient")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "gateway")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/gateway").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build cmd/gateway: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// haNode is one gateway of a pair (as cmd/gateway/ha_test.go starts them,
-// with a snapshot endpoint).
-type haNode struct {
-	http, in, stamped, snapshot, state string
-	cmd                                *exec.Cmd
-	stderr                             *strings.Builder
-}
-
-func (n *haNode) mode() string {
-	resp, err := http.Get("http://" + n.http + "/healthz")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	var h struct {
-		Proxy struct{ HA struct{ Mode string } }
-	}
-	json.NewDecoder(resp.Body).Decode(&h)
-	return h.Proxy.HA.Mode
-}
-
-// startPair starts a primary and a backup on free loopback ports (history
-// of ev., --ha-heartbeat 250ms, snapshot endpoints) and waits until they
-// settle.
-func startPair(t *testing.T) (p, b *haNode) {
-	bin, err := gatewayBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
-	dir := t.TempDir()
-	addr := func() string { return "tcp://" + freeAddr(t) }
-	p = &haNode{http: freeAddr(t), in: addr(), stamped: addr(), snapshot: addr(), state: addr()}
-	b = &haNode{http: freeAddr(t), in: addr(), stamped: addr(), snapshot: addr(), state: addr()}
-	start := func(n, peer *haNode, role string) {
-		n.cmd = exec.Command(bin, "--http", n.http, "--ingress-bind", n.in, "--egress-bind", "", "--stamped-bind", n.stamped,
-			"--snapshot-bind", n.snapshot, "--history", "ev.=100000", "--log-json",
-			"--ha-role", role, "--ha-bind", n.state, "--ha-peer", peer.state, "--ha-mirror", peer.stamped,
-			"--ha-heartbeat", "250ms", "--ha-term-file", filepath.Join(dir, role+".term"))
-		n.stderr = new(strings.Builder)
-		n.cmd.Stderr = n.stderr
-		if err := n.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			n.cmd.Process.Kill()
-			n.cmd.Wait()
-			if t.Failed() {
-				t.Logf("%s's log:\n%s", role, n.stderr.String())
-			}
-		})
-	}
-	start(p, b, "primary")
-	start(b, p, "backup")
-	testpeer.Eventually(t, 20*time.Second, "primary active, backup passive", func() bool {
-		return p.mode() == "active" && b.mode() == "passive"
-	})
-	return p, b
-}
-
-// publishPair runs a publisher connected to both gateways' ingresses (a
-// PUB sends to each), one update of each topic ev.0... every 2 ms, until
-// the returned func.
-func publishPair(p, b *haNode, topics int) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		runtime.LockOSThread()
-		pub, _ := zmq.NewSocket(zmq.PUB)
-		defer pub.Close()
-		pub.SetLinger(0)
-		pub.Connect(p.in)
-		pub.Connect(b.in)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			for j := range topics {
-				pub.SendMessage(fmt.Sprintf("ev.%d", j), fmt.Sprintf(`{"n":%d}`, i))
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
-}
 
 // pyUpdate is one JSON line of follow.py --json.
 type pyUpdate struct {
@@ -162,11 +40,11 @@ type pyUpdate struct {
 // unflagged; after the takeover every topic moves on under the new term.
 func TestFailoverPairKill9(t *testing.T) {
 	const topics = 4
-	p, b := startPair(t)
-	defer publishPair(p, b, topics)()
+	p, b := testpair.StartPair(t, testpair.Build(t), true)
+	defer testpair.Publish(p, b, topics, 2*time.Millisecond, topics)()
 
-	cmd := python(t, "follow.py", "--json", "--snapshot", p.snapshot, "--snapshot", b.snapshot, "--heartbeat", "0.25",
-		"--request-timeout", "1", "--prefix", "ev.", p.stamped, b.stamped)
+	cmd := python(t, "follow.py", "--json", "--snapshot", p.Snapshot, "--snapshot", b.Snapshot, "--heartbeat", "0.25",
+		"--request-timeout", "1", "--prefix", "ev.", p.Stamped, b.Stamped)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -259,11 +137,11 @@ func TestFailoverPairKill9(t *testing.T) {
 	}
 
 	killed := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "the backup voted in", func() bool { return b.mode() == "active" })
+	p.Cmd.Wait()
+	testpeer.Eventually(t, 20*time.Second, "the backup voted in", func() bool { return b.Mode() == "active" })
 	takeover := time.Since(killed)
 	marks := snapshotOf()
 	testpeer.Eventually(t, 20*time.Second, "every topic moving on at the follower under the new term", func() bool {

@@ -4,7 +4,6 @@ import (
 	be "encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/internal/testpeer"
 )
 
@@ -39,9 +39,9 @@ func BenchmarkMirrorCost(b *testing.B) {
 		p, bk := startPair(b)
 		stop := publishPair(p, bk, 10, perMs)
 		time.Sleep(500 * time.Millisecond) // warm-up: load, not synchronisation
-		a0, s0 := cpuSeconds(b, p.cmd.Process.Pid), cpuSeconds(b, bk.cmd.Process.Pid)
+		a0, s0 := cpuSeconds(b, p.Cmd.Process.Pid), cpuSeconds(b, bk.Cmd.Process.Pid)
 		time.Sleep(window) // the measured window
-		a1, s1 := cpuSeconds(b, p.cmd.Process.Pid), cpuSeconds(b, bk.cmd.Process.Pid)
+		a1, s1 := cpuSeconds(b, p.Cmd.Process.Pid), cpuSeconds(b, bk.Cmd.Process.Pid)
 		stop()
 		msgs := float64(perMs) * 1000 * window.Seconds()
 		active += (a1 - a0) / msgs
@@ -59,22 +59,17 @@ func BenchmarkMirrorCost(b *testing.B) {
 // message (1k msgs/s), one SUB reads the core's stamped egress and one the
 // edge's; the figures are p50 and p99 of each, and the difference.
 func BenchmarkEdgeHop(b *testing.B) {
-	core := &haNode{http: freeAddr(b), in: "tcp://" + freeAddr(b), stamped: "tcp://" + freeAddr(b)}
-	edge := &haNode{http: freeAddr(b), stamped: "tcp://" + freeAddr(b)}
-	run := func(n *haNode, args ...string) {
-		n.cmd = exec.Command(binary, append([]string{"--http", n.http, "--egress-bind", "", "--stamped-bind", n.stamped,
-			"--snapshot-bind", "", "--log-level", "warn"}, args...)...)
-		if err := n.cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
+	core, edge := testpair.NewNode(b, binary, false), testpair.NewNode(b, binary, false)
+	run := func(n *testpair.Node, args ...string) {
+		n.Start(b, append([]string{"--http", n.HTTP, "--egress-bind", "", "--stamped-bind", n.Stamped,
+			"--snapshot-bind", "", "--log-level", "warn"}, args...))
 	}
-	run(core, "--ingress-bind", core.in)
-	run(edge, "--ingress-bind", "", "--ingress-connect", core.stamped, "--ingress-stamped")
+	run(core, "--ingress-bind", core.In)
+	run(edge, "--ingress-bind", "", "--ingress-connect", core.Stamped, "--ingress-stamped")
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	subs := map[string]*zmq.Socket{}
-	for name, ep := range map[string]string{"core": core.stamped, "edge": edge.stamped} {
+	for name, ep := range map[string]string{"core": core.Stamped, "edge": edge.Stamped} {
 		s, _ := zmq.NewSocket(zmq.SUB)
 		defer s.Close()
 		s.SetLinger(0)
@@ -88,7 +83,7 @@ func BenchmarkEdgeHop(b *testing.B) {
 	pub, _ := zmq.NewSocket(zmq.PUB)
 	defer pub.Close()
 	pub.SetLinger(0)
-	pub.Connect(core.in)
+	pub.Connect(core.In)
 	send := func() {
 		var ts [8]byte
 		be.BigEndian.PutUint64(ts[:], uint64(time.Now().UnixNano()))

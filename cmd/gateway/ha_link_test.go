@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net"
-	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/mdgate/mdgate/internal/promscrape"
+	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/internal/testpeer"
 )
 
@@ -97,23 +94,6 @@ func (r *relay) setCut(cut bool) {
 	}
 }
 
-type haHealth struct {
-	Mode      string
-	Term      uint64
-	PeerAlive bool `json:"peer_alive"`
-}
-
-func (n *haNode) health(t testing.TB) haHealth {
-	resp, err := http.Get("http://" + n.http + "/healthz")
-	if err != nil {
-		return haHealth{}
-	}
-	defer resp.Body.Close()
-	var h struct{ Proxy struct{ HA haHealth } }
-	json.NewDecoder(resp.Body).Decode(&h)
-	return h.Proxy.HA
-}
-
 // TestFailoverLinkCut: the HA state link alone cut (through a relay) makes
 // no takeover: each sees its peer dead, the standby stays passive until a
 // client asks it. A client then asking the standby (its link to the active
@@ -122,46 +102,34 @@ func (n *haNode) health(t testing.TB) haHealth {
 // no (term, seq) is ever stamped by both.
 func TestFailoverLinkCut(t *testing.T) {
 	dir := t.TempDir()
-	addr := func() string { return "tcp://" + freeAddr(t) }
-	p := &haNode{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
-	b := &haNode{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
-	toP, toB := newRelay(t, strings.TrimPrefix(p.state, "tcp://")), newRelay(t, strings.TrimPrefix(b.state, "tcp://"))
-	start := func(n, peer *haNode, viaPeer *relay, role string) {
-		n.cmd = exec.Command(binary, "--http", n.http, "--ingress-bind", n.in, "--egress-bind", "", "--stamped-bind", n.stamped,
-			"--snapshot-bind", "", "--history", "ev.=100000", "--log-json",
-			"--ha-role", role, "--ha-bind", n.state, "--ha-peer", viaPeer.addr(), "--ha-mirror", peer.stamped,
-			"--ha-heartbeat", "250ms", "--ha-term-file", filepath.Join(dir, role+".term"))
-		n.cmd.Stderr = new(strings.Builder)
-		if err := n.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
-	}
-	start(p, b, toB, "primary")
-	start(b, p, toP, "backup")
+	p, b := testpair.NewNode(t, binary, false), testpair.NewNode(t, binary, false)
+	toP, toB := newRelay(t, strings.TrimPrefix(p.State, "tcp://")), newRelay(t, strings.TrimPrefix(b.State, "tcp://"))
+	// Each one's peer is reached through the relay: the state link alone can be cut.
+	p.Start(t, p.PairArgs("primary", toB.addr(), b.Stamped, dir))
+	b.Start(t, b.PairArgs("backup", toP.addr(), p.Stamped, dir))
 	testpeer.Eventually(t, 20*time.Second, "primary active, backup passive", func() bool {
-		return p.health(t).Mode == "active" && b.health(t).Mode == "passive"
+		return p.Health().Mode == "active" && b.Health().Mode == "passive"
 	})
 	defer publishPair(p, b, 4, 2)()
 
 	toP.setCut(true)
 	toB.setCut(true)
 	testpeer.Eventually(t, 20*time.Second, "each seeing its peer dead", func() bool {
-		return !p.health(t).PeerAlive && !b.health(t).PeerAlive
+		return !p.Health().PeerAlive && !b.Health().PeerAlive
 	})
 	// The standby knows its peer is dead and still does not take over: only
 	// a client's vote does that.
-	if pb, bb := p.health(t), b.health(t); pb.Mode != "active" || bb.Mode != "passive" {
+	if pb, bb := p.Health(), b.Health(); pb.Mode != "active" || bb.Mode != "passive" {
 		t.Fatalf("HA link cut, no vote: primary %s, backup %s; want active and passive", pb.Mode, bb.Mode)
 	}
 
 	// A client asking the standby: its vote makes a second active.
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+b.http+"/ws", nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+b.HTTP+"/ws", nil)
 	if err != nil {
 		t.Fatalf("a client voting at the standby with its peer dead: %v", err)
 	}
 	ws.Close()
-	pb, bb := p.health(t), b.health(t)
+	pb, bb := p.Health(), b.Health()
 	if pb.Mode != "active" || bb.Mode != "active" || bb.Term <= pb.Term {
 		t.Fatalf("after the vote behind a cut link: primary %s term %d, backup %s term %d; want both active, the backup's term higher",
 			pb.Mode, pb.Term, bb.Mode, bb.Term)
@@ -174,7 +142,7 @@ func TestFailoverLinkCut(t *testing.T) {
 	toP.setCut(false)
 	toB.setCut(false)
 	testpeer.Eventually(t, 20*time.Second, "the lower term yielding after the heal", func() bool {
-		return p.health(t).Mode == "passive" && b.health(t).Mode == "active"
+		return p.Health().Mode == "passive" && b.Health().Mode == "active"
 	})
 	t.Logf("after the heal the primary (term %d) yielded to the backup (term %d) in %v (--ha-heartbeat 250ms; ZeroMQ reconnects through the relay included)",
 		pb.Term, bb.Term, time.Since(healed).Round(time.Millisecond))
@@ -189,7 +157,7 @@ func TestStandbyLoopIdles(t *testing.T) {
 	p, b := startPair(t)
 	defer publishPair(p, b, 4, 1)() // a trickle: the standby mirrors it
 	turns := func() float64 {
-		f, err := promscrape.Scrape(context.Background(), "http://"+b.http+"/metrics")
+		f, err := promscrape.Scrape(context.Background(), "http://"+b.HTTP+"/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/slowsub/slowsubzmq"
 	"github.com/mdgate/mdgate/tick"
@@ -202,15 +202,7 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	defer publishPair(p, b, topics, perMs)()
 	zs := startZMQClients(t, p, b, zmqClients)
 
-	stop := make(chan struct{})
-	var cwg sync.WaitGroup
-	cs := make([]*haClient, clients)
-	for i := range cs {
-		cs[i] = &haClient{urls: []string{"ws://" + p.http + "/ws", "ws://" + b.http + "/ws"}}
-		cwg.Add(1)
-		go func() { defer cwg.Done(); cs[i].run(stop) }()
-	}
-	defer func() { close(stop); cwg.Wait() }()
+	cs := startHAClients(t, clients, "ws://"+p.HTTP+"/ws", "ws://"+b.HTTP+"/ws")
 	testpeer.Eventually(t, 20*time.Second, "every client reading every topic", func() bool {
 		for _, c := range cs {
 			c.mu.Lock()
@@ -224,11 +216,11 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	})
 
 	killed := time.Now()
-	if err := p.cmd.Process.Kill(); err != nil {
+	if err := p.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "the backup active", func() bool { return b.mode() == "active" })
+	p.Cmd.Wait()
+	testpeer.Eventually(t, 20*time.Second, "the backup active", func() bool { return b.Mode() == "active" })
 	takeover := time.Since(killed)
 	testpeer.Eventually(t, 20*time.Second, "every client resumed on the backup", func() bool {
 		for _, c := range cs {
@@ -288,92 +280,14 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 		resumeMax: resumes[len(resumes)-1], recovered: recovered, gaps: gaps, diverged: diverged}
 }
 
-// haNode is one gateway of a pair run by the failover tests.
-type haNode struct {
-	http, in, stamped, state string
-	args                     []string // how startPair started it
-	cmd                      *exec.Cmd
-}
+// startPair starts a primary and a backup of the binary built for these
+// tests (testpair.StartPair, no snapshot endpoints).
+func startPair(t testing.TB) (p, b *testpair.Node) { return testpair.StartPair(t, binary, false) }
 
-// run starts the node's gateway with its args (again, after a kill).
-func (n *haNode) run(t testing.TB) {
-	n.cmd = exec.Command(binary, n.args...)
-	n.cmd.Stderr = new(strings.Builder)
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	cmd := n.cmd
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGCONT)
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-}
-
-// mode is the node's failover mode from /healthz ("" when it does not answer).
-func (n *haNode) mode() string {
-	resp, err := http.Get("http://" + n.http + "/healthz")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	var h struct {
-		Proxy struct{ HA struct{ Mode string } }
-	}
-	json.NewDecoder(resp.Body).Decode(&h)
-	return h.Proxy.HA.Mode
-}
-
-// startPair starts a primary and a backup on free loopback ports (history
-// on ev., --ha-heartbeat 250ms) and waits until they settle.
-func startPair(t testing.TB) (p, b *haNode) {
-	dir := t.TempDir()
-	addr := func() string { return "tcp://" + freeAddr(t) }
-	p = &haNode{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
-	b = &haNode{http: freeAddr(t), in: addr(), stamped: addr(), state: addr()}
-	start := func(n, peer *haNode, role string) {
-		n.args = []string{"--http", n.http, "--ingress-bind", n.in, "--egress-bind", "", "--stamped-bind", n.stamped,
-			"--snapshot-bind", "", "--history", "ev.=100000", "--log-json",
-			"--ha-role", role, "--ha-bind", n.state, "--ha-peer", peer.state, "--ha-mirror", peer.stamped,
-			"--ha-heartbeat", "250ms", "--ha-term-file", filepath.Join(dir, role+".term")}
-		n.run(t)
-	}
-	start(p, b, "primary")
-	start(b, p, "backup")
-	testpeer.Eventually(t, 20*time.Second, "primary active, backup passive", func() bool {
-		return p.mode() == "active" && b.mode() == "passive"
-	})
-	return p, b
-}
-
-// publishPair runs a publisher connected to both gateways (a PUB sends to
-// each) at about 4k msgs/s over topics ev.0... until the returned func.
-func publishPair(p, b *haNode, topics, perMs int) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		runtime.LockOSThread()
-		pub, _ := zmq.NewSocket(zmq.PUB)
-		defer pub.Close()
-		pub.SetLinger(0)
-		pub.Connect(p.in)
-		pub.Connect(b.in)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			for j := range perMs {
-				pub.SendMessage(fmt.Sprintf("ev.%d", (i*perMs+j)%topics), fmt.Sprintf(`{"n":%d}`, i))
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
+// publishPair feeds both gateways perMs updates a millisecond, round-robin
+// over topics ev.0... (testpair.Publish), until the returned func.
+func publishPair(p, b *testpair.Node, topics, perMs int) (stop func()) {
+	return testpair.Publish(p, b, topics, time.Millisecond, perMs)
 }
 
 // TestFailoverStopCont: the active is stopped (SIGSTOP) long enough for
@@ -402,7 +316,7 @@ func TestFailoverStopCont(t *testing.T) {
 		sub.SetLinger(0)
 		sub.SetRcvtimeo(50 * time.Millisecond)
 		sub.SetSubscribe("ev.")
-		sub.Connect(p.stamped)
+		sub.Connect(p.Stamped)
 		for {
 			select {
 			case <-subStop:
@@ -425,7 +339,7 @@ func TestFailoverStopCont(t *testing.T) {
 	defer func() { close(subStop); <-subDone }()
 
 	stop := make(chan struct{})
-	c := &haClient{urls: []string{"ws://" + p.http + "/ws", "ws://" + b.http + "/ws"}}
+	c := &haClient{urls: []string{"ws://" + p.HTTP + "/ws", "ws://" + b.HTTP + "/ws"}}
 	cdone := make(chan struct{})
 	go func() { defer close(cdone); c.run(stop) }()
 	defer func() { close(stop); <-cdone }()
@@ -439,7 +353,7 @@ func TestFailoverStopCont(t *testing.T) {
 		return n == topics && m > 0
 	})
 
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	// The client's connection to the stopped gateway stays open but silent:
@@ -447,7 +361,7 @@ func TestFailoverStopCont(t *testing.T) {
 	// backup outright, as a client starting now would: its vote.
 	var voter *websocket.Conn
 	testpeer.Eventually(t, 20*time.Second, "the backup taking over on a vote", func() bool {
-		ws, _, err := websocket.DefaultDialer.Dial("ws://"+b.http+"/ws", nil)
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+b.HTTP+"/ws", nil)
 		if err == nil {
 			voter = ws
 		}
@@ -455,13 +369,13 @@ func TestFailoverStopCont(t *testing.T) {
 	})
 	voter.Close()
 	tookOver := time.Now().UnixNano() // the backup is active by now: the old term must not stamp from here on
-	if got := b.mode(); got != "active" {
+	if got := b.Mode(); got != "active" {
 		t.Fatalf("backup mode %q after accepting a client, want active", got)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	testpeer.Eventually(t, 20*time.Second, "the old active yielding to the higher term", func() bool { return p.mode() == "passive" })
+	testpeer.Eventually(t, 20*time.Second, "the old active yielding to the higher term", func() bool { return p.Mode() == "passive" })
 	// It closed its WebSocket client (1012 standby), which resumed on the backup.
 	testpeer.Eventually(t, 20*time.Second, "the client moving on under the new term", func() bool {
 		c.mu.Lock()
@@ -502,33 +416,25 @@ func TestFailoverEdges(t *testing.T) {
 	const clients, topics = 10, 10
 	p, b := startPair(t)
 	type edge struct {
-		http string
-		cmd  *exec.Cmd
+		HTTP string
+		Cmd  *exec.Cmd
 	}
 	startEdge := func() *edge {
-		e := &edge{http: freeAddr(t)}
-		e.cmd = exec.Command(binary, "--http", e.http, "--ingress-bind", "", "--ingress-connect", p.stamped, "--ingress-connect", b.stamped,
+		e := &edge{HTTP: freeAddr(t)}
+		e.Cmd = exec.Command(binary, "--http", e.HTTP, "--ingress-bind", "", "--ingress-connect", p.Stamped, "--ingress-connect", b.Stamped,
 			"--ingress-stamped", "--ingress-resubscribe", "750ms", "--egress-bind", "", "--stamped-bind", "tcp://127.0.0.1:*",
 			"--snapshot-bind", "", "--history", "ev.=100000", "--log-json")
-		e.cmd.Stderr = new(strings.Builder)
-		if err := e.cmd.Start(); err != nil {
+		e.Cmd.Stderr = new(strings.Builder)
+		if err := e.Cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { e.cmd.Process.Kill(); e.cmd.Wait() })
+		t.Cleanup(func() { e.Cmd.Process.Kill(); e.Cmd.Wait() })
 		return e
 	}
 	e1, e2 := startEdge(), startEdge()
 	defer publishPair(p, b, topics, 4)()
 
-	stop := make(chan struct{})
-	var cwg sync.WaitGroup
-	cs := make([]*haClient, clients)
-	for i := range cs {
-		cs[i] = &haClient{urls: []string{"ws://" + e1.http + "/ws", "ws://" + e2.http + "/ws"}}
-		cwg.Add(1)
-		go func() { defer cwg.Done(); cs[i].run(stop) }()
-	}
-	defer func() { close(stop); cwg.Wait() }()
+	cs := startHAClients(t, clients, "ws://"+e1.HTTP+"/ws", "ws://"+e2.HTTP+"/ws")
 	// movedOn: every client holds every topic at a term of at least term
 	// and a seq past its mark.
 	movedOn := func(term uint16) func() bool {
@@ -561,28 +467,24 @@ func TestFailoverEdges(t *testing.T) {
 	testpeer.Eventually(t, 20*time.Second, "every client reading every topic from the edges", movedOn(1))
 
 	killed := time.Now()
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "the backup voted in by the edges", func() bool { return b.mode() == "active" })
+	p.Cmd.Process.Kill()
+	p.Cmd.Wait()
+	testpeer.Eventually(t, 20*time.Second, "the backup voted in by the edges", func() bool { return b.Mode() == "active" })
 	takeover := time.Since(killed)
 	testpeer.Eventually(t, 20*time.Second, "every client's topics moving on under the new term", movedOn(2))
 	flowing := time.Since(killed)
 
-	e1.cmd.Process.Kill()
-	e1.cmd.Wait()
+	e1.Cmd.Process.Kill()
+	e1.Cmd.Wait()
 	testpeer.Eventually(t, 20*time.Second, "every client moving on after an edge died", movedOn(2))
-	recovered, gaps, diverged := 0, 0, 0
+	recovered, gaps, diverged, replayed := 0, 0, 0, 0
 	for i, c := range cs {
 		c.mu.Lock()
 		for _, bad := range c.bad {
 			t.Errorf("client %d: %s", i, bad)
 		}
-		recovered, gaps, diverged = recovered+c.recovered, gaps+c.gaps, diverged+c.diverged
+		recovered, gaps, diverged, replayed = recovered+c.recovered, gaps+c.gaps, diverged+c.diverged, replayed+c.replayed
 		c.mu.Unlock()
-	}
-	replayed := 0
-	for _, c := range cs {
-		replayed += c.replayed
 	}
 	t.Logf("core takeover %v after kill -9 (edges' votes; seen by polling /healthz), every client flowing under the new term %v after it; then an edge killed; breaks: recovered %d, gap %d, diverged %d; %d updates replayed",
 		takeover.Round(time.Millisecond), flowing.Round(time.Millisecond), recovered, gaps, diverged, replayed)
@@ -600,7 +502,7 @@ type zmqClients struct {
 	wg   sync.WaitGroup
 }
 
-func startZMQClients(t testing.TB, p, b *haNode, n int) *zmqClients {
+func startZMQClients(t testing.TB, p, b *testpair.Node, n int) *zmqClients {
 	z := &zmqClients{done: make(chan struct{})}
 	ready := make(chan error, n)
 	for i := range n {
@@ -610,7 +512,7 @@ func startZMQClients(t testing.TB, p, b *haNode, n int) *zmqClients {
 			defer z.wg.Done()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: p.stamped, Endpoints: []string{b.stamped},
+			sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: p.Stamped, Endpoints: []string{b.Stamped},
 				Prefixes: []string{"ev."}, HeartbeatEvery: 250 * time.Millisecond})
 			ready <- err
 			if err != nil {
@@ -699,15 +601,7 @@ func TestFailoverOldPrimaryRestarts(t *testing.T) {
 	const clients, topics = 10, 10
 	p, b := startPair(t)
 	defer publishPair(p, b, topics, 4)()
-	stop := make(chan struct{})
-	var cwg sync.WaitGroup
-	cs := make([]*haClient, clients)
-	for i := range cs {
-		cs[i] = &haClient{urls: []string{"ws://" + p.http + "/ws", "ws://" + b.http + "/ws"}}
-		cwg.Add(1)
-		go func() { defer cwg.Done(); cs[i].run(stop) }()
-	}
-	defer func() { close(stop); cwg.Wait() }()
+	cs := startHAClients(t, clients, "ws://"+p.HTTP+"/ws", "ws://"+b.HTTP+"/ws")
 	onBackup := func() bool {
 		for _, c := range cs {
 			c.mu.Lock()
@@ -730,9 +624,9 @@ func TestFailoverOldPrimaryRestarts(t *testing.T) {
 		}
 		return true
 	})
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "every client on the new active", func() bool { return b.mode() == "active" && onBackup() })
+	p.Cmd.Process.Kill()
+	p.Cmd.Wait()
+	testpeer.Eventually(t, 20*time.Second, "every client on the new active", func() bool { return b.Mode() == "active" && onBackup() })
 	conns := make([]int, clients)
 	for i, c := range cs {
 		c.mu.Lock()
@@ -740,9 +634,9 @@ func TestFailoverOldPrimaryRestarts(t *testing.T) {
 		c.mu.Unlock()
 	}
 
-	p.run(t)
+	p.Restart(t)
 	testpeer.Eventually(t, 20*time.Second, "the old primary up again, passive", func() bool {
-		pm, bm := p.mode(), b.mode()
+		pm, bm := p.Mode(), b.Mode()
 		if pm == "active" && bm == "active" {
 			t.Fatalf("two actives after the old primary's restart")
 		}
@@ -758,4 +652,19 @@ func TestFailoverOldPrimaryRestarts(t *testing.T) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// startHAClients runs n haClients listing urls, each on its own goroutine,
+// until the test ends.
+func startHAClients(t testing.TB, n int, urls ...string) []*haClient {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	cs := make([]*haClient, n)
+	for i := range cs {
+		cs[i] = &haClient{urls: urls}
+		wg.Add(1)
+		go func() { defer wg.Done(); cs[i].run(stop) }()
+	}
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	return cs
 }

@@ -1,15 +1,9 @@
 package slowsubzmq_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,76 +11,10 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/slowsub/slowsubzmq"
 )
-
-// pairNode is one gateway of a failover pair run as a process (as
-// cmd/gateway/ha_test.go starts them, with a snapshot endpoint).
-type pairNode struct {
-	http, in, stamped, snapshot, state string
-	cmd                                *exec.Cmd
-	log                                *strings.Builder
-}
-
-func (n *pairNode) mode() string {
-	resp, err := http.Get("http://" + n.http + "/healthz")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	var h struct {
-		Proxy struct{ HA struct{ Mode string } }
-	}
-	json.NewDecoder(resp.Body).Decode(&h)
-	return h.Proxy.HA.Mode
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startGatewayPair builds cmd/gateway and starts a primary and a backup on
-// loopback (history of ev., --ha-heartbeat 250ms), settled.
-func startGatewayPair(t *testing.T) (p, b *pairNode) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "gateway")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/gateway").CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/gateway: %v\n%s", err, out)
-	}
-	addr := func() string { return "tcp://" + freeAddr(t) }
-	p = &pairNode{http: freeAddr(t), in: addr(), stamped: addr(), snapshot: addr(), state: addr()}
-	b = &pairNode{http: freeAddr(t), in: addr(), stamped: addr(), snapshot: addr(), state: addr()}
-	start := func(n, peer *pairNode, role string) {
-		n.cmd = exec.Command(bin, "--http", n.http, "--ingress-bind", n.in, "--egress-bind", "", "--stamped-bind", n.stamped,
-			"--snapshot-bind", n.snapshot, "--history", "ev.=100000", "--log-json",
-			"--ha-role", role, "--ha-bind", n.state, "--ha-peer", peer.state, "--ha-mirror", peer.stamped,
-			"--ha-heartbeat", "250ms", "--ha-term-file", filepath.Join(dir, role+".term"))
-		n.log = new(strings.Builder)
-		n.cmd.Stderr = n.log
-		if err := n.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			n.cmd.Process.Kill()
-			n.cmd.Wait()
-			if t.Failed() {
-				t.Logf("%s's log:\n%s", role, n.log.String())
-			}
-		})
-	}
-	start(p, b, "primary")
-	start(b, p, "backup")
-	testpeer.Eventually(t, 20*time.Second, "primary active, backup passive", func() bool {
-		return p.mode() == "active" && b.mode() == "passive"
-	})
-	return p, b
-}
 
 // TestPairKill9: a Sub given both gateways of a real pair (both stamped
 // egresses, both snapshot endpoints, HeartbeatEvery 250ms) under a
@@ -101,32 +29,8 @@ func TestPairKill9(t *testing.T) {
 		t.Skip("builds and runs the gateway")
 	}
 	const topics = 4
-	p, b := startGatewayPair(t)
-	stopPub := make(chan struct{})
-	var pwg sync.WaitGroup
-	pwg.Add(1)
-	go func() {
-		defer pwg.Done()
-		runtime.LockOSThread()
-		pub, _ := zmq.NewSocket(zmq.PUB)
-		defer pub.Close()
-		pub.SetLinger(0)
-		pub.Connect(p.in)
-		pub.Connect(b.in)
-		tk := time.NewTicker(2 * time.Millisecond)
-		defer tk.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stopPub:
-				return
-			case <-tk.C:
-			}
-			for j := range topics {
-				pub.SendMessage(fmt.Sprintf("ev.%d", j), fmt.Sprintf(`{"n":%d}`, i))
-			}
-		}
-	}()
-	defer func() { close(stopPub); pwg.Wait() }()
+	p, b := testpair.StartPair(t, testpair.Build(t), true)
+	defer testpair.Publish(p, b, topics, 2*time.Millisecond, topics)()
 
 	type held struct {
 		seq  uint64
@@ -144,8 +48,8 @@ func TestPairKill9(t *testing.T) {
 	go func() {
 		defer close(done)
 		runtime.LockOSThread()
-		sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: p.stamped, Endpoints: []string{b.stamped}, Prefixes: []string{"ev."},
-			HeartbeatEvery: 250 * time.Millisecond, Repair: p.snapshot, RepairEndpoints: []string{b.snapshot}, RepairTimeout: time.Second})
+		sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: p.Stamped, Endpoints: []string{b.Stamped}, Prefixes: []string{"ev."},
+			HeartbeatEvery: 250 * time.Millisecond, Repair: p.Snapshot, RepairEndpoints: []string{b.Snapshot}, RepairTimeout: time.Second})
 		if err != nil {
 			t.Error(err)
 			return
@@ -205,11 +109,11 @@ func TestPairKill9(t *testing.T) {
 		oldTerm = max(oldTerm, h.term)
 	}
 	killed := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "the backup voted in", func() bool { return b.mode() == "active" })
+	p.Cmd.Wait()
+	testpeer.Eventually(t, 20*time.Second, "the backup voted in", func() bool { return b.Mode() == "active" })
 	takeover := time.Since(killed)
 	before := marks()
 	testpeer.Eventually(t, 20*time.Second, "every topic moving on under the new term", func() bool {

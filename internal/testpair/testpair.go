@@ -1,0 +1,171 @@
+package testpair
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/internal/testpeer"
+)
+
+// Build builds cmd/gateway into tb's temporary directory and returns its
+// path.
+func Build(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "gateway")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/mdgate/mdgate/cmd/gateway").CombinedOutput(); err != nil {
+		tb.Fatalf("go build cmd/gateway: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// FreeAddr returns a free loopback host:port.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Node is one gateway process: its endpoints, how it was started, and the
+// running command (Cmd is replaced by Restart).
+type Node struct {
+	HTTP, In, Stamped, Snapshot, State string // Snapshot "": no snapshot endpoint
+	Bin                                string
+	Args                               []string
+	Cmd                                *exec.Cmd
+	log                                *strings.Builder
+}
+
+// NewNode picks free endpoints for a gateway (a snapshot endpoint too when
+// snapshot is set).
+func NewNode(tb testing.TB, bin string, snapshot bool) *Node {
+	addr := func() string { return "tcp://" + FreeAddr(tb) }
+	n := &Node{HTTP: FreeAddr(tb), In: addr(), Stamped: addr(), State: addr(), Bin: bin}
+	if snapshot {
+		n.Snapshot = addr()
+	}
+	return n
+}
+
+// PairArgs are the flags of one gateway of a pair whose peer's state
+// endpoint is peerState and stamped egress peerStamped: history on ev.,
+// --ha-heartbeat 250ms, the term file in dir.
+func (n *Node) PairArgs(role, peerState, peerStamped, dir string) []string {
+	return []string{"--http", n.HTTP, "--ingress-bind", n.In, "--egress-bind", "", "--stamped-bind", n.Stamped,
+		"--snapshot-bind", n.Snapshot, "--history", "ev.=100000", "--log-json",
+		"--ha-role", role, "--ha-bind", n.State, "--ha-peer", peerState, "--ha-mirror", peerStamped,
+		"--ha-heartbeat", "250ms", "--ha-term-file", filepath.Join(dir, role+".term")}
+}
+
+// Start runs the gateway with args; it is killed and reaped when the test
+// ends (continued first, should a test have stopped it), its log shown if
+// the test failed.
+func (n *Node) Start(tb testing.TB, args []string) {
+	tb.Helper()
+	n.Args = args
+	n.Restart(tb)
+}
+
+// Restart runs the gateway again with the args it was started with.
+func (n *Node) Restart(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command(n.Bin, n.Args...)
+	log := new(strings.Builder)
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	n.Cmd, n.log = cmd, log
+	tb.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if tb.Failed() {
+			tb.Logf("gateway %s's log:\n%s", n.HTTP, log.String())
+		}
+	})
+}
+
+// Health is the failover part of a gateway's /healthz.
+type Health struct {
+	Role      string
+	Mode      string
+	Term      uint64
+	PeerAlive bool `json:"peer_alive"`
+}
+
+// Health reads the node's /healthz (zero when it does not answer).
+func (n *Node) Health() Health {
+	resp, err := http.Get("http://" + n.HTTP + "/healthz")
+	if err != nil {
+		return Health{}
+	}
+	defer resp.Body.Close()
+	var h struct{ Proxy struct{ HA Health } }
+	json.NewDecoder(resp.Body).Decode(&h)
+	return h.Proxy.HA
+}
+
+// Mode is the node's failover mode ("" when it does not answer).
+func (n *Node) Mode() string { return n.Health().Mode }
+
+// StartPair starts a primary and a backup of bin on free loopback ports
+// (PairArgs; snapshot endpoints when snapshot is set) and waits until the
+// primary is active and the backup passive.
+func StartPair(tb testing.TB, bin string, snapshot bool) (p, b *Node) {
+	tb.Helper()
+	dir := tb.TempDir()
+	p, b = NewNode(tb, bin, snapshot), NewNode(tb, bin, snapshot)
+	p.Start(tb, p.PairArgs("primary", b.State, b.Stamped, dir))
+	b.Start(tb, b.PairArgs("backup", p.State, p.Stamped, dir))
+	testpeer.Eventually(tb, 20*time.Second, "primary active, backup passive", func() bool {
+		return p.Mode() == "active" && b.Mode() == "passive"
+	})
+	return p, b
+}
+
+// Publish runs one publisher connected to both nodes' ingresses (a PUB
+// sends to each): every tick, perTick updates round-robin over topics
+// ev.0 ... ev.<topics-1>, payload {"n":<tick>}, until the returned func.
+func Publish(p, b *Node, topics int, tick time.Duration, perTick int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runtime.LockOSThread()
+		pub, _ := zmq.NewSocket(zmq.PUB)
+		defer pub.Close()
+		pub.SetLinger(0)
+		pub.Connect(p.In)
+		pub.Connect(b.In)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			for j := range perTick {
+				pub.SendMessage(fmt.Sprintf("ev.%d", (i*perTick+j)%topics), fmt.Sprintf(`{"n":%d}`, i))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
