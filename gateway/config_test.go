@@ -89,7 +89,13 @@ func TestFailedSavesShownInHealthAndMetrics(t *testing.T) {
 		return h, resp.StatusCode
 	}
 	testpeer.Eventually(t, wait, "a good save", func() bool { h, _ := get(); return h.Status == "ok" && h.LVCFile.Saves > 0 })
-	os.RemoveAll(dir)
+	// A save may create its temporary file while RemoveAll runs, which then
+	// fails (directory not empty): until the directory is gone.
+	testpeer.Eventually(t, wait, "the cache file's directory removed", func() bool {
+		os.RemoveAll(dir)
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err)
+	})
 	var h health
 	var code int
 	testpeer.Eventually(t, wait, "two failed saves in /healthz", func() bool { h, code = get(); return h.LVCFile.Failures >= 2 })
