@@ -65,7 +65,9 @@ func (p *Proxy) admit(frames [][]byte, stamped bool) *tick.Message {
 		if err != nil {
 			return p.drop(DropBadStamp, frames)
 		}
-		p.heard = p.now()
+		if p.cfg.IngressResubscribe > 0 {
+			p.heard = p.now() // a clock read per message only where silence is watched
+		}
 		if st.Flags&tick.FlagHeartbeat != 0 {
 			return nil // upstream is alive; nothing to forward
 		}
