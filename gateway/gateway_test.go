@@ -12,19 +12,16 @@ import (
 
 	"github.com/mdgate/mdgate/gateway"
 	"github.com/mdgate/mdgate/internal/promscrape"
+	"github.com/mdgate/mdgate/internal/testgw"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
 )
 
 const wait = 10 * time.Second
 
+// testConfig is a gateway on free loopback ports with a snapshot ROUTER.
 func testConfig() gateway.Config {
-	c := gateway.DefaultConfig()
-	c.HTTP = "127.0.0.1:0"
-	c.Proxy.IngressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.EgressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.StampedBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.Linger = 0
+	c := testgw.Config("127.0.0.1:0")
 	c.SnapshotBind = "tcp://127.0.0.1:*"
 	return c
 }

@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,9 +11,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/rs/zerolog"
 
-	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/internal/testgw"
+	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/internal/testpeer"
 )
 
@@ -23,38 +22,10 @@ const wait = 20 * time.Second
 // runGateway runs a demo gateway with HTTP on addr until stop is called.
 func runGateway(t *testing.T, addr string) (stop func()) {
 	t.Helper()
-	c := gateway.DefaultConfig()
-	c.HTTP = addr
+	c := testgw.Config(addr)
 	c.Demo = true
 	c.DemoRate = 1000
-	c.Proxy.IngressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.EgressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.StampedBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.Linger = 0
-	c.SnapshotBind = ""
-	g, err := gateway.New(c, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- g.Run(ctx) }()
-	select {
-	case <-g.Ready():
-	case err := <-errc:
-		t.Fatalf("gateway: %v", err)
-	}
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			if err := <-errc; err != nil {
-				t.Errorf("gateway: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
+	_, stop = testgw.Start(t, c, wait)
 	return stop
 }
 
@@ -74,27 +45,11 @@ func chromium(t *testing.T) string {
 // the rows, and a gateway restart shows "reconnecting" then live data.
 // MDGATE_SCREENSHOT=path saves a screenshot of the live page.
 func TestDashboardInChromium(t *testing.T) {
-	exe := chromium(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // the gateway takes this port, twice
+	browser := hBrowser(t)
+	addr := testpair.FreeAddr(t) // the gateway takes this port, twice
 	stop := runGateway(t, addr)
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900),
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, tcancel := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, tcancel := context.WithTimeout(browser, 3*time.Minute)
 	defer tcancel()
 	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+addr+"/")); err != nil {
 		t.Fatalf("navigate: %v", err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/internal/testpair"
+	"github.com/mdgate/mdgate/internal/testrelay"
 )
 
 // mdgate.js (web/static/mdgate.js, docs/client-js.md) in real headless
@@ -18,13 +20,13 @@ import (
 // missed while the network was down come back as one "gap" with the count.
 func TestClientResumesWithoutGap(t *testing.T) {
 	g := hStart(t, "127.0.0.1:0", nil)
-	relay := hNewRelay(t, g.HTTPAddr())
+	relay := testrelay.New(t, g.HTTPAddr())
 	pub := hPublisher(t, g)
 	seq := pub.cached("t.a", `{"px":1}`)
 	pub.cached("t.b", `{"px":2}`)
 
-	p := hTab(t, hBrowser(t), "http://"+relay.addr()+"/healthz")
-	p.startClient(`{urls: ["ws://`+relay.addr()+`/ws"], backoff: {min: 20, max: 200}}`, `{prefixes: ["t."]}`)
+	p := hTab(t, hBrowser(t), "http://"+relay.Addr()+"/healthz")
+	p.startClient(`{urls: ["ws://`+relay.Addr()+`/ws"], backoff: {min: 20, max: 200}}`, `{prefixes: ["t."]}`)
 	p.poll("the snapshot", `T.ups.some(m => m.topic === "t.a") && T.ups.some(m => m.topic === "t.b")`)
 	p.poll("live", p.lives()+` === 1`)
 	ups := p.updates(`m.topic === "t.a"`)
@@ -56,13 +58,13 @@ func TestClientResumesWithoutGap(t *testing.T) {
 	// 2. The network fails (both sides dropped, reconnects refused) while
 	// three updates are published: one value comes back, the latest, with a
 	// gap of two; then live updates follow on.
-	relay.block()
+	relay.Cut()
 	p.poll("reconnecting", `T.g.state === "reconnecting"`)
 	for i := 5; i <= 7; i++ {
 		pub.send("t.a", fmt.Sprintf(`{"px":%d}`, i))
 	}
 	pub.cachedSeq("t.a", seq+5)
-	relay.unblock()
+	relay.Heal()
 	p.poll("live again", p.lives()+` === 3`)
 	p.poll("the gap", `T.ev.some(e => e.type === "gap")`)
 	ev := p.eventsOf("gap")
@@ -125,7 +127,7 @@ func TestClientCompactResume(t *testing.T) {
 // 1001 cut-off), comes back on the same port with a new epoch: the page
 // reports "epoch", not a gap, and takes the new values.
 func TestClientEpochAfterRestart(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testpair.FreeAddr(t)
 	g := hStart(t, addr, nil)
 	pub := hPublisher(t, g)
 	pub.cached("t.a", `{"px":1}`)

@@ -12,11 +12,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 	zmq "github.com/pebbe/zmq4"
-	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/bridge"
 	"github.com/mdgate/mdgate/gateway"
 	"github.com/mdgate/mdgate/internal/promscrape"
+	"github.com/mdgate/mdgate/internal/testgw"
 	"github.com/mdgate/mdgate/internal/testpeer"
 )
 
@@ -150,43 +150,7 @@ type testGateway struct {
 
 func startGateway(t *testing.T) *testGateway {
 	t.Helper()
-	c := gateway.DefaultConfig()
-	c.HTTP = "127.0.0.1:0"
-	c.Proxy.IngressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.EgressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.StampedBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.Linger = 0
-	c.SnapshotBind = ""
-	g, err := gateway.New(c, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- g.Run(ctx) }()
-	select {
-	case <-g.Ready():
-	case err := <-errc:
-		cancel()
-		t.Fatalf("gateway: %v", err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("gateway: %v", err)
-			}
-		case <-time.After(c.ShutdownTimeout + wait):
-			t.Errorf("gateway did not stop within %v of its shutdown bound", wait)
-		}
-	}
-	t.Cleanup(stop)
+	g, stop := testgw.Start(t, testgw.Config("127.0.0.1:0"), wait)
 	return &testGateway{Gateway: g, stop: stop}
 }
 
@@ -237,24 +201,7 @@ func warmUp(t *testing.T, p *page, pub *zmq.Socket, topic string) {
 // (before 90a0d60 and e250a23: a TCP reset or a drop, which a browser reports
 // as 1006), and a payload that is not UTF-8 leaves browsers connected.
 func TestCloseCodesInChromium(t *testing.T) {
-	exe := chromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		// A tab in the background must not have its timers throttled.
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	browser, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	if _, err := chromedp.Run(browser, chromedp.Navigate("about:blank")); err != nil { // starts the browser
-		t.Fatalf("start chromium: %v", err)
-	}
+	browser := hBrowser(t) // a tab in the background has its timers unthrottled
 
 	cases := []struct {
 		name   string

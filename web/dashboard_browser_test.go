@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/internal/testpair"
 )
 
 // demoGateway runs a gateway with the demo feed at its defaults (300
@@ -90,7 +91,7 @@ func TestDashboardStaleAndBadValues(t *testing.T) {
 // TestDashboardNotes: a gateway restart says "gateway restarted, values
 // refreshed" (not gaps), and a cut-off shows its code and reason.
 func TestDashboardNotes(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testpair.FreeAddr(t)
 	g := hStart(t, addr, nil)
 	pub := hPublisher(t, g)
 	pub.cached("md.a", `{"px":1}`)

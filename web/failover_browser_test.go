@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/web"
 )
 
@@ -414,7 +415,7 @@ func TestClientStandbyMovesOnAtOnce(t *testing.T) {
 // host:port becomes its /ws; a full ws:// URL is kept; duplicates dropped),
 // so it moves to the other gateway of a pair when its own is gone.
 func TestDashboardGatewaysParam(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testpair.FreeAddr(t)
 	hStart(t, addr, nil)
 	p := hTab(t, hBrowser(t), "http://"+addr+"/?gateways=127.0.0.1:1,%20ws://other:2/ws,127.0.0.1:1")
 	p.poll("the client made", `window.mdgate && window.mdgate.client !== undefined`)

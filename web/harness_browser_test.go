@@ -4,17 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	zmq "github.com/pebbe/zmq4"
-	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/internal/testgw"
 	"github.com/mdgate/mdgate/internal/testpeer"
 )
 
@@ -26,7 +24,8 @@ import (
 // hBrowser starts one headless chromium for a test; tabs come from hTab.
 func hBrowser(t *testing.T) context.Context { return hBrowserAt(t, chromium(t)) }
 
-// hBrowserAt starts the headless chromium at exe (tests and benchmarks).
+// hBrowserAt starts the headless chromium at exe (tests and benchmarks). A
+// tab in the background must not have its timers throttled.
 func hBrowserAt(tb testing.TB, exe string) context.Context {
 	tb.Helper()
 	opts := []chromedp.ExecAllocatorOption{
@@ -105,57 +104,13 @@ type hGateway struct {
 // edit adjusts its configuration.
 func hStart(t testing.TB, addr string, edit func(*gateway.Config)) *hGateway {
 	t.Helper()
-	c := gateway.DefaultConfig()
-	c.HTTP = addr
-	c.Proxy.IngressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.EgressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.StampedBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.Linger = 0
-	c.SnapshotBind = ""
+	c := testgw.Config(addr)
 	c.ShutdownTimeout = 2 * time.Second
 	if edit != nil {
 		edit(&c)
 	}
-	g, err := gateway.New(c, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- g.Run(ctx) }()
-	select {
-	case <-g.Ready():
-	case err := <-errc:
-		cancel()
-		t.Fatalf("gateway: %v", err)
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-errc:
-				if err != nil {
-					t.Errorf("gateway: %v", err)
-				}
-			case <-time.After(c.ShutdownTimeout + wait):
-				t.Errorf("gateway did not stop")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	g, stop := testgw.Start(t, c, wait)
 	return &hGateway{Gateway: g, stop: stop}
-}
-
-// freeAddr is a free 127.0.0.1 port, for a gateway that restarts on it.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // hPub is a libzmq PUB connected to g's ingress.
@@ -216,87 +171,6 @@ func (p *hPub) cached(topic, payload string) uint64 {
 		return false
 	})
 	return seq
-}
-
-// hRelay forwards TCP connections to a target; block drops every
-// connection and refuses new ones until unblock.
-type hRelay struct {
-	ln      net.Listener
-	target  string
-	mu      sync.Mutex
-	blocked bool
-	conns   map[net.Conn]bool
-	wg      sync.WaitGroup
-}
-
-func hNewRelay(t *testing.T, target string) *hRelay {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &hRelay{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	r.wg.Add(1)
-	go r.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		r.block()
-		r.wg.Wait()
-	})
-	return r
-}
-
-func (r *hRelay) addr() string { return r.ln.Addr().String() }
-
-func (r *hRelay) accept() {
-	defer r.wg.Done()
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		if r.blocked {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", r.target)
-		if err != nil {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		r.conns[c], r.conns[up] = true, true
-		r.wg.Add(2)
-		r.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			defer r.wg.Done()
-			io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-		}
-		go pipe(up, c)
-		go pipe(c, up)
-	}
-}
-
-// block drops every relayed connection (both sides, as a network failure
-// would) and refuses new ones.
-func (r *hRelay) block() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.blocked = true
-	for c := range r.conns {
-		c.Close()
-	}
-	clear(r.conns)
-}
-
-func (r *hRelay) unblock() {
-	r.mu.Lock()
-	r.blocked = false
-	r.mu.Unlock()
 }
 
 // clientPage is what a test page runs: mdgate.js from the gateway, every

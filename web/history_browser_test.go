@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/internal/testrelay"
 	"github.com/mdgate/mdgate/lvc"
 )
 
@@ -15,10 +16,10 @@ import (
 
 // historyGateway runs a gateway with the given history rules behind a relay
 // that can cut the network.
-func historyGateway(t *testing.T, rules ...lvc.HistoryRule) (*hGateway, *hRelay, *hPub) {
+func historyGateway(t *testing.T, rules ...lvc.HistoryRule) (*hGateway, *testrelay.Relay, *hPub) {
 	t.Helper()
 	g := hStart(t, "127.0.0.1:0", func(c *gateway.Config) { c.Cache.History = rules })
-	return g, hNewRelay(t, g.HTTPAddr()), hPublisher(t, g)
+	return g, testrelay.New(t, g.HTTPAddr()), hPublisher(t, g)
 }
 
 // hReplay is an entry of T.ups with the fields of a replayed update.
@@ -44,13 +45,13 @@ func (p *hPage) recordRecovered() {
 // away cuts the network (the client's connection dropped, reconnects
 // refused) while publish runs and the gateway caches topic up to seq, then
 // lets the client back and waits for its next live state.
-func away(p *hPage, relay *hRelay, pub *hPub, lives int, topic string, seq uint64, publish func()) {
+func away(p *hPage, relay *testrelay.Relay, pub *hPub, lives int, topic string, seq uint64, publish func()) {
 	p.t.Helper()
-	relay.block()
+	relay.Cut()
 	p.poll("reconnecting", `T.g.state === "reconnecting"`)
 	publish()
 	pub.cachedSeq(topic, seq)
-	relay.unblock()
+	relay.Heal()
 	p.poll("live again", fmt.Sprintf(`%s === %d`, p.lives(), lives))
 }
 
@@ -88,8 +89,8 @@ func TestClientRecoversFromHistory(t *testing.T) {
 		t.Fatalf("first seq of h.a %d, want 1", seq)
 	}
 	pub.cached("h.b", `{"px":1}`)
-	p := hTab(t, hBrowser(t), "http://"+relay.addr()+"/healthz")
-	p.startClient(`{urls: ["ws://`+relay.addr()+`/ws"], backoff: {min: 20, max: 200}}`, `{prefixes: ["h."]}`)
+	p := hTab(t, hBrowser(t), "http://"+relay.Addr()+"/healthz")
+	p.startClient(`{urls: ["ws://`+relay.Addr()+`/ws"], backoff: {min: 20, max: 200}}`, `{prefixes: ["h."]}`)
 	p.recordRecovered()
 	p.poll("live", p.lives()+` === 1`)
 	p.poll("the snapshot", `T.ups.some(m => m.topic === "h.a") && T.ups.some(m => m.topic === "h.b")`)
@@ -156,8 +157,8 @@ func TestClientGapPastHistory(t *testing.T) {
 		t.Fatalf("first seq of h.a %d, want 1", seq)
 	}
 	pub.cached("x.a", `{"px":1}`) // no history rule
-	p := hTab(t, hBrowser(t), "http://"+relay.addr()+"/healthz")
-	p.startClient(`{urls: ["ws://`+relay.addr()+`/ws"], backoff: {min: 20, max: 200}}`, `{prefixes: ["h.", "x."]}`)
+	p := hTab(t, hBrowser(t), "http://"+relay.Addr()+"/healthz")
+	p.startClient(`{urls: ["ws://`+relay.Addr()+`/ws"], backoff: {min: 20, max: 200}}`, `{prefixes: ["h.", "x."]}`)
 	p.recordRecovered()
 	p.poll("live", p.lives()+` === 1`)
 	p.poll("the snapshot", `T.ups.some(m => m.topic === "h.a") && T.ups.some(m => m.topic === "x.a")`)
@@ -206,10 +207,10 @@ func TestDashboardMarksRecoveries(t *testing.T) {
 	pub.cached("md.r", `{"px":1}`)
 	pub.cached("md.g.x", `{"px":1}`)
 	pub.cached("md.q", `{"px":1}`)
-	p := hTab(t, hBrowser(t), "http://"+relay.addr()+"/")
+	p := hTab(t, hBrowser(t), "http://"+relay.Addr()+"/")
 	p.poll("the rows", rowJS("md.r")+` && `+rowJS("md.g.x")+` && `+rowJS("md.q")+` && document.body.dataset.conn === "live"`)
 
-	relay.block()
+	relay.Cut()
 	p.poll("reconnecting", `document.body.dataset.conn === "reconnecting"`)
 	for i := 2; i <= 6; i++ {
 		pub.send("md.r", fmt.Sprintf(`{"px":%d}`, i))
@@ -217,7 +218,7 @@ func TestDashboardMarksRecoveries(t *testing.T) {
 	}
 	pub.cachedSeq("md.r", 6)
 	pub.cachedSeq("md.g.x", 6)
-	relay.unblock()
+	relay.Heal()
 	p.poll("the marks", rowJS("md.r")+`.className === "recovered" && `+rowJS("md.g.x")+`.className === "gapped" && `+
 		rowJS("md.r")+`.cells[1].textContent === "6.0000" && `+rowJS("md.g.x")+`.cells[1].textContent === "6.0000"`)
 	p.poll("the counters", `document.getElementById("recovered").textContent === "1" && document.getElementById("gaps").textContent === "1"`)
@@ -232,9 +233,9 @@ func TestDashboardMarksRecoveries(t *testing.T) {
 	}
 
 	// The next reconnect, with nothing missed, takes the marks off.
-	relay.block()
+	relay.Cut()
 	p.poll("reconnecting", `document.body.dataset.conn === "reconnecting"`)
-	relay.unblock()
+	relay.Heal()
 	p.poll("live again", `window.mdgate.stats.reconnects === 2`)
 	p.poll("the marks gone", rowJS("md.r")+`.className === "" && `+rowJS("md.g.x")+`.className === ""`)
 	if s := p.eval(`JSON.stringify([window.mdgate.stats.recovered, window.mdgate.stats.gaps])`); s != "[1,1]" {

@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,10 +10,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
-	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/bridge"
-	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/internal/testgw"
+	"github.com/mdgate/mdgate/internal/testpair"
 )
 
 // opsPoll waits in the page for a JavaScript predicate, failing with what.
@@ -32,25 +31,11 @@ func opsPoll(t *testing.T, ctx context.Context, what, js string) {
 // the last sample still ticking, and a new one is picked up (new epoch).
 // MDGATE_OPS_SCREENSHOT=path saves a full-page screenshot (docs/ops.png).
 func TestOpsPageInChromium(t *testing.T) {
-	exe := chromium(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // the gateway takes this port, twice
+	browser := hBrowser(t)
+	addr := testpair.FreeAddr(t) // the gateway takes this port, twice
 	stop := runGateway(t, addr)
 
-	actx, acancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900))
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, tcancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, tcancel := context.WithTimeout(browser, 2*time.Minute)
 	defer tcancel()
 	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+addr+"/ops")); err != nil {
 		t.Fatalf("navigate: %v", err)
@@ -116,40 +101,17 @@ func TestOpsPageInChromium(t *testing.T) {
 // with a token lacking the ops claim says "unauthorized" (not a frozen
 // page); /ops?token=<JWT with "ops": true> goes live.
 func TestOpsPageWithAuthInChromium(t *testing.T) {
-	exe := chromium(t)
+	browser := hBrowser(t)
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	auth, err := bridge.NewHMACAuth(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := gateway.DefaultConfig()
-	c.HTTP = "127.0.0.1:0"
+	c := testgw.Config("127.0.0.1:0")
 	c.Demo = true
 	c.DemoRate = 500
-	c.Proxy.IngressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.EgressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.StampedBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.Linger = 0
-	c.SnapshotBind = ""
 	c.Bridge.Auth = auth
-	g, err := gateway.New(c, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	gctx, gcancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- g.Run(gctx) }()
-	t.Cleanup(func() {
-		gcancel()
-		if err := <-errc; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
-	select {
-	case <-g.Ready():
-	case err := <-errc:
-		t.Fatalf("gateway: %v", err)
-	}
+	g, _ := testgw.Start(t, c, wait)
 	token := func(ops bool) string {
 		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, bridge.Claims{Ops: ops, Topics: []string{"md."},
 			RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(secret)
@@ -159,15 +121,7 @@ func TestOpsPageWithAuthInChromium(t *testing.T) {
 		return tok
 	}
 
-	actx, acancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true))
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, tcancel := context.WithTimeout(ctx, time.Minute)
+	ctx, tcancel := context.WithTimeout(browser, time.Minute)
 	defer tcancel()
 	base := "http://" + g.HTTPAddr() + "/ops"
 	for _, tc := range []struct{ name, url, js string }{

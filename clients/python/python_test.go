@@ -20,9 +20,9 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
-	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/gateway"
+	"github.com/mdgate/mdgate/internal/testgw"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
 )
@@ -68,16 +68,11 @@ func TestFollowRepairsToPublishersSequence(t *testing.T) {
 		size   = 1000 // payload bytes
 	)
 	testpeer.Require(t)
-	c := gateway.DefaultConfig()
-	c.HTTP = "127.0.0.1:0"
-	c.Proxy.IngressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.EgressBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.StampedBind = []string{"tcp://127.0.0.1:*"}
-	c.Proxy.Linger = 0
+	c := testgw.Config("127.0.0.1:0")
 	c.Proxy.EgressHWM = 100
 	c.SnapshotBind = "tcp://127.0.0.1:*"
 	c.Cache.History = []lvc.HistoryRule{{Prefix: "py.", MaxCount: 100_000, MaxBytes: 64 << 20}}
-	g := start(t, c)
+	g, _ := testgw.Start(t, c, 2*time.Second)
 	ep := g.Proxy().Endpoints()
 
 	pub := startPublisher(t, ep.Ingress[0], g.Cache(), topics, size)
@@ -311,33 +306,4 @@ func (p *publisher) burst(n int) {
 func (p *publisher) stop() {
 	p.once.Do(func() { close(p.cmds) })
 	<-p.done
-}
-
-// start runs a gateway until the test ends.
-func start(t *testing.T, c gateway.Config) *gateway.Gateway {
-	t.Helper()
-	g, err := gateway.New(c, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("gateway: %v", err)
-			}
-		case <-time.After(c.ShutdownTimeout + 2*time.Second):
-			t.Errorf("gateway did not stop within %v", c.ShutdownTimeout)
-		}
-	})
-	select {
-	case <-g.Ready():
-	case err := <-errc:
-		t.Fatalf("gateway: %v", err)
-	}
-	return g
 }

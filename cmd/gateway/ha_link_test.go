@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,85 +11,8 @@ import (
 	"github.com/mdgate/mdgate/internal/promscrape"
 	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/internal/testpeer"
+	"github.com/mdgate/mdgate/internal/testrelay"
 )
-
-// relay forwards TCP connections to a target until it is cut: then it
-// closes every connection it carries and refuses new ones (accepts and
-// closes them) until it is healed. The failover tests put it in the HA
-// state link, the "proxy in the path" that cuts one link between two
-// processes and leaves the others alone.
-type relay struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
-
-func newRelay(t testing.TB, target string) *relay {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	r.wg.Add(1)
-	go r.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		r.setCut(true)
-		r.wg.Wait()
-	})
-	return r
-}
-
-func (r *relay) addr() string { return "tcp://" + r.ln.Addr().String() }
-
-func (r *relay) accept() {
-	defer r.wg.Done()
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		if r.cut {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", r.target)
-		if err != nil {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		r.conns[c], r.conns[up] = struct{}{}, struct{}{}
-		r.wg.Add(2)
-		r.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			defer r.wg.Done()
-			io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-		}
-		go pipe(up, c)
-		go pipe(c, up)
-	}
-}
-
-// setCut cuts (true) or heals (false) the link.
-func (r *relay) setCut(cut bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cut = cut
-	if cut {
-		for c := range r.conns {
-			c.Close()
-		}
-		clear(r.conns)
-	}
-}
 
 // TestFailoverLinkCut: the HA state link alone cut (through a relay) makes
 // no takeover: each sees its peer dead, the standby stays passive until a
@@ -103,17 +23,17 @@ func (r *relay) setCut(cut bool) {
 func TestFailoverLinkCut(t *testing.T) {
 	dir := t.TempDir()
 	p, b := testpair.NewNode(t, binary, false), testpair.NewNode(t, binary, false)
-	toP, toB := newRelay(t, strings.TrimPrefix(p.State, "tcp://")), newRelay(t, strings.TrimPrefix(b.State, "tcp://"))
+	toP, toB := testrelay.New(t, strings.TrimPrefix(p.State, "tcp://")), testrelay.New(t, strings.TrimPrefix(b.State, "tcp://"))
 	// Each one's peer is reached through the relay: the state link alone can be cut.
-	p.Start(t, p.PairArgs("primary", toB.addr(), b.Stamped, dir))
-	b.Start(t, b.PairArgs("backup", toP.addr(), p.Stamped, dir))
+	p.Start(t, p.PairArgs("primary", "tcp://"+toB.Addr(), b.Stamped, dir))
+	b.Start(t, b.PairArgs("backup", "tcp://"+toP.Addr(), p.Stamped, dir))
 	testpeer.Eventually(t, 20*time.Second, "primary active, backup passive", func() bool {
 		return p.Health().Mode == "active" && b.Health().Mode == "passive"
 	})
 	defer publishPair(p, b, 4, 2)()
 
-	toP.setCut(true)
-	toB.setCut(true)
+	toP.Cut()
+	toB.Cut()
 	testpeer.Eventually(t, 20*time.Second, "each seeing its peer dead", func() bool {
 		return !p.Health().PeerAlive && !b.Health().PeerAlive
 	})
@@ -139,8 +59,8 @@ func TestFailoverLinkCut(t *testing.T) {
 	}
 
 	healed := time.Now()
-	toP.setCut(false)
-	toB.setCut(false)
+	toP.Heal()
+	toB.Heal()
 	testpeer.Eventually(t, 20*time.Second, "the lower term yielding after the heal", func() bool {
 		return p.Health().Mode == "passive" && b.Health().Mode == "active"
 	})
