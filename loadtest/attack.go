@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/attackpeer"
 	"github.com/mdgate/mdgate/internal/promscrape"
 	"github.com/mdgate/mdgate/snapshot"
 )
@@ -423,72 +423,19 @@ func attackList() []attack {
 // delta is a counter's growth from the attack's start to the end of phase p.
 func delta(m metricValue, p int) float64 { return m.Values[p] - m.Start }
 
-const pyXSubScript = `
-import sys, zmq
-endpoint, n, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-ctx = zmq.Context()
-s = ctx.socket(zmq.XSUB)
-s.setsockopt(zmq.SNDHWM, 0)
-s.setsockopt(zmq.LINGER, 0)
-s.connect(endpoint)
-for i in range(n):
-    p = prefix % i if "%" in prefix else prefix
-    s.send(b"\x01" + p.encode())
-print("sent", flush=True)
-sys.stdin.read()
-s.close()
-ctx.term()
-`
-
 // pyXSub runs a python3-zmq XSUB that sends n subscribe frames (prefix
 // formatted with the index when it holds a %) and stays connected until the
-// returned stop.
+// returned stop (which kills it when it has not left within 5s).
 func pyXSub(endpoint string, n int, prefix string) (func(), error) {
-	cmd := exec.Command("/usr/bin/python3", "-c", pyXSubScript, endpoint, strconv.Itoa(n), prefix)
-	cmd.Stderr = os.Stderr
-	stdout, err1 := cmd.StdoutPipe()
-	stdin, err2 := cmd.StdinPipe()
-	if err := errors.Join(err1, err2); err != nil {
+	x, err := attackpeer.StartXSub(endpoint, n, prefix, 30*time.Second)
+	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("python3-zmq peer: %w", err)
-	}
-	exited := make(chan struct{})
-	stop := sync.OnceFunc(func() {
-		stdin.Close()
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
+	return sync.OnceFunc(func() {
+		if x.Leave(5*time.Second) != nil {
+			x.Kill()
 		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case line <- sc.Text():
-			default:
-			}
-		}
-		cmd.Wait()
-		close(exited)
-	}()
-	select {
-	case l := <-line:
-		if l != "sent" {
-			stop()
-			return nil, fmt.Errorf("python3-zmq peer said %q", l)
-		}
-	case <-exited:
-		return nil, errors.New("python3-zmq peer exited (is python3-zmq installed?)")
-	case <-time.After(30 * time.Second):
-		stop()
-		return nil, errors.New("python3-zmq peer: nothing sent in 30s")
-	}
-	return stop, nil
+	}), nil
 }
 
 // snapshotAttack: 20 DEALERs x 20 requests for "" that never read, beside a
@@ -724,20 +671,16 @@ func bigStalledSubAttack() attack {
 				defer wg.Done()
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
-				s, err := zmq.NewSocket(zmq.SUB)
+				hwm := 0
+				if stalled {
+					hwm = 1
+				}
+				s, err := attackpeer.SUB(e.g.egress, "bulk", hwm, 50*time.Millisecond)
 				if err != nil {
 					ready <- err
 					return
 				}
 				defer s.Close()
-				hwm := 0
-				if stalled {
-					hwm = 1
-				}
-				if err := errors.Join(s.SetLinger(0), s.SetRcvhwm(hwm), s.SetRcvtimeo(50*time.Millisecond), s.SetSubscribe("bulk"), s.Connect(e.g.egress)); err != nil {
-					ready <- err
-					return
-				}
 				ready <- nil
 				if stalled {
 					select { // never reads until the attack ends

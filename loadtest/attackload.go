@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"runtime"
@@ -17,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/attackpeer"
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -231,16 +231,12 @@ func (l *goodLoad) readWS() {
 func (l *goodLoad) readZMQ(endpoint, prefix string, ready chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	s, err := zmq.NewSocket(zmq.SUB)
+	s, err := attackpeer.SUB(endpoint, prefix, 0, 20*time.Millisecond)
 	if err != nil {
 		ready <- err
 		return
 	}
 	defer s.Close()
-	if err := errors.Join(s.SetLinger(0), s.SetRcvhwm(0), s.SetRcvtimeo(20*time.Millisecond), s.SetSubscribe(prefix), s.Connect(endpoint)); err != nil {
-		ready <- err
-		return
-	}
 	ready <- nil
 	for {
 		select {
@@ -371,20 +367,5 @@ func (l *goodLoad) finish() (goodResult, error) {
 }
 
 // openFeed is a publisher into the ingress that returns once the gateway's
-// subscription reached it (an XPUB: nothing sent is lost to the slow-joiner
-// window). Unbounded queue, no linger; the caller's goroutine owns it.
-func openFeed(ingress string) (*zmq.Socket, error) {
-	s, err := zmq.NewSocket(zmq.XPUB)
-	if err != nil {
-		return nil, err
-	}
-	if err := errors.Join(s.SetLinger(0), s.SetSndhwm(0), s.SetRcvtimeo(10*time.Second), s.Connect(ingress)); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if _, err := s.RecvBytes(0); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("no subscription from the gateway's ingress in 10s: %w", err)
-	}
-	return s, nil
-}
+// subscription reached it (attackpeer.Feed, 10s at the most).
+func openFeed(ingress string) (*zmq.Socket, error) { return attackpeer.Feed(ingress, 10*time.Second) }

@@ -13,12 +13,10 @@ package proxy
 // older proxy.
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -32,6 +30,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mdgate/mdgate/internal/attackpeer"
 	"github.com/mdgate/mdgate/internal/promscrape"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
@@ -286,16 +285,12 @@ func TestIsolationStalledSubscriberBoundedInBytes(t *testing.T) {
 		defer runtime.UnlockOSThread()
 		n := 0
 		defer func() { fastDone <- n }()
-		s, err := zmq.NewSocket(zmq.SUB)
+		s, err := attackpeer.SUB(ep.Egress[0], "bulk", -1, wait)
 		if err != nil {
 			t.Errorf("fast subscriber: %v", err)
 			return
 		}
 		defer s.Close()
-		if err := errors.Join(s.SetLinger(0), s.SetRcvtimeo(wait), s.SetSubscribe("bulk"), s.Connect(ep.Egress[0])); err != nil {
-			t.Errorf("fast subscriber: %v", err)
-			return
-		}
 		for n < msgs {
 			if _, err := s.RecvMessageBytes(0); err != nil {
 				return
@@ -664,16 +659,12 @@ func startRecorder(t testing.TB, endpoint, prefix string) *recorder {
 		defer close(r.done)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		s, err := zmq.NewSocket(zmq.SUB)
+		s, err := attackpeer.SUB(endpoint, prefix, -1, 20*time.Millisecond)
 		if err != nil {
 			ready <- err
 			return
 		}
 		defer s.Close()
-		if err := errors.Join(s.SetLinger(0), s.SetRcvtimeo(20*time.Millisecond), s.SetSubscribe(prefix), s.Connect(endpoint)); err != nil {
-			ready <- err
-			return
-		}
 		ready <- nil
 		for {
 			select {
@@ -758,20 +749,12 @@ func startLive(t testing.TB, ingress string, topics []string, every time.Duratio
 		defer runtime.UnlockOSThread()
 		sent := map[string]uint64{}
 		defer func() { l.done <- sent }()
-		s, err := zmq.NewSocket(zmq.XPUB)
+		s, err := attackpeer.Feed(ingress, wait)
 		if err != nil {
 			ready <- err
 			return
 		}
 		defer s.Close()
-		if err := errors.Join(s.SetLinger(0), s.SetSndhwm(0), s.SetRcvtimeo(wait), s.Connect(ingress)); err != nil {
-			ready <- err
-			return
-		}
-		if _, err := s.RecvBytes(0); err != nil {
-			ready <- fmt.Errorf("no subscription from the gateway: %w", err)
-			return
-		}
 		ready <- nil
 		tk := time.NewTicker(every) // the feed's pace, not synchronisation
 		defer tk.Stop()
@@ -804,83 +787,30 @@ func (l *livePub) halt() map[string]uint64 {
 // pyPeer is a python3-zmq XSUB that sends n subscribe frames (the prefix
 // formatted with the frame's index when it holds a %) and stays connected
 // until it leaves.
-type pyPeer struct {
-	cmd   *exec.Cmd
-	stdin interface{ Close() error }
-	exit  chan error
-}
+type pyPeer struct{ *attackpeer.XSub }
 
-const pyXSubScript = `
-import sys, zmq
-endpoint, n, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-ctx = zmq.Context()
-s = ctx.socket(zmq.XSUB)
-s.setsockopt(zmq.SNDHWM, 0)
-s.setsockopt(zmq.LINGER, 0)
-s.connect(endpoint)
-for i in range(n):
-    p = prefix % i if "%" in prefix else prefix
-    s.send(b"\x01" + p.encode())
-print("sent", flush=True)
-sys.stdin.read()
-s.close()
-ctx.term()
-`
-
-func pyXSub(t testing.TB, endpoint string, n int, prefix string) *pyPeer {
+// pyXSub starts a pyPeer on endpoint; it is killed, if still there, when
+// the test ends.
+func pyXSub(t testing.TB, endpoint string, n int, prefix string) pyPeer {
 	t.Helper()
 	testpeer.Require(t)
-	cmd := exec.Command(testpeer.Python, "-c", pyXSubScript, endpoint, strconv.Itoa(n), prefix)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
+	x, err := attackpeer.StartXSub(endpoint, n, prefix, wait)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pp := &pyPeer{cmd: cmd, stdin: stdin, exit: make(chan error, 1)}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case line <- sc.Text():
-			default:
-			}
-		}
-		pp.exit <- cmd.Wait()
-	}()
+	pp := pyPeer{x}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		x.Kill()
 		pp.leave(t)
 	})
-	select {
-	case l := <-line:
-		if l != "sent" {
-			t.Fatalf("python XSUB said %q, want sent", l)
-		}
-	case err := <-pp.exit:
-		pp.exit <- err
-		t.Fatalf("python XSUB exited: %v", err)
-	case <-time.After(wait):
-		t.Fatalf("python XSUB: nothing sent within %v", wait)
-	}
 	return pp
 }
 
 // leave closes the peer's stdin, so it closes its socket and exits.
-func (pp *pyPeer) leave(t testing.TB) {
-	pp.stdin.Close()
-	select {
-	case err := <-pp.exit:
-		pp.exit <- err
-	case <-time.After(wait):
-		t.Errorf("python XSUB still running %v after leaving", wait)
+func (pp pyPeer) leave(t testing.TB) {
+	t.Helper()
+	if err := pp.Leave(wait); err != nil {
+		t.Error(err)
 	}
 }
 
