@@ -229,34 +229,19 @@ func (l *goodLoad) readWS() {
 }
 
 func (l *goodLoad) readZMQ(endpoint, prefix string, ready chan<- error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	s, err := attackpeer.SUB(endpoint, prefix, 0, 20*time.Millisecond)
-	if err != nil {
-		ready <- err
-		return
-	}
-	defer s.Close()
-	ready <- nil
-	for {
-		select {
-		case <-l.stopSubs:
+	attackpeer.Read(endpoint, prefix, 0, 20*time.Millisecond, ready, l.stopSubs, func(f [][]byte) {
+		if len(f) < 3 {
 			return
-		default:
-		}
-		f, err := s.RecvMessageBytes(0)
-		if err != nil || len(f) < 3 {
-			continue // the timeout: look at stop again
 		}
 		now := time.Now().UnixNano()
 		st, err := tick.ParseStamp(f[len(f)-1])
 		if err != nil || st.Flags&tick.FlagReplay != 0 || !strings.HasPrefix(string(f[0]), "md.good.") {
-			continue
+			return
 		}
 		t, _ := payloadInt(f[1], "t")
 		n, _ := payloadInt(f[1], "n")
 		l.zq.record(int(l.phase.Load()), string(f[0]), st.Seq, uint64(n), t, now)
-	}
+	})
 }
 
 // publish sends the warm-up topic every 10 ms until go_, then the good

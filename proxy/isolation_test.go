@@ -657,44 +657,26 @@ func startRecorder(t testing.TB, endpoint, prefix string) *recorder {
 	ready := make(chan error, 1)
 	go func() {
 		defer close(r.done)
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		s, err := attackpeer.SUB(endpoint, prefix, -1, 20*time.Millisecond)
-		if err != nil {
-			ready <- err
-			return
-		}
-		defer s.Close()
-		ready <- nil
-		for {
-			select {
-			case <-r.stop:
-				return
-			default:
-			}
-			f, err := s.RecvMessageBytes(0)
-			if err != nil {
-				continue // the timeout: look at stop again
-			}
+		attackpeer.Read(endpoint, prefix, -1, 20*time.Millisecond, ready, r.stop, func(f [][]byte) {
 			now := time.Now().UnixNano()
 			st, err := tick.ParseStamp(f[len(f)-1])
 			if err != nil {
-				continue
+				return
 			}
 			r.mu.Lock()
+			defer r.mu.Unlock()
 			if st.Flags&tick.FlagReplay != 0 {
 				r.st.replays++
-			} else {
-				ph, topic := r.phase, string(f[0])
-				if prev, ok := r.st.last[topic]; ok && st.Seq > prev+1 {
-					r.st.lost[ph] += st.Seq - prev - 1
-				}
-				r.st.last[topic] = max(r.st.last[topic], st.Seq)
-				r.st.live[ph]++
-				r.st.lat[ph] = append(r.st.lat[ph], time.Duration(now-st.Ingress))
+				return
 			}
-			r.mu.Unlock()
-		}
+			ph, topic := r.phase, string(f[0])
+			if prev, ok := r.st.last[topic]; ok && st.Seq > prev+1 {
+				r.st.lost[ph] += st.Seq - prev - 1
+			}
+			r.st.last[topic] = max(r.st.last[topic], st.Seq)
+			r.st.live[ph]++
+			r.st.lat[ph] = append(r.st.lat[ph], time.Duration(now-st.Ingress))
+		})
 	}()
 	if err := <-ready; err != nil {
 		t.Fatalf("recorder: %v", err)

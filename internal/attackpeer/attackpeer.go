@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -146,4 +147,30 @@ func Feed(ingress string, within time.Duration) (*zmq.Socket, error) {
 		return nil, fmt.Errorf("no subscription from the gateway's ingress within %v: %w", within, err)
 	}
 	return s, nil
+}
+
+// Read runs a SUB (opened as SUB opens it) on the calling goroutine, locked
+// to its OS thread for the socket's life: it says on ready whether the SUB
+// is connected, then hands each message it receives to fn until stop is
+// closed (rcvtimeo is how often it looks at stop).
+func Read(endpoint, prefix string, rcvhwm int, rcvtimeo time.Duration, ready chan<- error, stop <-chan struct{}, fn func(frames [][]byte)) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	s, err := SUB(endpoint, prefix, rcvhwm, rcvtimeo)
+	if err != nil {
+		ready <- err
+		return
+	}
+	defer s.Close()
+	ready <- nil
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if f, err := s.RecvMessageBytes(0); err == nil {
+			fn(f)
+		} // else the timeout: look at stop again
+	}
 }
