@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -192,16 +191,9 @@ func attacksScenario(o options) error {
 	}
 	fmt.Println()
 	fmt.Print(attacksTable(results))
-	if o.jsonOut != "" {
-		b, _ := json.MarshalIndent(results, "", "  ")
-		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
-	if o.mdOut != "" {
-		if err := replaceSection(o.mdOut, attackBeginMark, attackEndMark, "Isolation under attack (latest run)", attacksMarkdown(results, o)); err != nil {
-			return err
-		}
+	if err := writeReport(o, results, attackBeginMark, attackEndMark, "Isolation under attack (latest run)",
+		func() string { return attacksMarkdown(results, o) }); err != nil {
+		return err
 	}
 	var failed []string
 	for _, r := range results {

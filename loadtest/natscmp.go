@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -78,6 +77,46 @@ func dialParallel(n int, dial func(lo, hi int) error) error {
 	return errors.Join(errs...)
 }
 
+// dialFan dials n fan-out clients in parallel slices (dialParallel), each
+// slice's dial filling out[lo:hi]; on an error it closes those made.
+func dialFan(n int, dial func(out []fanClient, lo, hi int) error) ([]fanClient, error) {
+	out := make([]fanClient, n)
+	if err := dialParallel(n, func(lo, hi int) error { return dial(out, lo, hi) }); err != nil {
+		for _, c := range out {
+			if c != nil {
+				c.close()
+			}
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// dialIdle dials n idle connections in parallel slices, each slice with
+// a dialer of small buffers; dial makes the i-th (a connection it returns
+// beside an error is closed too). On an error it closes those made.
+func dialIdle(n int, dial func(d *websocket.Dialer, i int) (io.Closer, error)) ([]io.Closer, error) {
+	out := make([]io.Closer, n)
+	err := dialParallel(n, func(lo, hi int) error {
+		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+		for i := lo; i < hi; i++ {
+			c, err := dial(&d, i)
+			if c != nil {
+				out[i] = c
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		closeConns(out)
+		return nil, err
+	}
+	return out, nil
+}
+
 func closeFan[T interface{ close() }](cs []T) {
 	for _, c := range cs {
 		c.close()
@@ -100,58 +139,29 @@ func (m mdgateTarget) pid() int     { return m.g.cmd.Process.Pid }
 func (m mdgateTarget) stop()        { m.g.stop() }
 
 func (m mdgateTarget) dial(plan [][]int) ([]fanClient, error) {
-	out := make([]fanClient, len(plan))
-	err := dialParallel(len(plan), func(lo, hi int) error {
+	return dialFan(len(plan), func(out []fanClient, lo, hi int) error {
 		cs, err := dialClients(m.g, plan[lo:hi])
 		for i, c := range cs {
 			out[lo+i] = c
 		}
 		return err
 	})
-	if err != nil {
-		for _, c := range out {
-			if c != nil {
-				c.close()
-			}
-		}
-		return nil, err
-	}
-	return out, nil
 }
 
 // dialIdle subscribes like dialClients, with no histogram (10,000 of them
 // would take 1.5 GB here).
 func (m mdgateTarget) dialIdle(plan [][]int) ([]io.Closer, error) {
 	u := url.URL{Scheme: "ws", Host: m.g.http, Path: "/ws"}
-	out := make([]io.Closer, len(plan))
-	err := dialParallel(len(plan), func(lo, hi int) error {
-		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
-		for i := lo; i < hi; i++ {
-			ws, _, err := d.Dial(u.String(), nil)
-			if err != nil {
-				return fmt.Errorf("idle connection %d: %w (raise ulimit -n?)", i, err)
-			}
-			out[i] = ws
-			names := make([]string, len(plan[i]))
-			for j, t := range plan[i] {
-				names[j] = topicName(t)
-			}
-			req := fmt.Sprintf(`{"op":"subscribe","topics":["%s"],"snapshot":false}`, strings.Join(names, `","`))
-			if err := ws.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
-				return err
-			}
-			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, b, err := ws.ReadMessage(); err != nil || !strings.Contains(string(b), `"op":"ack"`) {
-				return fmt.Errorf("idle connection %d: no ack (%v): %.100s", i, err, b)
-			}
+	return dialIdle(len(plan), func(d *websocket.Dialer, i int) (io.Closer, error) {
+		ws, _, err := d.Dial(u.String(), nil)
+		if err != nil {
+			return nil, fmt.Errorf("idle connection %d: %w (raise ulimit -n?)", i, err)
 		}
-		return nil
+		if err := subscribeWS(ws, plan[i]); err != nil {
+			return ws, fmt.Errorf("idle connection %d: %w", i, err)
+		}
+		return ws, nil
 	})
-	if err != nil {
-		closeConns(out)
-		return nil, err
-	}
-	return out, nil
 }
 
 func (m mdgateTarget) publish(o options, msgRate int, subsPerTopic []int64, from, to, published, expected *atomic.Int64, stop chan struct{}) error {
@@ -187,8 +197,7 @@ func subjects(topics []int) []string {
 }
 
 func (n natsTarget) dial(plan [][]int) ([]fanClient, error) {
-	out := make([]fanClient, len(plan))
-	err := dialParallel(len(plan), func(lo, hi int) error {
+	return dialFan(len(plan), func(out []fanClient, lo, hi int) error {
 		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 		for i := lo; i < hi; i++ {
 			ws, st, rd, err := dialNATS(&d, n.s.ws, subjects(plan[i]))
@@ -199,35 +208,16 @@ func (n natsTarget) dial(plan [][]int) ([]fanClient, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		for _, c := range out {
-			if c != nil {
-				c.close()
-			}
-		}
-		return nil, err
-	}
-	return out, nil
 }
 
 func (n natsTarget) dialIdle(plan [][]int) ([]io.Closer, error) {
-	out := make([]io.Closer, len(plan))
-	err := dialParallel(len(plan), func(lo, hi int) error {
-		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
-		for i := lo; i < hi; i++ {
-			ws, _, _, err := dialNATS(&d, n.s.ws, subjects(plan[i]))
-			if err != nil {
-				return fmt.Errorf("idle nats connection %d: %w (raise ulimit -n?)", i, err)
-			}
-			out[i] = ws
+	return dialIdle(len(plan), func(d *websocket.Dialer, i int) (io.Closer, error) {
+		ws, _, _, err := dialNATS(d, n.s.ws, subjects(plan[i]))
+		if err != nil {
+			return nil, fmt.Errorf("idle nats connection %d: %w (raise ulimit -n?)", i, err)
 		}
-		return nil
+		return ws, nil
 	})
-	if err != nil {
-		closeConns(out)
-		return nil, err
-	}
-	return out, nil
 }
 
 func (n natsTarget) publish(o options, msgRate int, subsPerTopic []int64, from, to, published, expected *atomic.Int64, stop chan struct{}) error {
@@ -249,12 +239,7 @@ func (n natsTarget) dropped() float64 {
 // after each step.
 func fanStep(t fanTarget, o options, rate int) (result, error) {
 	plan := assign(o.clients, o.perClient, o.topics, o.seed)
-	subsPerTopic := make([]int64, o.topics)
-	for _, ts := range plan {
-		for _, x := range ts {
-			subsPerTopic[x]++
-		}
-	}
+	subsPerTopic := countSubs(plan, o.topics)
 	clients, err := t.dial(plan)
 	if err != nil {
 		return result{}, err
@@ -262,19 +247,14 @@ func fanStep(t fanTarget, o options, rate int) (result, error) {
 	defer closeFan(clients)
 	var from, to atomic.Int64
 	var wg sync.WaitGroup
-	for _, c := range clients {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.read(&from, &to) }()
-	}
-	avgSubs := float64(o.clients*o.perClient) / float64(o.topics)
-	msgRate := max(int(float64(rate)/avgSubs), 1)
+	readAll(clients, &from, &to, &wg)
+	msgRate := pubRate(o, rate)
 
 	var published, expected atomic.Int64
 	stop := make(chan struct{})
-	pubDone := make(chan error, 1)
-	go func() {
-		pubDone <- t.publish(o, msgRate, subsPerTopic, &from, &to, &published, &expected, stop)
-	}()
+	pubDone := goErr(func() error {
+		return t.publish(o, msgRate, subsPerTopic, &from, &to, &published, &expected, stop)
+	})
 	fail := func(err error) (result, error) {
 		closeFan(clients)
 		wg.Wait()
@@ -298,17 +278,7 @@ func fanStep(t fanTarget, o options, rate int) (result, error) {
 		}
 		return all, in
 	}
-	const step = 250 * time.Millisecond
-	n0, _ := total()
-	cum := []int64{n0}
-	for time.Since(t0) < o.window {
-		time.Sleep(step)
-		n, _ := total()
-		cum = append(cum, n)
-		if len(cum)%4 == 1 {
-			fmt.Printf("\r  %s target %8d deliveries/s  %4.1fs of %v ", t.name(), rate, time.Since(t0).Seconds(), o.window)
-		}
-	}
+	cum := sampleWindow(o, t0, t.name(), rate, func() int64 { n, _ := total(); return n })
 	cpu1, rss := pidStats(t.pid())
 	self1 := selfCPU()
 	close(stop)
@@ -332,26 +302,9 @@ func fanStep(t fanTarget, o options, rate int) (result, error) {
 	}
 	closeFan(clients)
 	wg.Wait()
-	h := newHist()
-	var delivered int64
-	for _, c := range clients {
-		h.Merge(c.histogram())
-		_, in := c.counts()
-		delivered += in
-	}
-	r := result{Kind: "ws", Path: t.name(), Target: rate, Clients: o.clients,
-		Sent: published.Load(), Expected: want, Delivered: delivered,
-		Rate: float64(delivered) / o.window.Seconds(), Latency: summarize(h),
-		RSSMB:        float64(rss) / (1 << 20),
-		GatewayCores: (cpu1 - cpu0).Seconds() / o.window.Seconds(),
-		LoadCores:    (self1 - self0).Seconds() / o.window.Seconds(),
-		Disconnects:  t.dropped() - drop0,
-		Timeline:     timeline(cum, step),
-	}
-	r.Lost = max(r.Expected-r.Delivered, 0)
-	if delivered > 0 {
-		r.CPUusPer = float64((cpu1 - cpu0).Microseconds()) / float64(delivered)
-	}
+	h, delivered := fanTotals(clients)
+	r := fanResult(o, t.name(), rate, published.Load(), want, delivered, h, cpu1-cpu0, self1-self0, rss, cum)
+	r.Disconnects = t.dropped() - drop0
 	return r, nil
 }
 
@@ -710,16 +663,9 @@ func natsScenario(o options) error {
 	rep.Seconds = time.Since(t0).Seconds()
 	fmt.Println()
 	fmt.Print(natsTable(rep))
-	if o.jsonOut != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
-	if o.mdOut != "" {
-		if err := replaceSection(o.mdOut, natsBeginMark, natsEndMark, "mdgate beside NATS (latest run)", natsMarkdown(rep, o)); err != nil {
-			return err
-		}
+	if err := writeReport(o, rep, natsBeginMark, natsEndMark, "mdgate beside NATS (latest run)",
+		func() string { return natsMarkdown(rep, o) }); err != nil {
+		return err
 	}
 	if o.htmlOut != "" {
 		if err := replaceHTMLSection(o.htmlOut, natsHTML(rep)); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"html"
 	"math"
@@ -101,6 +102,24 @@ func replaceSection(path, begin, end, heading, section string) error {
 	}
 	s += "\n## " + heading + "\n\n" + block
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// writeReport writes v as indented JSON to -json and, with -md, the
+// section between begin and end of that file (appended under heading when
+// it has none) as markdown makes it.
+func writeReport(o options, v any, begin, end, heading string, markdown func() string) error {
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(v, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.mdOut != "" {
+		if err := replaceSection(o.mdOut, begin, end, heading, markdown()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // htmlReport draws the results as inline SVG: no script, no network.

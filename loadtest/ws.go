@@ -35,22 +35,26 @@ func dialClients(g *gateway, plan [][]int) ([]*wsClient, error) {
 			return nil, fmt.Errorf("client %d: %w", i, err)
 		}
 		clients[i] = &wsClient{ws: ws, hist: newHist()}
-		names := make([]string, len(topics))
-		for j, t := range topics {
-			names[j] = fmt.Sprintf("lt.t%03d", t)
-		}
-		req := fmt.Sprintf(`{"op":"subscribe","topics":["%s"],"snapshot":false}`, strings.Join(names, `","`))
-		if err := ws.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+		if err := subscribeWS(ws, topics); err != nil {
 			closeAll(clients)
-			return nil, err
-		}
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, b, err := ws.ReadMessage(); err != nil || !bytes.Contains(b, []byte(`"op":"ack"`)) {
-			closeAll(clients)
-			return nil, fmt.Errorf("client %d: no ack (%v): %.100s", i, err, b)
+			return nil, fmt.Errorf("client %d: %w", i, err)
 		}
 	}
 	return clients, nil
+}
+
+// subscribeWS subscribes ws to topics (no snapshot) and waits up to 10 s
+// for the ack.
+func subscribeWS(ws *websocket.Conn, topics []int) error {
+	req := fmt.Sprintf(`{"op":"subscribe","topics":["%s"],"snapshot":false}`, strings.Join(subjects(topics), `","`))
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+		return err
+	}
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, b, err := ws.ReadMessage(); err != nil || !bytes.Contains(b, []byte(`"op":"ack"`)) {
+		return fmt.Errorf("no ack (%v): %.100s", err, b)
+	}
+	return nil
 }
 
 func closeAll(cs []*wsClient) {
@@ -90,16 +94,45 @@ func (c *wsClient) read(from, to *atomic.Int64) {
 	}
 }
 
+// countSubs is how many clients of plan subscribe to each of topics.
+func countSubs(plan [][]int, topics int) []int64 {
+	subs := make([]int64, topics)
+	for _, ts := range plan {
+		for _, t := range ts {
+			subs[t]++
+		}
+	}
+	return subs
+}
+
+// readAll runs each client's read in a goroutine of wg.
+func readAll[C interface{ read(from, to *atomic.Int64) }](clients []C, from, to *atomic.Int64, wg *sync.WaitGroup) {
+	for _, c := range clients {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.read(from, to) }()
+	}
+}
+
+// pubRate is the publisher's messages a second for rate deliveries a
+// second: each message reaches the average number of subscribers of a
+// topic.
+func pubRate(o options, rate int) int {
+	avgSubs := float64(o.clients*o.perClient) / float64(o.topics)
+	return max(int(float64(rate)/avgSubs), 1)
+}
+
+// goErr runs f in a goroutine; the channel gets its error.
+func goErr(f func() error) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return done
+}
+
 // wsRun is one WebSocket fan-out run at a target rate of deliveries a
 // second; stalled extra clients subscribe to every topic and never read.
 func wsRun(g *gateway, o options, rate, stalled int) (result, error) {
 	plan := assign(o.clients, o.perClient, o.topics, o.seed)
-	subsPerTopic := make([]int64, o.topics)
-	for _, ts := range plan {
-		for _, t := range ts {
-			subsPerTopic[t]++
-		}
-	}
+	subsPerTopic := countSubs(plan, o.topics)
 	clients, err := dialClients(g, plan)
 	if err != nil {
 		return result{}, err
@@ -122,19 +155,14 @@ func wsRun(g *gateway, o options, rate, stalled int) (result, error) {
 	}
 	var from, to atomic.Int64
 	var wg sync.WaitGroup
-	for _, c := range clients {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.read(&from, &to) }()
-	}
-	avgSubs := float64(o.clients*o.perClient) / float64(o.topics)
-	msgRate := max(int(float64(rate)/avgSubs), 1)
+	readAll(clients, &from, &to, &wg)
+	msgRate := pubRate(o, rate)
 
 	var published, expected atomic.Int64
 	stop := make(chan struct{})
-	pubDone := make(chan error, 1)
-	go func() {
-		pubDone <- wsPublish(g.ingress, o, msgRate, subsPerTopic, &from, &to, &published, &expected, stop)
-	}()
+	pubDone := goErr(func() error {
+		return wsPublish(g.ingress, o, msgRate, subsPerTopic, &from, &to, &published, &expected, stop)
+	})
 
 	time.Sleep(o.warmup) // the warm-up is part of the scenario, not synchronisation
 	disc0 := g.metric("mdgate_fanout_disconnects_total", "reason", "queue_bytes") + g.metric("mdgate_fanout_disconnects_total", "reason", "lag")
@@ -151,15 +179,7 @@ func wsRun(g *gateway, o options, rate, stalled int) (result, error) {
 		}
 		return n
 	}
-	const step = 250 * time.Millisecond
-	cum := []int64{total()}
-	for time.Since(t0) < o.window {
-		time.Sleep(step)
-		cum = append(cum, total())
-		if len(cum)%4 == 1 {
-			fmt.Printf("\r  ws target %8d deliveries/s  %4.1fs of %v ", rate, time.Since(t0).Seconds(), o.window)
-		}
-	}
+	cum := sampleWindow(o, t0, "ws", rate, total)
 	cpu1, rss := g.procStats()
 	self1 := selfCPU()
 	close(stop)
@@ -177,27 +197,64 @@ func wsRun(g *gateway, o options, rate, stalled int) (result, error) {
 	}
 	closeAll(clients)
 	wg.Wait()
+	h, delivered := fanTotals(clients)
+	r := fanResult(o, "mdgate", rate, published.Load(), expected.Load(), delivered, h, cpu1-cpu0, self1-self0, rss, cum)
+	r.Stalled = stalled
+	r.Disconnects = g.metric("mdgate_fanout_disconnects_total", "reason", "queue_bytes") + g.metric("mdgate_fanout_disconnects_total", "reason", "lag") - disc0
+	r.Conflated = g.metric("mdgate_fanout_conflated_total") - conf0
+	return r, nil
+}
+
+// windowStep is how often a fan-out run samples what its clients received.
+const windowStep = 250 * time.Millisecond
+
+// sampleWindow samples total every windowStep from t0 until the measured
+// window has passed, printing progress under label, and returns the
+// cumulative counts (the first taken at once).
+func sampleWindow(o options, t0 time.Time, label string, rate int, total func() int64) []int64 {
+	cum := []int64{total()}
+	for time.Since(t0) < o.window {
+		time.Sleep(windowStep)
+		cum = append(cum, total())
+		if len(cum)%4 == 1 {
+			fmt.Printf("\r  %s target %8d deliveries/s  %4.1fs of %v ", label, rate, time.Since(t0).Seconds(), o.window)
+		}
+	}
+	return cum
+}
+
+// fanTotals merges the clients' latency histograms and adds up what they
+// received inside the window.
+func fanTotals[C interface {
+	histogram() *hdrhistogram.Histogram
+	counts() (delivered, inWindow int64)
+}](clients []C) (*hdrhistogram.Histogram, int64) {
 	h := newHist()
 	var delivered int64
 	for _, c := range clients {
-		h.Merge(c.hist)
-		delivered += c.inWindow.Load()
+		h.Merge(c.histogram())
+		_, in := c.counts()
+		delivered += in
 	}
-	r := result{Kind: "ws", Path: "mdgate", Target: rate, Clients: o.clients, Stalled: stalled,
-		Sent: published.Load(), Expected: expected.Load(), Delivered: delivered,
+	return h, delivered
+}
+
+// fanResult is a WebSocket fan-out run's result at a target rate, from what
+// the server (path) used in the window (cpu, rss) and the harness (load).
+func fanResult(o options, path string, rate int, sent, expected, delivered int64, h *hdrhistogram.Histogram, cpu, load time.Duration, rss int64, cum []int64) result {
+	r := result{Kind: "ws", Path: path, Target: rate, Clients: o.clients,
+		Sent: sent, Expected: expected, Delivered: delivered,
 		Rate: float64(delivered) / o.window.Seconds(), Latency: summarize(h),
 		RSSMB:        float64(rss) / (1 << 20),
-		GatewayCores: (cpu1 - cpu0).Seconds() / o.window.Seconds(),
-		LoadCores:    (self1 - self0).Seconds() / o.window.Seconds(),
-		Disconnects:  g.metric("mdgate_fanout_disconnects_total", "reason", "queue_bytes") + g.metric("mdgate_fanout_disconnects_total", "reason", "lag") - disc0,
-		Conflated:    g.metric("mdgate_fanout_conflated_total") - conf0,
-		Timeline:     timeline(cum, step),
+		GatewayCores: cpu.Seconds() / o.window.Seconds(),
+		LoadCores:    load.Seconds() / o.window.Seconds(),
+		Timeline:     timeline(cum, windowStep),
 	}
 	r.Lost = max(r.Expected-r.Delivered, 0)
 	if delivered > 0 {
-		r.CPUusPer = float64((cpu1 - cpu0).Microseconds()) / float64(delivered)
+		r.CPUusPer = float64(cpu.Microseconds()) / float64(delivered)
 	}
-	return r, nil
+	return r
 }
 
 // wsPublish sends JSON ticks carrying their send time at msgRate a second,
