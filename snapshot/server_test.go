@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -532,7 +531,7 @@ func TestSlowReaderIsNotStalled(t *testing.T) {
 // TestRefusalsLoggedOncePerSecond: a burst of bad requests gets an ERR each
 // and is counted, but logs one warning a second, not one per request.
 func TestRefusalsLoggedOncePerSecond(t *testing.T) {
-	var logs lockedBuffer
+	var logs testpeer.Buffer
 	reg := prometheus.NewRegistry()
 	srv, err := snapshot.NewServer("tcp://127.0.0.1:*", fill(10, 8), 7, snapshot.DefaultConfig(), reg,
 		zerolog.New(&logs).Level(zerolog.WarnLevel))
@@ -575,23 +574,6 @@ func TestRefusalsLoggedOncePerSecond(t *testing.T) {
 	if want := 1 + int(elapsed/time.Second); lines < 1 || lines > want {
 		t.Errorf("%d warnings for %d bad requests in %v, want 1 to %d:\n%s", lines, n, elapsed, want, logs.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestStandbyRefusesWithPassive: with a Vote that refuses (a failover

@@ -26,25 +26,6 @@ import (
 	"github.com/mdgate/mdgate/internal/testpeer"
 )
 
-// lockedBuffer is a gateway's stderr, written by exec's copier and read by
-// the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // cpuTicks is a process's user plus system time in clock ticks
 // (/proc/PID/stat fields 14 and 15).
 func cpuTicks(t *testing.T, pid int) int64 {
@@ -100,7 +81,7 @@ func TestAcceptFloodAtDescriptorLimit(t *testing.T) {
 	httpAddr, ingress := freeAddr(t), "tcp://"+freeAddr(t)
 	cmd := exec.Command(prlimit, "--nofile=256:256", binary, "--http", httpAddr, "--ingress-bind", ingress,
 		"--egress-bind", "tcp://127.0.0.1:*", "--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--log-json")
-	stderr := &lockedBuffer{}
+	stderr := &testpeer.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -413,7 +394,7 @@ func TestOpenFileLimitRaisedAndLogged(t *testing.T) {
 	}
 	cmd := exec.Command(prlimit, "--nofile=256:1024", binary, "--http", freeAddr(t), "--ingress-bind", "tcp://127.0.0.1:*",
 		"--egress-bind", "tcp://127.0.0.1:*", "--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--log-json")
-	stderr := &lockedBuffer{}
+	stderr := &testpeer.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
