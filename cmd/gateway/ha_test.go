@@ -203,17 +203,7 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	zs := startZMQClients(t, p, b, zmqClients)
 
 	cs := startHAClients(t, clients, "ws://"+p.HTTP+"/ws", "ws://"+b.HTTP+"/ws")
-	testpeer.Eventually(t, 20*time.Second, "every client reading every topic", func() bool {
-		for _, c := range cs {
-			c.mu.Lock()
-			n := len(c.last)
-			c.mu.Unlock()
-			if n < topics {
-				return false
-			}
-		}
-		return true
-	})
+	testpeer.Eventually(t, 20*time.Second, "every client reading every topic", everyClient(cs, func(_ int, c *haClient) bool { return len(c.last) >= topics }))
 
 	killed := time.Now()
 	if err := p.Cmd.Process.Kill(); err != nil {
@@ -222,27 +212,9 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	p.Cmd.Wait()
 	testpeer.Eventually(t, 20*time.Second, "the backup active", func() bool { return b.Mode() == "active" })
 	takeover := time.Since(killed)
-	testpeer.Eventually(t, 20*time.Second, "every client resumed on the backup", func() bool {
-		for _, c := range cs {
-			c.mu.Lock()
-			ok := !c.resumedAt.IsZero()
-			c.mu.Unlock()
-			if !ok {
-				return false
-			}
-		}
-		return true
-	})
+	testpeer.Eventually(t, 20*time.Second, "every client resumed on the backup", everyClient(cs, func(_ int, c *haClient) bool { return !c.resumedAt.IsZero() }))
 	// After the resume, each client must see every topic move on under the new term.
-	marks := make([]map[string]uint64, len(cs))
-	for i, c := range cs {
-		c.mu.Lock()
-		marks[i] = map[string]uint64{}
-		for topic, m := range c.last {
-			marks[i][topic] = m.Seq
-		}
-		c.mu.Unlock()
-	}
+	marks := seqMarks(cs)
 	zmarks := zs.marks()
 	testpeer.Eventually(t, 20*time.Second, "every topic moving at every ZeroMQ client after the takeover", func() bool {
 		return zs.movedOn(zmarks, topics)
@@ -251,19 +223,14 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	for _, bad := range zs.bad {
 		t.Errorf("ZeroMQ client: %s", bad)
 	}
-	testpeer.Eventually(t, 20*time.Second, "every topic moving at every client after the takeover", func() bool {
-		for i, c := range cs {
-			c.mu.Lock()
-			for topic, m := range c.last {
-				if m.Seq <= marks[i][topic]+5 || m.Term < 2 {
-					c.mu.Unlock()
-					return false
-				}
+	testpeer.Eventually(t, 20*time.Second, "every topic moving at every client after the takeover", everyClient(cs, func(i int, c *haClient) bool {
+		for topic, m := range c.last {
+			if m.Seq <= marks[i][topic]+5 || m.Term < 2 {
+				return false
 			}
-			c.mu.Unlock()
 		}
 		return true
-	})
+	}))
 	var resumes []time.Duration
 	recovered, gaps, diverged := 0, 0, 0
 	for i, c := range cs {
@@ -438,31 +405,15 @@ func TestFailoverEdges(t *testing.T) {
 	// movedOn: every client holds every topic at a term of at least term
 	// and a seq past its mark.
 	movedOn := func(term uint16) func() bool {
-		marks := make([]map[string]uint64, len(cs))
-		for i, c := range cs {
-			c.mu.Lock()
-			marks[i] = map[string]uint64{}
+		marks := seqMarks(cs)
+		return everyClient(cs, func(i int, c *haClient) bool {
 			for topic, m := range c.last {
-				marks[i][topic] = m.Seq
-			}
-			c.mu.Unlock()
-		}
-		return func() bool {
-			for i, c := range cs {
-				c.mu.Lock()
-				n := len(c.last)
-				for topic, m := range c.last {
-					if m.Term < term || m.Seq <= marks[i][topic] {
-						n = -1
-					}
-				}
-				c.mu.Unlock()
-				if n != topics {
+				if m.Term < term || m.Seq <= marks[i][topic] {
 					return false
 				}
 			}
-			return true
-		}
+			return len(c.last) == topics
+		})
 	}
 	testpeer.Eventually(t, 20*time.Second, "every client reading every topic from the edges", movedOn(1))
 
@@ -602,28 +553,8 @@ func TestFailoverOldPrimaryRestarts(t *testing.T) {
 	p, b := startPair(t)
 	defer publishPair(p, b, topics, 4)()
 	cs := startHAClients(t, clients, "ws://"+p.HTTP+"/ws", "ws://"+b.HTTP+"/ws")
-	onBackup := func() bool {
-		for _, c := range cs {
-			c.mu.Lock()
-			ok := !c.resumedAt.IsZero() && len(c.last) == topics
-			c.mu.Unlock()
-			if !ok {
-				return false
-			}
-		}
-		return true
-	}
-	testpeer.Eventually(t, 20*time.Second, "every client reading", func() bool {
-		for _, c := range cs {
-			c.mu.Lock()
-			n := len(c.last)
-			c.mu.Unlock()
-			if n < topics {
-				return false
-			}
-		}
-		return true
-	})
+	onBackup := everyClient(cs, func(_ int, c *haClient) bool { return !c.resumedAt.IsZero() && len(c.last) == topics })
+	testpeer.Eventually(t, 20*time.Second, "every client reading", everyClient(cs, func(_ int, c *haClient) bool { return len(c.last) >= topics }))
 	p.Cmd.Process.Kill()
 	p.Cmd.Wait()
 	testpeer.Eventually(t, 20*time.Second, "every client on the new active", func() bool { return b.Mode() == "active" && onBackup() })
@@ -652,6 +583,36 @@ func TestFailoverOldPrimaryRestarts(t *testing.T) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// everyClient is a condition that holds when ok holds for every client
+// (its index and itself, read under its lock).
+func everyClient(cs []*haClient, ok func(i int, c *haClient) bool) func() bool {
+	return func() bool {
+		for i, c := range cs {
+			c.mu.Lock()
+			held := ok(i, c)
+			c.mu.Unlock()
+			if !held {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// seqMarks is the seq each client last saw on each topic.
+func seqMarks(cs []*haClient) []map[string]uint64 {
+	marks := make([]map[string]uint64, len(cs))
+	for i, c := range cs {
+		c.mu.Lock()
+		marks[i] = map[string]uint64{}
+		for topic, m := range c.last {
+			marks[i][topic] = m.Seq
+		}
+		c.mu.Unlock()
+	}
+	return marks
 }
 
 // startHAClients runs n haClients listing urls, each on its own goroutine,
