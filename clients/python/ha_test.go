@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -136,13 +135,7 @@ func TestFailoverPairKill9(t *testing.T) {
 		t.Fatalf("the follower's updates carry no term: %v", before)
 	}
 
-	killed := time.Now()
-	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	p.Cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "the backup voted in", func() bool { return b.Mode() == "active" })
-	takeover := time.Since(killed)
+	killed, takeover := testpair.Takeover(t, p, b, "the backup voted in")
 	marks := snapshotOf()
 	testpeer.Eventually(t, 20*time.Second, "every topic moving on at the follower under the new term", func() bool {
 		m := snapshotOf()

@@ -205,13 +205,7 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	cs := startHAClients(t, clients, "ws://"+p.HTTP+"/ws", "ws://"+b.HTTP+"/ws")
 	testpeer.Eventually(t, 20*time.Second, "every client reading every topic", everyClient(cs, func(_ int, c *haClient) bool { return len(c.last) >= topics }))
 
-	killed := time.Now()
-	if err := p.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	p.Cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "the backup active", func() bool { return b.Mode() == "active" })
-	takeover := time.Since(killed)
+	killed, takeover := testpair.Takeover(t, p, b, "the backup active")
 	testpeer.Eventually(t, 20*time.Second, "every client resumed on the backup", everyClient(cs, func(_ int, c *haClient) bool { return !c.resumedAt.IsZero() }))
 	// After the resume, each client must see every topic move on under the new term.
 	marks := seqMarks(cs)
@@ -417,11 +411,7 @@ func TestFailoverEdges(t *testing.T) {
 	}
 	testpeer.Eventually(t, 20*time.Second, "every client reading every topic from the edges", movedOn(1))
 
-	killed := time.Now()
-	p.Cmd.Process.Kill()
-	p.Cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "the backup voted in by the edges", func() bool { return b.Mode() == "active" })
-	takeover := time.Since(killed)
+	killed, takeover := testpair.Takeover(t, p, b, "the backup voted in by the edges")
 	testpeer.Eventually(t, 20*time.Second, "every client's topics moving on under the new term", movedOn(2))
 	flowing := time.Since(killed)
 
@@ -555,8 +545,7 @@ func TestFailoverOldPrimaryRestarts(t *testing.T) {
 	cs := startHAClients(t, clients, "ws://"+p.HTTP+"/ws", "ws://"+b.HTTP+"/ws")
 	onBackup := everyClient(cs, func(_ int, c *haClient) bool { return !c.resumedAt.IsZero() && len(c.last) == topics })
 	testpeer.Eventually(t, 20*time.Second, "every client reading", everyClient(cs, func(_ int, c *haClient) bool { return len(c.last) >= topics }))
-	p.Cmd.Process.Kill()
-	p.Cmd.Wait()
+	p.Kill(t)
 	testpeer.Eventually(t, 20*time.Second, "every client on the new active", func() bool { return b.Mode() == "active" && onBackup() })
 	conns := make([]int, clients)
 	for i, c := range cs {

@@ -101,6 +101,27 @@ func (n *Node) Restart(tb testing.TB) {
 	})
 }
 
+// Kill sends the node's gateway SIGKILL (no shutdown code runs) and reaps
+// it.
+func (n *Node) Kill(tb testing.TB) {
+	tb.Helper()
+	if err := n.Cmd.Process.Kill(); err != nil {
+		tb.Fatal(err)
+	}
+	n.Cmd.Wait()
+}
+
+// Takeover kills the active p (Kill) and waits, within 20 s, until b is
+// active (what names that wait); it returns when p was killed and the
+// time from then until b was seen active.
+func Takeover(tb testing.TB, p, b *Node, what string) (killed time.Time, takeover time.Duration) {
+	tb.Helper()
+	killed = time.Now()
+	p.Kill(tb)
+	testpeer.Eventually(tb, 20*time.Second, what, func() bool { return b.Mode() == "active" })
+	return killed, time.Since(killed)
+}
+
 // Health is the failover part of a gateway's /healthz.
 type Health struct {
 	Role      string

@@ -108,13 +108,7 @@ func TestPairKill9(t *testing.T) {
 	for _, h := range marks() {
 		oldTerm = max(oldTerm, h.term)
 	}
-	killed := time.Now()
-	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	p.Cmd.Wait()
-	testpeer.Eventually(t, 20*time.Second, "the backup voted in", func() bool { return b.Mode() == "active" })
-	takeover := time.Since(killed)
+	_, takeover := testpair.Takeover(t, p, b, "the backup voted in")
 	before := marks()
 	testpeer.Eventually(t, 20*time.Second, "every topic moving on under the new term", func() bool {
 		for topic, h := range marks() {
