@@ -29,6 +29,22 @@ func runGateway(t *testing.T, addr string) (stop func()) {
 	return stop
 }
 
+// demoPage starts chromium and a demo gateway (runGateway) on a free port
+// it can restart on, and opens path there in the browser's tab, which the
+// returned context ends after d. It returns the gateway's address and stop.
+func demoPage(t *testing.T, path string, d time.Duration) (ctx context.Context, addr string, stop func()) {
+	t.Helper()
+	browser := hBrowser(t)
+	addr = testpair.FreeAddr(t) // the gateway takes this port, twice
+	stop = runGateway(t, addr)
+	ctx, cancel := context.WithTimeout(browser, d)
+	t.Cleanup(cancel)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+addr+path)); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	return ctx, addr, stop
+}
+
 func chromium(t *testing.T) string {
 	testpeer.RequireIntegration(t, "headless chromium")
 	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -45,15 +61,7 @@ func chromium(t *testing.T) string {
 // the rows, and a gateway restart shows "reconnecting" then live data.
 // MDGATE_SCREENSHOT=path saves a screenshot of the live page.
 func TestDashboardInChromium(t *testing.T) {
-	browser := hBrowser(t)
-	addr := testpair.FreeAddr(t) // the gateway takes this port, twice
-	stop := runGateway(t, addr)
-
-	ctx, tcancel := context.WithTimeout(browser, 3*time.Minute)
-	defer tcancel()
-	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+addr+"/")); err != nil {
-		t.Fatalf("navigate: %v", err)
-	}
+	ctx, addr, stop := demoPage(t, "/", 3*time.Minute)
 	str := func(js string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))

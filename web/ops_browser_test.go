@@ -13,7 +13,6 @@ import (
 
 	"github.com/mdgate/mdgate/bridge"
 	"github.com/mdgate/mdgate/internal/testgw"
-	"github.com/mdgate/mdgate/internal/testpair"
 )
 
 // opsPoll waits in the page for a JavaScript predicate, failing with what.
@@ -31,15 +30,7 @@ func opsPoll(t *testing.T, ctx context.Context, what, js string) {
 // the last sample still ticking, and a new one is picked up (new epoch).
 // MDGATE_OPS_SCREENSHOT=path saves a full-page screenshot (docs/ops.png).
 func TestOpsPageInChromium(t *testing.T) {
-	browser := hBrowser(t)
-	addr := testpair.FreeAddr(t) // the gateway takes this port, twice
-	stop := runGateway(t, addr)
-
-	ctx, tcancel := context.WithTimeout(browser, 2*time.Minute)
-	defer tcancel()
-	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+addr+"/ops")); err != nil {
-		t.Fatalf("navigate: %v", err)
-	}
+	ctx, addr, stop := demoPage(t, "/ops", 2*time.Minute)
 	value := func(id string) string {
 		return `(+(document.getElementById("` + id + `").dataset.value || "NaN"))`
 	}
