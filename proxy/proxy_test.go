@@ -53,6 +53,15 @@ func pySub(t *testing.T, endpoint string, count int, prefixes ...string) *testpe
 	return s
 }
 
+// rawSub is a pySub on p's raw egress, returned once p has its
+// subscription.
+func rawSub(t *testing.T, p *Proxy, count int, prefixes ...string) *testpeer.Proc {
+	t.Helper()
+	s := pySub(t, p.Endpoints().Egress[0], count, prefixes...)
+	subscribed(t, p, egressRaw, 1)
+	return s
+}
+
 func pyPub(t *testing.T, endpoint string, spec map[string]any) *testpeer.Proc {
 	spec["endpoint"] = endpoint
 	return testpeer.Start(t, "pub", spec)
@@ -61,8 +70,7 @@ func pyPub(t *testing.T, endpoint string, spec map[string]any) *testpeer.Proc {
 func TestMultiFrameIntactThroughLibzmqPeers(t *testing.T) {
 	p := start(t, testConfig())
 	ep := p.Endpoints()
-	sub := pySub(t, ep.Egress[0], 3)
-	subscribed(t, p, egressRaw, 1)
+	sub := rawSub(t, p, 3)
 	binary := "AAECA/8=" // 00 01 02 03 ff
 	pyPub(t, ep.Ingress[0], map[string]any{"b64": true, "messages": [][]string{
 		{"bWQuZXEuQUFQTA==", "eyJweCI6MX0="},     // md.eq.AAPL {"px":1}
@@ -119,8 +127,7 @@ func TestStampedEgressSequencesPerTopic(t *testing.T) {
 func TestPrefixSubscriptionFilters(t *testing.T) {
 	p := start(t, testConfig())
 	ep := p.Endpoints()
-	sub := pySub(t, ep.Egress[0], 2, "md.eq.")
-	subscribed(t, p, egressRaw, 1)
+	sub := rawSub(t, p, 2, "md.eq.")
 	if n := testutil.ToFloat64(p.m.activeSubs[egressRaw]); n != 1 {
 		t.Errorf("active subscriptions = %v, want 1", n)
 	}
@@ -145,8 +152,7 @@ func TestIngressFilterSubscribesUpstreamToPrefixesOnly(t *testing.T) {
 	c.IngressFilter = []string{"keep."}
 	p := start(t, c)
 	ep := p.Endpoints()
-	sub := pySub(t, ep.Egress[0], 2)
-	subscribed(t, p, egressRaw, 1)
+	sub := rawSub(t, p, 2)
 	pyPub(t, ep.Ingress[0], map[string]any{"messages": [][]string{
 		{"drop.a", "x"}, {"keep.a", "1"}, {"drop.b", "y"}, {"keep.b", "2"},
 	}})
@@ -161,8 +167,7 @@ func TestBadInputDroppedAndCounted(t *testing.T) {
 	c.MaxFrames = 3
 	p := start(t, c)
 	ep := p.Endpoints()
-	sub := pySub(t, ep.Egress[0], 2)
-	subscribed(t, p, egressRaw, 1)
+	sub := rawSub(t, p, 2)
 	pyPub(t, ep.Ingress[0], map[string]any{"messages": [][]string{
 		{"ok.1", "a"},
 		{"", "empty topic"},
@@ -186,8 +191,7 @@ func TestOversizedFrameDisconnectsOnlyThatPublisher(t *testing.T) {
 	c.MaxMsgSize = 1024
 	p := start(t, c)
 	ep := p.Endpoints()
-	sub := pySub(t, ep.Egress[0], 1)
-	subscribed(t, p, egressRaw, 1)
+	sub := rawSub(t, p, 1)
 	big := strings.Repeat("x", 4096)
 	pyPub(t, ep.Ingress[0], map[string]any{"messages": [][]string{{"big", big}}}).Wait(t, wait)
 	testpeer.Eventually(t, wait, "the oversized publisher's disconnect", func() bool {
@@ -204,8 +208,7 @@ func TestPublisherVanishingMidMessageLosesNothing(t *testing.T) {
 	rec := recordSink{make(chan *tick.Message, 16)}
 	p := start(t, testConfig(), rec)
 	ep := p.Endpoints()
-	sub := pySub(t, ep.Egress[0], 3)
-	subscribed(t, p, egressRaw, 1)
+	sub := rawSub(t, p, 3)
 	pub := pyPub(t, ep.Ingress[0], map[string]any{"messages": [][]string{{"md.a", "1"}, {"md.b", "2"}}, "abort_mid_message": true})
 	testpeer.Eventually(t, wait, "the first two messages at the gateway", func() bool {
 		return testutil.ToFloat64(p.m.ingressMsgs) == 2
@@ -239,8 +242,7 @@ func TestPlainPubSlowJoinerThenFlows(t *testing.T) {
 	// subscription arrives, as with any libzmq PUB; once joined it flows.
 	p := start(t, testConfig())
 	ep := p.Endpoints()
-	sub := pySub(t, ep.Egress[0], 1, "plain")
-	subscribed(t, p, egressRaw, 1)
+	sub := rawSub(t, p, 1, "plain")
 	pyPub(t, ep.Ingress[0], map[string]any{"socket": "pub", "messages": [][]string{{"plain", "x"}}, "repeat": 2000, "interval_ms": 1})
 	if got := sub.Until(t, "done", wait); len(got) != 1 {
 		t.Errorf("plain PUB: subscriber got %d messages, want 1", len(got))
@@ -320,8 +322,7 @@ func TestStampedIngressDropsUnstampedAndDuplicates(t *testing.T) {
 	c.IngressStamped = true
 	p := start(t, c)
 	ep := p.Endpoints()
-	sub := pySub(t, ep.Egress[0], 1)
-	subscribed(t, p, egressRaw, 1)
+	sub := rawSub(t, p, 1)
 	st := string(tick.AppendStamp(nil, tick.Stamp{Epoch: 9, Seq: 5, Ingress: 1}))
 	old := string(tick.AppendStamp(nil, tick.Stamp{Epoch: 9, Seq: 4, Ingress: 1}))
 	pyPub(t, ep.Ingress[0], map[string]any{"messages": [][]string{
@@ -343,8 +344,7 @@ func TestTopicLimit(t *testing.T) {
 	c.MaxTopics = 2
 	p := start(t, c)
 	ep := p.Endpoints()
-	sub := pySub(t, ep.Egress[0], 3)
-	subscribed(t, p, egressRaw, 1)
+	sub := rawSub(t, p, 3)
 	pyPub(t, ep.Ingress[0], map[string]any{"messages": [][]string{{"a", "1"}, {"b", "1"}, {"c", "1"}, {"a", "2"}}})
 	got := sub.Until(t, "done", wait)
 	if len(got) != 3 || got[2].Strings()[0] != "a" {
