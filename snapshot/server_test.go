@@ -113,9 +113,7 @@ func TestREQEnvelope(t *testing.T) {
 		{[]string{"SNAP"}, []string{snapshot.RepErr, snapshot.ErrBadRequest}},
 		{[]string{"SNAP", "none."}, []string{snapshot.RepEnd, "\x00\x00\x00\x00\x00\x00\x00\x00", "\x00\x00\x00\x00\x00\x00\x00\x07"}},
 	} {
-		if _, err := req.SendMessage(tt.req); err != nil {
-			t.Fatal(err)
-		}
+		send(t, req, tt.req)
 		got := recv(t, req)
 		if len(got) < len(tt.want) || !slices.Equal(got[:len(tt.want)], tt.want) {
 			t.Errorf("REQ %q: reply %q, want it to start %q", tt.req, got, tt.want)
@@ -123,9 +121,7 @@ func TestREQEnvelope(t *testing.T) {
 	}
 
 	dealer := socket(t, zmq.DEALER, srv.Bound())
-	if _, err := dealer.SendMessage("", snapshot.CmdSnap, "md.t.0000"); err != nil {
-		t.Fatal(err)
-	}
+	send(t, dealer, "", snapshot.CmdSnap, "md.t.0000")
 	vals := 0
 	for {
 		f := recv(t, dealer)
@@ -157,18 +153,14 @@ func TestBusy(t *testing.T) {
 	// a sends 3: two accepted (one served, one waiting), the third refused.
 	a := socket(t, zmq.DEALER, srv.Bound(), nonReader)
 	for range 3 {
-		if _, err := a.SendMessage(snapshot.CmdSnap, ""); err != nil {
-			t.Fatal(err)
-		}
+		send(t, a, snapshot.CmdSnap, "")
 	}
 	eventually(t, "a's third request refused", func() bool {
 		return metric(t, reg, "mdgate_snapshot_requests_total", "busy") == 1
 	})
 	// b's first request fills MaxRequests; c's first displaces a's waiting one.
 	b := socket(t, zmq.DEALER, srv.Bound(), nonReader)
-	if _, err := b.SendMessage(snapshot.CmdSnap, ""); err != nil {
-		t.Fatal(err)
-	}
+	send(t, b, snapshot.CmdSnap, "")
 	eventually(t, "three requests in progress", func() bool {
 		return metric(t, reg, "mdgate_snapshot_active_requests", "") == 3
 	})
@@ -181,16 +173,12 @@ func TestBusy(t *testing.T) {
 		t.Errorf("requests{evicted} = %v, want 1", got)
 	}
 	// a and b hold one each; b's second fills MaxRequests again.
-	if _, err := b.SendMessage(snapshot.CmdSnap, ""); err != nil {
-		t.Fatal(err)
-	}
+	send(t, b, snapshot.CmdSnap, "")
 	eventually(t, "three requests in progress again", func() bool {
 		return metric(t, reg, "mdgate_snapshot_active_requests", "") == 3
 	})
 	// A peer holding one request cannot displace b's waiting one (1 < 1+1).
-	if _, err := a.SendMessage(snapshot.CmdSnap, ""); err != nil {
-		t.Fatal(err)
-	}
+	send(t, a, snapshot.CmdSnap, "")
 	eventually(t, "a's second request refused at MaxRequests", func() bool {
 		return metric(t, reg, "mdgate_snapshot_requests_total", "busy") == 2
 	})
@@ -208,9 +196,7 @@ func TestStalledAndGone(t *testing.T) {
 
 	stall := socket(t, zmq.DEALER, srv.Bound(), nonReader)
 	for range 2 {
-		if _, err := stall.SendMessage(snapshot.CmdSnap, ""); err != nil {
-			t.Fatal(err)
-		}
+		send(t, stall, snapshot.CmdSnap, "")
 	}
 	eventually(t, "both requests of the non-reader dropped as stalled", func() bool {
 		return metric(t, reg, "mdgate_snapshot_requests_total", "stalled") == 2
@@ -226,9 +212,7 @@ func TestStalledAndGone(t *testing.T) {
 	if err := errors.Join(gone.SetLinger(0), nonReader(gone), gone.Connect(srv.Bound())); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gone.SendMessage(snapshot.CmdSnap, ""); err != nil {
-		t.Fatal(err)
-	}
+	send(t, gone, snapshot.CmdSnap, "")
 	eventually(t, "the request blocked on a full pipe", func() bool {
 		return metric(t, reg, "mdgate_snapshot_blocked_total", "") >= 2
 	})
@@ -398,6 +382,14 @@ func nonReader(s *zmq.Socket) error {
 
 // socket connects a socket, closed when the test ends (by the test's own
 // goroutine, which owns it: call runtime.LockOSThread first).
+// send sends one message of parts on s, failing the test on an error.
+func send(t *testing.T, s *zmq.Socket, parts ...any) {
+	t.Helper()
+	if _, err := s.SendMessage(parts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func socket(t *testing.T, typ zmq.Type, endpoint string, opts ...func(*zmq.Socket) error) *zmq.Socket {
 	t.Helper()
 	s, err := zmq.NewSocket(typ)
@@ -500,9 +492,7 @@ func TestSlowReaderIsNotStalled(t *testing.T) {
 	// This goroutine owns the socket until the test's cleanups close it.
 	runtime.LockOSThread()
 	s := socket(t, zmq.DEALER, srv.Bound(), nonReader)
-	if _, err := s.SendMessage(snapshot.CmdSnap, ""); err != nil {
-		t.Fatal(err)
-	}
+	send(t, s, snapshot.CmdSnap, "")
 	start, vals := time.Now(), 0
 	for {
 		f := recv(t, s)
@@ -554,9 +544,7 @@ func TestRefusalsLoggedOncePerSecond(t *testing.T) {
 	const n = 200
 	start := time.Now()
 	for range n {
-		if _, err := s.SendMessage("GIMME"); err != nil {
-			t.Fatal(err)
-		}
+		send(t, s, "GIMME")
 	}
 	for range n {
 		if f := recv(t, s); f[0] != snapshot.RepErr || f[1] != snapshot.ErrUnknownCommand {

@@ -205,16 +205,12 @@ func TestSinceREQEnvelope(t *testing.T) {
 	srv, _ := serve(t, cache, snapshot.DefaultConfig())
 	runtime.LockOSThread() // this goroutine owns the sockets until the cleanups close them
 	req := socket(t, zmq.REQ, srv.Bound())
-	if _, err := req.SendMessage(frames(snapshot.SinceRequest("t", 7, 3))...); err != nil {
-		t.Fatal(err)
-	}
+	send(t, req, frames(snapshot.SinceRequest("t", 7, 3))...)
 	if got, want := recv(t, req), []string{snapshot.RepEnd, u64(0), u64(7), "recovered", u64(0)}; !slices.Equal(got, want) {
 		t.Errorf("REQ SINCE up to date: reply %q, want %q", got, want)
 	}
 	dealer := socket(t, zmq.DEALER, srv.Bound())
-	if _, err := dealer.SendMessage(append([]any{""}, frames(snapshot.SinceRequest("t", 7, 1))...)...); err != nil {
-		t.Fatal(err)
-	}
+	send(t, dealer, append([]any{""}, frames(snapshot.SinceRequest("t", 7, 1))...)...)
 	var got []string
 	for {
 		f := recv(t, dealer)
@@ -285,9 +281,7 @@ func TestSinceGapWhileServing(t *testing.T) {
 	srv, reg := serve(t, cache, cfg)
 	runtime.LockOSThread() // this goroutine owns the socket until the cleanups close it
 	s := socket(t, zmq.DEALER, srv.Bound(), nonReader)
-	if _, err := s.SendMessage(frames(snapshot.SinceRequest("ev.g", 7, 0))...); err != nil {
-		t.Fatal(err)
-	}
+	send(t, s, frames(snapshot.SinceRequest("ev.g", 7, 0))...)
 	eventually(t, "the request blocked on a full pipe", func() bool {
 		return metric(t, reg, "mdgate_snapshot_blocked_total", "") >= 1
 	})
@@ -348,9 +342,7 @@ func TestSinceStalledAndBusy(t *testing.T) {
 	runtime.LockOSThread() // this goroutine owns the socket until the cleanups close it
 	s := socket(t, zmq.DEALER, srv.Bound(), nonReader)
 	for range 3 {
-		if _, err := s.SendMessage(frames(snapshot.SinceRequest("ev.s", 7, 0))...); err != nil {
-			t.Fatal(err)
-		}
+		send(t, s, frames(snapshot.SinceRequest("ev.s", 7, 0))...)
 	}
 	eventually(t, "the third refused and the others dropped as stalled", func() bool {
 		return metric(t, reg, "mdgate_snapshot_since_requests_total", "busy") == 1 &&
