@@ -19,13 +19,13 @@ type countConn struct {
 	answer func(uint64)
 }
 
-func (c *countConn) WriteProbe(_ time.Time, id uint64) error { c.answer(id); return nil }
-
-func (c *countConn) WriteBatch(_ time.Time, items []slowsub.Item) error {
-	c.n.Add(int64(len(items)))
+func (c *countConn) WriteBatch(_ time.Time, b *Batch) error {
+	c.n.Add(int64(len(b.Items)))
+	if b.Probe != 0 {
+		c.answer(b.Probe)
+	}
 	return nil
 }
-func (*countConn) WriteHeartbeat(time.Time) error    { return nil }
 func (*countConn) WriteClose(time.Time, Close) error { return nil }
 func (*countConn) Abort()                            {}
 

@@ -44,14 +44,6 @@ type memConn struct {
 	beats   atomic.Int32                 // heartbeats written
 }
 
-// WriteProbe answers at once, like a peer that reads, unless stalled.
-func (c *memConn) WriteProbe(_ time.Time, id uint64) error {
-	if f := c.answer.Load(); f != nil && !c.stall.Load() {
-		(*f)(id)
-	}
-	return nil
-}
-
 // attach makes the conn answer c's probes.
 func (c *memConn) attach(cl *Client) *Client {
 	f := cl.Answered
@@ -59,7 +51,12 @@ func (c *memConn) attach(cl *Client) *Client {
 	return cl
 }
 
-func (c *memConn) WriteBatch(deadline time.Time, items []slowsub.Item) error {
+// WriteBatch records the items and the heartbeat, and answers the probe at
+// once, like a peer that reads, unless stalled.
+func (c *memConn) WriteBatch(deadline time.Time, b *Batch) error {
+	if len(b.Items) == 0 {
+		return c.control(b)
+	}
 	c.entered.Add(1)
 	if c.stall.Load() {
 		select { // a blocked write returns at its deadline, or when aborted
@@ -70,21 +67,31 @@ func (c *memConn) WriteBatch(deadline time.Time, items []slowsub.Item) error {
 		}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.batches++
-	for _, it := range items {
+	for _, it := range b.Items {
 		s := string(it.Data)
 		if it.Skipped > 0 {
 			s += fmt.Sprintf(" skipped=%d", it.Skipped)
 		}
 		c.got = append(c.got, s)
 	}
+	c.mu.Unlock()
+	return c.control(b)
+}
+
+// control writes b's heartbeat and answers its probe.
+func (c *memConn) control(b *Batch) error {
+	if b.Heartbeat {
+		c.beats.Add(1)
+	}
+	if f := c.answer.Load(); f != nil && b.Probe != 0 && !c.stall.Load() {
+		(*f)(b.Probe)
+	}
 	return nil
 }
 
 var errDeadline = errors.New("i/o timeout")
 
-func (c *memConn) WriteHeartbeat(time.Time) error { c.beats.Add(1); return nil }
 func (c *memConn) abortc() chan struct{} {
 	c.abortMu.Do(func() { c.aborted = make(chan struct{}) })
 	return c.aborted
@@ -344,7 +351,7 @@ func TestHeartbeatOnTheClocksBeat(t *testing.T) {
 	e := run(t, config(func(c *Config) { c.Shards, c.Clock, c.Heartbeat = 1, clk, time.Minute }))
 	conn := &memConn{}
 	client(t, e, conn, slowsub.Limits{})
-	blockUntil(t, clk, 2) // the sweeper's ticker and the client's beat
+	blockUntil(t, clk, 1) // the sweeper's ticker, which also beats
 	clk.Advance(59 * time.Second)
 	if n := conn.beats.Load(); n != 0 {
 		t.Fatalf("%d heartbeats before the minute, want 0", n)
@@ -368,7 +375,7 @@ func TestNoHeartbeatWhileNotAlive(t *testing.T) {
 	}))
 	conn := &memConn{}
 	client(t, e, conn, slowsub.Limits{})
-	blockUntil(t, clk, 2)
+	blockUntil(t, clk, 1)
 	clk.Advance(time.Minute)
 	testpeer.Eventually(t, wait, "the beat asking Alive", func() bool { return asked.Load() == 1 })
 	if n := conn.beats.Load(); n != 0 {

@@ -17,15 +17,9 @@ import (
 // Conn is the part of a subscriber's connection the writer needs. Only the
 // client's Run goroutine calls it.
 type Conn interface {
-	// WriteBatch writes every item, in order, as one write where the wire
-	// format allows, before deadline.
-	WriteBatch(deadline time.Time, items []Item) error
-	// WriteHeartbeat tells an idle subscriber the gateway is alive.
-	WriteHeartbeat(deadline time.Time) error
-	// WriteProbe asks the subscriber to answer id once it has read
-	// everything written before it (probe.go); its answer goes to
-	// Client.Answered.
-	WriteProbe(deadline time.Time, id uint64) error
+	// WriteBatch writes b (its items in order, then its heartbeat, then its
+	// probe) as one write where the wire format allows, before deadline.
+	WriteBatch(deadline time.Time, b *Batch) error
 	// WriteClose tells the subscriber why its connection ends and stops
 	// writing for good (a WebSocket: the close frame, then a half-close).
 	// The connection's owner closes it once the peer has finished, within
@@ -35,6 +29,19 @@ type Conn interface {
 	// may be called from any goroutine: a client cut off while its writer
 	// is blocked on a peer that stopped reading gets no close message.
 	Abort()
+}
+
+// Batch is what one wake-up of a client's writer writes: one system call
+// for the whole of it where the wire format allows (a probe or a heartbeat
+// as a write of its own would double a trickle's syscalls).
+type Batch struct {
+	Items []Item // queued messages and snapshot values, in order
+	// Heartbeat tells an idle subscriber the gateway is alive.
+	Heartbeat bool
+	// Probe, when not 0, asks the subscriber to answer it once it has read
+	// everything written before it (probe.go); its answer goes to
+	// Client.Answered.
+	Probe uint64
 }
 
 // Close says why a client's connection ends.
@@ -74,17 +81,19 @@ type Client struct {
 	format  int
 	marks   []uint64      // marks[i] is owned by shard i's worker
 	batches []uint64      // batches[i] is owned by shard i's worker: the batch it last queued in
-	wake    chan struct{} // cap 1: something was queued
+	wake    chan struct{} // cap 1: something was queued, or the client is closing
 	done    chan struct{} // closed by stop
 	once    sync.Once
 
-	mu      sync.Mutex
-	q       *slowsub.Queue        // guarded by mu
-	floors  map[string]floor      // guarded by mu
-	subs    map[Subscription]bool // guarded by mu; Conflate is false in keys, the value says it conflates
-	snaps   []Snapshot            // guarded by mu: the oldest is being sent
-	writing bool                  // guarded by mu: Run is inside a write
-	closing Close                 // guarded by mu: why it is closing
+	mu       sync.Mutex
+	q        *slowsub.Queue        // guarded by mu
+	floors   map[string]floor      // guarded by mu
+	subs     map[Subscription]bool // guarded by mu; Conflate is false in keys, the value says it conflates
+	snaps    []Snapshot            // guarded by mu: the oldest is being sent
+	writing  bool                  // guarded by mu: Run is inside a write
+	closing  Close                 // guarded by mu: why it is closing
+	nextBeat int64                 // guarded by mu: when the next heartbeat is due (Unix ns)
+	beatDue  bool                  // guarded by mu: the sweeper found a heartbeat due
 
 	// What was written and what the client has read (probe.go); guarded by mu.
 	conflating    int     // subscriptions that conflate
@@ -117,6 +126,7 @@ func (e *Engine) NewClient(conn Conn, format int, limits slowsub.Limits) *Client
 		subs:    map[Subscription]bool{},
 		window:  min(startWindow, e.cfg.InFlight),
 	}
+	c.nextBeat = e.cfg.Clock.Now().UnixNano() + int64(e.cfg.Heartbeat)
 	e.mu.Lock()
 	e.clients[c] = struct{}{}
 	e.mu.Unlock()
@@ -312,6 +322,13 @@ func (c *Client) check(now int64) {
 	if c.unprobedBytes > 0 && now-c.lastProbe >= c.probeEveryLocked() {
 		c.wakeLocked() // written data waits for its probe
 	}
+	if hb := c.e.cfg.Heartbeat; hb > 0 && now >= c.nextBeat {
+		// A fixed beat, busy or not (to within SweepEvery): the ping keeps
+		// a client that only listens inside its read deadline.
+		c.nextBeat = now + int64(hb)
+		c.beatDue = true
+		c.wakeLocked()
+	}
 }
 
 // cutOffLocked records why the queue closed and stops the writer. c.mu is
@@ -336,7 +353,13 @@ func (c *Client) cutOffLocked(now int64) {
 	}
 }
 
-func (c *Client) stop() { c.once.Do(func() { close(c.done) }) }
+// stop closes done and wakes the writer, which finds the queue closed.
+func (c *Client) stop() {
+	c.once.Do(func() {
+		close(c.done)
+		c.wakeLocked()
+	})
+}
 
 // Close stops the client: Run writes a close and returns. Safe to call more
 // than once and from any goroutine.
@@ -360,103 +383,84 @@ func (c *Client) CloseWith(code int, detail string) {
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Run is the client's writer: the only goroutine that writes to its
-// connection. Each wake-up drains the whole queue, and the next chunk of a
-// pending snapshot, into one WriteBatch with a deadline. Every exit ends the
-// connection: with WriteClose (Abort when that fails) or Abort. It returns
-// nil when ctx ends or the client was closed, a *CutOffError when the
-// client was too slow, or the write error.
+// connection. It sleeps on one channel: each wake-up drains the whole queue,
+// and the next chunk of a pending snapshot, into one WriteBatch with a
+// deadline, a heartbeat and a probe riding in the same write when due. Every
+// exit ends the connection: with WriteClose (Abort when that fails) or
+// Abort. It returns nil when ctx ends or the client was closed, a
+// *CutOffError when the client was too slow, or the write error.
 func (c *Client) Run(ctx context.Context) (err error) {
 	defer c.release()
+	defer context.AfterFunc(ctx, func() { c.CloseWith(0, "gateway shutting down") })()
 	cfg := &c.e.cfg
-	var hb <-chan time.Time
-	if cfg.Heartbeat > 0 {
-		// A fixed beat, busy or not: the ping keeps a client that only
-		// listens inside its read deadline.
-		t := cfg.Clock.NewTicker(cfg.Heartbeat)
-		defer t.Stop()
-		hb = t.C()
-	}
 	var (
-		buf  []slowsub.Item
+		b    Batch
 		snap []Replay
 		from Snapshot // the snapshot snap was taken from
 	)
 	for {
-		select {
-		case <-ctx.Done():
-			c.CloseWith(0, "gateway shutting down")
-			c.writeClose()
-			return nil
-		case <-c.done:
-			why := c.writeClose()
-			if why.Slow != slowsub.None {
+		<-c.wake
+		now := cfg.Clock.Now()
+		c.mu.Lock()
+		if closed, _ := c.q.Closed(); closed {
+			c.mu.Unlock()
+			if why := c.writeClose(); why.CutOff() {
 				return &CutOffError{Reason: why.Slow, Detail: why.Detail}
 			}
 			return nil
-		case <-hb:
-			if cfg.Alive != nil && !cfg.Alive() {
-				continue // the stamping loop is stuck: let the client see silence
+		}
+		b.Heartbeat, c.beatDue = c.beatDue, false
+		queued, bytes := 0, 0
+		if !c.windowFullLocked() { // else the client's next answer wakes the writer
+			_, bytes = c.q.Len()
+			room := c.roomLocked()
+			b.Items = c.q.DrainUpTo(b.Items, room)
+			queued = len(b.Items)
+			if len(c.snaps) > 0 {
+				from = c.snaps[0]
 			}
-			if err := c.conn.WriteHeartbeat(cfg.Clock.Now().Add(cfg.WriteTimeout)); err != nil {
-				return c.writeFailed(err)
+			var more bool
+			if n := itemBytes(b.Items); n < room {
+				snap, more = c.takeSnapshotLocked(snap[:0], min(snapshotChunk, room-n))
 			}
-			continue
-		case <-c.wake:
-		}
-		now := cfg.Clock.Now()
-		c.mu.Lock()
-		if id, due := c.probeDueLocked(now.UnixNano()); due {
-			c.mu.Unlock()
-			if err := c.conn.WriteProbe(now.Add(cfg.WriteTimeout), id); err != nil {
-				return c.writeFailed(err)
+			if more {
+				c.wakeLocked() // the rest of the snapshot after this write
 			}
-			c.mu.Lock()
 		}
-		if c.windowFullLocked() {
-			c.mu.Unlock()
-			continue // the client's next answer wakes the writer
+		if len(snap) == 0 {
+			b.Probe = c.recordLocked(b.Items, now.UnixNano())
 		}
-		_, bytes := c.q.Len()
-		room := c.roomLocked()
-		buf = c.q.DrainUpTo(buf, room)
-		queued := len(buf)
-		var more bool
-		if len(c.snaps) > 0 {
-			from = c.snaps[0]
-		}
-		snap = snap[:0]
-		if n := itemBytes(buf); n < room {
-			snap, more = c.takeSnapshotLocked(snap[:0], min(snapshotChunk, room-n))
-		}
-		if more {
-			c.wakeLocked() // the rest of the snapshot after this write
-		}
-		c.writing = len(buf)+len(snap) > 0 // set under mu: a cut-off from now on aborts the write
+		c.writing = len(b.Items)+len(snap) > 0 // set under mu: a cut-off from now on aborts the write
 		c.mu.Unlock()
-		for i := range snap { // encoded without the lock; written after what was queued
-			buf = append(buf, slowsub.Item{Topic: snap[i].Topic, Data: from.Encode(&snap[i]), At: now.UnixNano()})
+		if len(snap) > 0 { // encoded without the lock; written after what was queued
+			for i := range snap {
+				b.Items = append(b.Items, slowsub.Item{Topic: snap[i].Topic, Data: from.Encode(&snap[i]), At: now.UnixNano()})
+			}
+			c.e.m.snapshotValues.Add(float64(len(snap)))
+			clear(snap)
+			snap = snap[:0]
+			c.mu.Lock()
+			b.Probe = c.recordLocked(b.Items, now.UnixNano())
+			c.mu.Unlock()
 		}
-		c.e.m.snapshotValues.Add(float64(len(snap)))
-		clear(snap)
-		if len(buf) == 0 {
+		if b.Heartbeat && cfg.Alive != nil && !cfg.Alive() {
+			b.Heartbeat = false // the stamping loop is stuck: let the client see silence
+		}
+		if len(b.Items) == 0 && !b.Heartbeat && b.Probe == 0 {
 			continue
 		}
-		c.e.m.batch.Observe(float64(len(buf)))
+		if len(b.Items) > 0 {
+			c.e.m.batch.Observe(float64(len(b.Items)))
+		}
 		if queued > 0 {
 			c.e.m.queueBytes.Observe(float64(bytes))
-			c.e.m.lag.Observe(float64(max(now.UnixNano()-buf[0].At, 0)) / 1e9)
+			c.e.m.lag.Observe(float64(max(now.UnixNano()-b.Items[0].At, 0)) / 1e9)
 		}
-		err := c.conn.WriteBatch(now.Add(cfg.WriteTimeout), buf)
-		n, oldest := itemBytes(buf), int64(0)
-		for i := range buf {
-			if buf[i].Topic != "" && (oldest == 0 || buf[i].At < oldest) {
-				oldest = buf[i].At // replies (acks, errors) are not data: no lag
-			}
-		}
+		err := c.conn.WriteBatch(now.Add(cfg.WriteTimeout), &b)
+		clear(b.Items) // drop the references to the encoded data
+		b.Items = b.Items[:0]
 		c.mu.Lock()
 		c.writing = false
-		c.wroteLocked(n, oldest)
-		id, due := c.probeDueLocked(now.UnixNano())
 		closed, r := c.q.Closed()
 		c.mu.Unlock()
 		if err != nil {
@@ -465,12 +469,24 @@ func (c *Client) Run(ctx context.Context) (err error) {
 			}
 			return c.writeFailed(err)
 		}
-		if due {
-			if err := c.conn.WriteProbe(now.Add(cfg.WriteTimeout), id); err != nil {
-				return c.writeFailed(err)
+	}
+}
+
+// recordLocked counts items as written (at now, Unix ns) before the write
+// that carries them, and returns the probe to write after them (0: none).
+// c.mu is held.
+func (c *Client) recordLocked(items []slowsub.Item, now int64) uint64 {
+	if len(items) > 0 {
+		oldest := int64(0)
+		for i := range items {
+			if items[i].Topic != "" && (oldest == 0 || items[i].At < oldest) {
+				oldest = items[i].At // replies (acks, errors) are not data: no lag
 			}
 		}
+		c.wroteLocked(itemBytes(items), oldest)
 	}
+	id, _ := c.probeDueLocked(now)
+	return id
 }
 
 // writeClose writes why the client is closing, aborting the connection if

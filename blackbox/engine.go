@@ -33,8 +33,8 @@ type Config struct {
 	ShardQueue   int            // messages waiting per shard before Publish drops
 	Limits       slowsub.Limits // the most a client may queue and lag
 	WriteTimeout time.Duration  // deadline of every write
-	Heartbeat    time.Duration  // an idle client gets a heartbeat this often; 0: never
-	SweepEvery   time.Duration  // how often idle queues are checked against their limits
+	Heartbeat    time.Duration  // every client gets a heartbeat this often, busy or not (to within SweepEvery); 0: never
+	SweepEvery   time.Duration  // how often idle queues are checked against their limits, and heartbeats fall due
 	// InFlight bounds the bytes written to a client and not yet read by it
 	// (probe.go); InFlightConflate, smaller, for a client that conflates, so
 	// its values are conflated before they reach the kernel.
@@ -189,7 +189,7 @@ func (e *Engine) work(ctx context.Context, s *shard) {
 // worker does before it wakes the clients it gave something to: enough to
 // carry an ingress batch to a client in one write, little enough that the
 // first client of a batch does not wait long for the last.
-const workBatch = 256
+const workBatch = 1 << 14
 
 // deliver matches m, encodes it once per format and queues it for every
 // matching client, adding each client it queued for to touched once per
@@ -227,7 +227,8 @@ func (e *Engine) deliver(s *shard, m *tick.Message, matches []entry, touched []*
 }
 
 // sweep re-checks every queue so a client that stopped reading is cut off
-// even when nothing new is queued for it.
+// even when nothing new is queued for it, and wakes the writers whose
+// heartbeat is due (one ticker for the engine, none per client).
 func (e *Engine) sweep(ctx context.Context) {
 	t := e.cfg.Clock.NewTicker(e.cfg.SweepEvery)
 	defer t.Stop()

@@ -1,8 +1,10 @@
 package bridge
 
 import (
+	"encoding/binary"
 	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,67 +22,129 @@ const (
 	CloseNoPong       = 4009 // nothing received, not even a pong, for --ws-pong-wait
 )
 
-var newline = []byte{'\n'} // shared: a literal here would allocate per message
-
 // maxFrame is where a write batch starts a new WebSocket frame.
 const maxFrame = 64 << 10
 
 // wsConn is a client's connection as the fan-out writer sees it. Its Write
 // methods are called only by the client's writer goroutine.
+//
+// WriteBatch frames the batch itself (server frames are unmasked and the
+// bridge does not compress: a header and the bytes) and writes it to the
+// TCP connection in one Write, probe and heartbeat included: one system
+// call per wake-up where gorilla's writer and WriteControl took one per
+// message and one per ping. gorilla still writes the rest (the close, and
+// from the reader the pong to a client's ping and the echo of its close),
+// each frame in one Write too, and a net.Conn's Writes do not interleave, so
+// every frame arrives whole.
 type wsConn struct {
 	ws    *websocket.Conn
 	grace time.Duration // Config.CloseGrace
 	clk   clock.Clock   // Config.Clock
-	buf   []byte        // owned by the writer: the "skipped" suffix
-	probe []byte        // owned by the writer: a probe's payload
+	buf   []byte        // owned by the writer: a batch's frames while it is written
 	// drainBy is when the close's grace ends (Unix ns; 0: no close written):
 	// the session's drain keeps to it rather than granting a second grace.
 	drainBy atomic.Int64
 }
 
-// WriteBatch writes items as text frames of newline-separated JSON messages,
-// up to about 64 KiB a frame, under one deadline.
-func (c *wsConn) WriteBatch(deadline time.Time, items []blackbox.Item) error {
-	c.ws.SetWriteDeadline(deadline)
-	for len(items) > 0 {
-		w, err := c.ws.NextWriter(websocket.TextMessage)
-		if err != nil {
-			return err
+// writeBufs are the frame buffers of writers between writes, so an idle
+// connection holds none (the bridge's RSS per connection).
+var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooled is the largest frame buffer kept for reuse.
+const maxPooled = 256 << 10
+
+// WriteBatch writes the items as text frames of newline-separated JSON
+// messages, up to about 64 KiB a frame, then the heartbeat (a ping, which
+// browsers answer, and a message pages can see) and the probe (a ping whose
+// payload is "p" and the probe's id: the client answers it with a pong
+// carrying the same payload once it has read what came before), all in one
+// write under one deadline.
+func (c *wsConn) WriteBatch(deadline time.Time, b *blackbox.Batch) error {
+	bp := writeBufs.Get().(*[]byte)
+	buf := appendFrames((*bp)[:0], b.Items)
+	if b.Heartbeat {
+		if b.Probe == 0 {
+			buf = appendFrameHeader(buf, websocket.PingMessage, 0)
 		}
-		n := 0
-		for i, it := range items {
-			if i > 0 {
-				if n >= maxFrame {
-					break
-				}
-				w.Write(newline)
-			}
-			if it.Skipped > 0 && len(it.Data) > 0 && it.Data[len(it.Data)-1] == '}' {
-				// Conflated: this client only is told how many it skipped.
-				w.Write(it.Data[:len(it.Data)-1])
-				c.buf = append(c.buf[:0], `,"skipped":`...)
-				c.buf = strconv.AppendUint(c.buf, uint64(it.Skipped), 10)
-				c.buf = append(c.buf, '}')
-				w.Write(c.buf)
-			} else {
-				w.Write(it.Data)
-			}
-			n += len(it.Data) + 1
-			items = items[1:]
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
+		var ts [32]byte
+		msg := strconv.AppendInt(append(ts[:0], `{"op":"heartbeat","ts":`...), c.clk.Now().UnixMicro(), 10)
+		msg = append(msg, '}')
+		buf = append(appendFrameHeader(buf, websocket.TextMessage, len(msg)), msg...)
 	}
-	return nil
+	if b.Probe != 0 {
+		var p [24]byte
+		payload := strconv.AppendUint(append(p[:0], 'p'), b.Probe, 10)
+		buf = append(appendFrameHeader(buf, websocket.PingMessage, len(payload)), payload...)
+	}
+	conn := c.ws.UnderlyingConn()
+	err := conn.SetWriteDeadline(deadline)
+	if err == nil {
+		_, err = conn.Write(buf)
+	}
+	if cap(buf) <= maxPooled {
+		*bp = buf[:0]
+		writeBufs.Put(bp)
+	}
+	return err
 }
 
-// WriteProbe sends a ping whose payload is "p" and the probe's id: the
-// client answers it (a pong with the same payload) once it has read what
-// came before, which session's pong handler reports to the client.
-func (c *wsConn) WriteProbe(deadline time.Time, id uint64) error {
-	c.probe = strconv.AppendUint(append(c.probe[:0], 'p'), id, 10)
-	return c.ws.WriteControl(websocket.PingMessage, c.probe, deadline)
+// appendFrames appends items as text frames of newline-separated messages,
+// a frame ending once it holds maxFrame bytes or more.
+func appendFrames(buf []byte, items []blackbox.Item) []byte {
+	for len(items) > 0 {
+		n, size := 0, 0 // items in the frame, payload bytes
+		for n < len(items) && (n == 0 || size < maxFrame) {
+			if n > 0 {
+				size++ // the newline
+			}
+			size += len(items[n].Data) + skippedLen(items[n])
+			n++
+		}
+		buf = appendFrameHeader(buf, websocket.TextMessage, size)
+		for i, it := range items[:n] {
+			if i > 0 {
+				buf = append(buf, '\n')
+			}
+			if skippedLen(it) > 0 {
+				// Conflated: this client only is told how many it skipped.
+				buf = append(buf, it.Data[:len(it.Data)-1]...)
+				buf = strconv.AppendUint(append(buf, `,"skipped":`...), uint64(it.Skipped), 10)
+				buf = append(buf, '}')
+			} else {
+				buf = append(buf, it.Data...)
+			}
+		}
+		items = items[n:]
+	}
+	return buf
+}
+
+// skippedLen is how many bytes telling it's skipped count adds to its data.
+func skippedLen(it blackbox.Item) int {
+	if it.Skipped == 0 || len(it.Data) == 0 || it.Data[len(it.Data)-1] != '}' {
+		return 0
+	}
+	n := len(`,"skipped":`)
+	for v := it.Skipped; ; v /= 10 {
+		n++
+		if v < 10 {
+			return n
+		}
+	}
+}
+
+// appendFrameHeader appends the header of a final, unmasked server frame of
+// the given opcode and payload length (RFC 6455 5.2).
+func appendFrameHeader(buf []byte, opcode int, n int) []byte {
+	buf = append(buf, 0x80|byte(opcode))
+	switch {
+	case n < 126:
+		return append(buf, byte(n))
+	case n <= 0xffff:
+		return append(buf, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(buf, 127), uint64(n))
+	}
 }
 
 // probeID reads a probe's answer; false for other pongs (heartbeats).
@@ -90,19 +154,6 @@ func probeID(payload string) (uint64, bool) {
 	}
 	id, err := strconv.ParseUint(payload[1:], 10, 64)
 	return id, err == nil
-}
-
-// WriteHeartbeat sends a ping (browsers answer it, which keeps the read
-// deadline moving) and a heartbeat message pages can see.
-func (c *wsConn) WriteHeartbeat(deadline time.Time) error {
-	if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
-		return err
-	}
-	c.ws.SetWriteDeadline(deadline)
-	c.buf = append(c.buf[:0], `{"op":"heartbeat","ts":`...)
-	c.buf = strconv.AppendInt(c.buf, c.clk.Now().UnixMicro(), 10)
-	c.buf = append(c.buf, '}')
-	return c.ws.WriteMessage(websocket.TextMessage, c.buf)
 }
 
 // WriteClose sends the close frame (4008 "slow consumer: ..." for a client

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/internal/clock"
 	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/tick"
@@ -59,7 +60,7 @@ func BenchmarkWriteBatch(b *testing.B) {
 	b.SetBytes(int64(len(items) * (len(data) + 1)))
 	b.ResetTimer()
 	for range b.N {
-		if err := c.WriteBatch(time.Now().Add(10*time.Second), items); err != nil {
+		if err := c.WriteBatch(time.Now().Add(10*time.Second), &blackbox.Batch{Items: items}); err != nil {
 			b.Fatal(err)
 		}
 	}

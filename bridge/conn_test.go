@@ -1,0 +1,108 @@
+package bridge
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/mdgate/mdgate/blackbox"
+	"github.com/mdgate/mdgate/internal/clock"
+)
+
+// TestWriteBatchFrames: what WriteBatch frames by hand reads back through a
+// gorilla client as the same messages, at every length encoding (7, 16 and
+// 64 bits), split into frames past maxFrame, with the skipped counts, the
+// heartbeat and the probe.
+func TestWriteBatchFrames(t *testing.T) {
+	up := websocket.Upgrader{}
+	conns := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conns <- ws
+	}))
+	defer srv.Close()
+	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	pings := make(chan string, 16)
+	client.SetPingHandler(func(p string) error { pings <- p; return nil })
+	ws := <-conns
+	defer ws.Close()
+	clk := clock.NewFake(time.UnixMicro(1_700_000_000_000_000))
+	c := &wsConn{ws: ws, clk: clk}
+
+	data := func(n int) []byte { return []byte(`{"v":"` + strings.Repeat("x", max(n-8, 0)) + `"}`) }
+	tests := []struct {
+		name  string
+		sizes []int
+	}{
+		{"one short", []int{20}},
+		{"7-bit edge", []int{125}},
+		{"16-bit", []int{126}},
+		{"two making 16-bit", []int{100, 100}},
+		{"16-bit edge", []int{65535}},
+		{"64-bit", []int{70000}},
+		{"split past maxFrame", []int{40000, 40000, 40000, 10}},
+		{"many small", []int{30, 31, 32, 33, 34, 35, 36, 37, 38, 39}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var items []blackbox.Item
+			var want []string
+			for i, n := range tc.sizes {
+				it := blackbox.Item{Topic: "t", Data: data(n)}
+				w := string(it.Data)
+				if i%3 == 1 {
+					it.Skipped = uint32(i * 7)
+					w = w[:len(w)-1] + fmt.Sprintf(`,"skipped":%d}`, it.Skipped)
+				}
+				items = append(items, it)
+				want = append(want, w)
+			}
+			b := &blackbox.Batch{Items: items, Heartbeat: true, Probe: 42}
+			if err := c.WriteBatch(time.Now().Add(wait), b); err != nil {
+				t.Fatal(err)
+			}
+			client.SetReadDeadline(time.Now().Add(wait))
+			var got []string
+			for len(got) < len(want) {
+				_, m, err := client.ReadMessage()
+				if err != nil {
+					t.Fatalf("after %d messages: %v", len(got), err)
+				}
+				got = append(got, strings.Split(string(m), "\n")...)
+			}
+			for i := range want {
+				if i >= len(got) || got[i] != want[i] {
+					t.Fatalf("message %d: got %.60q (len %d), want %.60q (len %d)", i, at(got, i), len(at(got, i)), want[i], len(want[i]))
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %d messages, want %d", len(got), len(want))
+			}
+			_, m, err := client.ReadMessage() // the heartbeat, after the pings are handled
+			if wantHB := fmt.Sprintf(`{"op":"heartbeat","ts":%d}`, clk.Now().UnixMicro()); err != nil || !bytes.Equal(m, []byte(wantHB)) {
+				t.Fatalf("after the messages: %q, %v; want %s", m, err, wantHB)
+			}
+		})
+	}
+}
+
+func at(s []string, i int) string {
+	if i < len(s) {
+		return s[i]
+	}
+	return ""
+}
