@@ -2,7 +2,6 @@ package pyclient_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -42,17 +41,8 @@ func TestFailoverPairKill9(t *testing.T) {
 	p, b := testpair.StartPair(t, testpair.Build(t), true)
 	defer testpair.Publish(p, b, topics, 2*time.Millisecond, topics)()
 
-	cmd := python(t, "follow.py", "--json", "--snapshot", p.Snapshot, "--snapshot", b.Snapshot, "--heartbeat", "0.25",
+	cmd, stdout, stderr := startPython(t, "follow.py", "--json", "--snapshot", p.Snapshot, "--snapshot", b.Snapshot, "--heartbeat", "0.25",
 		"--request-timeout", "1", "--prefix", "ev.", p.Stamped, b.Stamped)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	var (
 		mu      sync.Mutex
 		last    = map[string]pyUpdate{}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,23 @@ func python(t *testing.T, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, testpeer.Python, append([]string{"-B"}, args...)...)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONPATH=")
 	return cmd
+}
+
+// startPython starts python(t, args...) with its stdout piped to the test
+// and its stderr kept, to show when the test fails.
+func startPython(t *testing.T, args ...string) (cmd *exec.Cmd, stdout io.ReadCloser, stderr *testpeer.Buffer) {
+	t.Helper()
+	cmd = python(t, args...)
+	stderr = &testpeer.Buffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, stderr
 }
 
 // TestUnit runs the client's own checks (test_mdgate.py: the wire formats
@@ -78,18 +96,9 @@ func TestFollowRepairsToPublishersSequence(t *testing.T) {
 	pub := startPublisher(t, ep.Ingress[0], g.Cache(), topics, size)
 	pub.warmUp(t) // seq 1 of every topic, cached
 
-	cmd := python(t, "follow.py", "--json", "--snapshot", g.SnapshotEndpoint(), "--prefix", "py.t",
+	cmd, stdout, stderr := startPython(t, "follow.py", "--json", "--snapshot", g.SnapshotEndpoint(), "--prefix", "py.t",
 		"--rcvhwm", "10", "--slow-every", "100", "--slow-ms", "2",
 		"--until-seq", fmt.Sprint(n), "--topics", fmt.Sprint(topics), ep.Stamped[0])
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	exited := make(chan error, 1)
 	lines := make(chan map[string]any, 1024)
 	go func() {
