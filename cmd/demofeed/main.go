@@ -16,7 +16,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -81,24 +80,5 @@ func run(args []string) error {
 		return pub, nil
 	}
 	fmt.Fprintf(os.Stderr, "demofeed: %d msgs/s over %d instruments to %s\n", *rate, *n, connect.String())
-	return zsock.Own(open, func(pub *zmq.Socket) error {
-		feed := demofeed.New(*n, 1)
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		start, sent := time.Now(), 0
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case now := <-t.C:
-				for due := int(now.Sub(start).Seconds() * float64(*rate)); sent < due; sent++ {
-					topic, payload := feed.Next(now)
-					// A PUB never blocks: past an endpoint's HWM it drops that endpoint's copy.
-					if _, err := pub.SendMessageDontwait(topic, payload); err != nil && !zsock.Temporary(err) {
-						return fmt.Errorf("send: %w", err)
-					}
-				}
-			}
-		}
-	})
+	return zsock.Own(open, func(pub *zmq.Socket) error { return demofeed.PublishOn(ctx, pub, *rate, *n) })
 }

@@ -132,24 +132,36 @@ func Publish(ctx context.Context, endpoint string, rate, n int) error {
 		return pub, nil
 	}
 	return zsock.Own(open, func(pub *zmq.Socket) error {
-		feed := New(n, 1)
-		const tickEvery = 10 * time.Millisecond
-		t := time.NewTicker(tickEvery)
-		defer t.Stop()
-		start, sent := time.Now(), 0
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case now := <-t.C:
-				due := int(now.Sub(start).Seconds() * float64(rate))
-				for ; sent < due; sent++ {
-					topic, payload := feed.Next(now)
-					if _, err := pub.SendMessageDontwait(topic, payload); err != nil && !zsock.Temporary(err) {
-						return fmt.Errorf("demofeed send: %w", err)
-					}
+		if err := PublishOn(ctx, pub, rate, n); err != nil {
+			return fmt.Errorf("demofeed %w", err)
+		}
+		return nil
+	})
+}
+
+// PublishOn publishes rate messages a second over n instruments on pub until
+// ctx is done (it returns nil) or a send fails ("send: ..."). It runs on
+// the thread that owns pub (zsock.Own). A message libzmq cannot take at
+// once is skipped: a PUB never blocks, past an endpoint's HWM it drops
+// that endpoint's copy.
+func PublishOn(ctx context.Context, pub *zmq.Socket, rate, n int) error {
+	feed := New(n, 1)
+	const tickEvery = 10 * time.Millisecond
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	start, sent := time.Now(), 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			due := int(now.Sub(start).Seconds() * float64(rate))
+			for ; sent < due; sent++ {
+				topic, payload := feed.Next(now)
+				if _, err := pub.SendMessageDontwait(topic, payload); err != nil && !zsock.Temporary(err) {
+					return fmt.Errorf("send: %w", err)
 				}
 			}
 		}
-	})
+	}
 }
