@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	zmq "github.com/pebbe/zmq4"
 
 	"github.com/mdgate/mdgate/internal/attackpeer"
 	"github.com/mdgate/mdgate/internal/promscrape"
@@ -468,34 +467,7 @@ func snapshotAttack() attack {
 			wg.Add(2)
 			go func() { // owns the attackers' sockets
 				defer wg.Done()
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
-				var socks []*zmq.Socket
-				defer func() {
-					for _, s := range socks {
-						s.Close()
-					}
-				}()
-				for range 20 {
-					s, err := zmq.NewSocket(zmq.DEALER)
-					if err != nil {
-						sent <- err
-						return
-					}
-					socks = append(socks, s)
-					if err := errors.Join(s.SetLinger(0), s.SetRcvhwm(1), s.SetRcvbuf(4096), s.Connect(e.snapshot)); err != nil {
-						sent <- err
-						return
-					}
-					for range 20 {
-						if _, err := s.SendMessage(snapshot.CmdSnap, ""); err != nil {
-							sent <- err
-							return
-						}
-					}
-				}
-				sent <- nil
-				<-stopc
+				attackpeer.SnapshotFlood(e.snapshot, 20, 20, 4096, sent, stopc)
 			}()
 			go func() { // the good fetcher
 				defer wg.Done()

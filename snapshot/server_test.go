@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/mdgate/mdgate/internal/attackpeer"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/snapshot"
@@ -246,38 +247,9 @@ func TestSnapshotAttack(t *testing.T) {
 
 	stop, stopped := make(chan struct{}), make(chan error, 1)
 	sent := make(chan error, 1)
-	go func() { // owns the attackers' sockets
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var socks []*zmq.Socket
-		defer func() {
-			for _, s := range socks {
-				s.Close()
-			}
-			stopped <- nil
-		}()
-		for range attackers {
-			s, err := zmq.NewSocket(zmq.DEALER)
-			if err != nil {
-				sent <- err
-				return
-			}
-			socks = append(socks, s)
-			// RCVHWM 1: the attackers' own side of this process holds little, so
-			// RSS measures what the server holds for them.
-			if err := errors.Join(s.SetLinger(0), s.SetRcvhwm(1), s.Connect(srv.Bound())); err != nil {
-				sent <- err
-				return
-			}
-			for range perPeer {
-				if _, err := s.SendMessage(snapshot.CmdSnap, ""); err != nil {
-					sent <- err
-					return
-				}
-			}
-		}
-		sent <- nil
-		<-stop
+	go func() { // owns the attackers' sockets; RSS measures what the server holds for them
+		attackpeer.SnapshotFlood(srv.Bound(), attackers, perPeer, 0, sent, stop)
+		stopped <- nil
 	}()
 	if err := <-sent; err != nil {
 		t.Fatalf("attackers: %v", err)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/snapshot"
 )
 
 // Python is the interpreter that has Debian's python3-zmq (the python3
@@ -173,4 +175,46 @@ func Read(endpoint, prefix string, rcvhwm int, rcvtimeo time.Duration, ready cha
 			fn(f)
 		} // else the timeout: look at stop again
 	}
+}
+
+// SnapshotFlood runs peers DEALERs against a snapshot endpoint on the
+// calling goroutine, locked to its OS thread: linger 0, RCVHWM 1 (the
+// attackers' own side holds little, so what grows is what the server holds
+// for them) and, when rcvbuf is positive, that SO_RCVBUF; each sends
+// perPeer requests for every topic and never reads. It says on sent when
+// all are sent (or the error), holds the sockets until stop is closed, and
+// closes them before it returns.
+func SnapshotFlood(endpoint string, peers, perPeer, rcvbuf int, sent chan<- error, stop <-chan struct{}) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var socks []*zmq.Socket
+	defer func() {
+		for _, s := range socks {
+			s.Close()
+		}
+	}()
+	for range peers {
+		s, err := zmq.NewSocket(zmq.DEALER)
+		if err != nil {
+			sent <- err
+			return
+		}
+		socks = append(socks, s)
+		err = errors.Join(s.SetLinger(0), s.SetRcvhwm(1))
+		if rcvbuf > 0 {
+			err = errors.Join(err, s.SetRcvbuf(rcvbuf))
+		}
+		if err := errors.Join(err, s.Connect(endpoint)); err != nil {
+			sent <- err
+			return
+		}
+		for range perPeer {
+			if _, err := s.SendMessage(snapshot.CmdSnap, ""); err != nil {
+				sent <- err
+				return
+			}
+		}
+	}
+	sent <- nil
+	<-stop
 }
