@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
 )
@@ -39,16 +39,8 @@ func TestKill9UnderLoadThenRestart(t *testing.T) {
 	httpAddr, ingress := freeAddr(t), "tcp://"+freeAddr(t)
 	args := []string{"--http", httpAddr, "--ingress-bind", ingress, "--egress-bind", "tcp://127.0.0.1:*",
 		"--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--lvc-file", cache, "--lvc-save-interval", "50ms", "--log-json"}
-	startGW := func() *exec.Cmd {
-		cmd := exec.Command(binary, args...)
-		cmd.Stderr = new(strings.Builder)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
-	gw := startGW()
+	gw := &testpair.Node{HTTP: httpAddr, Bin: binary} // killed and started again on the same ports
+	gw.Start(t, args)
 
 	// The publisher: flat out over 10 topics until the test ends.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -127,10 +119,7 @@ func TestKill9UnderLoadThenRestart(t *testing.T) {
 		msgs, err := lvc.Load(cache)
 		return err == nil && len(msgs) == 10
 	})
-	if err := gw.Process.Kill(); err != nil { // SIGKILL mid-load: no shutdown code runs
-		t.Fatal(err)
-	}
-	gw.Wait()
+	gw.Kill(t) // SIGKILL mid-load: no shutdown code runs
 	for err == nil { // the client sees the connection go
 		_, err = read(ws, 1<<30)
 	}
@@ -144,7 +133,7 @@ func TestKill9UnderLoadThenRestart(t *testing.T) {
 		t.Fatalf("the cache file holds %d topics, want 10", len(msgs))
 	}
 
-	startGW()
+	gw.Restart(t)
 	ws = dial()
 	defer ws.Close()
 	after, err := read(ws, 20)

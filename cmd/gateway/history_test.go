@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/testpair"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
 )
@@ -33,15 +33,7 @@ func TestHistorySurvivesKill9(t *testing.T) {
 	args := []string{"--http", httpAddr, "--ingress-bind", ingress, "--egress-bind", "tcp://127.0.0.1:*",
 		"--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--lvc-file", cache, "--lvc-save-interval", "50ms",
 		"--history", "ev.=100000", "--log-json"}
-	startGW := func() *exec.Cmd {
-		cmd := exec.Command(binary, args...)
-		cmd.Stderr = new(strings.Builder)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
+	gw := &testpair.Node{HTTP: httpAddr, Bin: binary} // killed and started again on the same ports
 	// dial subscribes to ev. and returns the values (updates and snapshots)
 	// a reader goroutine takes off the connection; it ends with the connection.
 	dial := func(resume map[string]any) (*websocket.Conn, <-chan replayed) {
@@ -89,7 +81,7 @@ func TestHistorySurvivesKill9(t *testing.T) {
 		}
 	}
 
-	gw := startGW()
+	gw.Start(t, args)
 	ws, values := dial(nil)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -128,12 +120,9 @@ func TestHistorySurvivesKill9(t *testing.T) {
 		}
 		return err == nil && n == total
 	})
-	if err := gw.Process.Kill(); err != nil { // SIGKILL: no shutdown code runs
-		t.Fatal(err)
-	}
-	gw.Wait()
+	gw.Kill(t) // SIGKILL: no shutdown code runs
 
-	startGW()
+	gw.Restart(t)
 	_, values = dial(map[string]any{"ev.a": map[string]any{"seq": seen, "epoch": epoch}})
 	for want := uint64(seen + 1); want <= total; {
 		u, ok := next(values, wait)
