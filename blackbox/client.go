@@ -389,87 +389,103 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // exit ends the connection: with WriteClose (Abort when that fails) or
 // Abort. It returns nil when ctx ends or the client was closed, a
 // *CutOffError when the client was too slow, or the write error.
-func (c *Client) Run(ctx context.Context) (err error) {
+func (c *Client) Run(ctx context.Context) error {
 	defer c.release()
 	defer context.AfterFunc(ctx, func() { c.CloseWith(0, "gateway shutting down") })()
-	cfg := &c.e.cfg
-	var (
-		b    Batch
-		snap []Replay
-		from Snapshot // the snapshot snap was taken from
-	)
+	// The loop parks here with little on its stack, so the runtime shrinks
+	// an idle writer's stack to the minimum (the writes grow it).
+	var w writer
 	for {
 		<-c.wake
-		now := cfg.Clock.Now()
-		c.mu.Lock()
-		if closed, _ := c.q.Closed(); closed {
-			c.mu.Unlock()
-			if why := c.writeClose(); why.CutOff() {
-				return &CutOffError{Reason: why.Slow, Detail: why.Detail}
-			}
-			return nil
-		}
-		b.Heartbeat, c.beatDue = c.beatDue, false
-		queued, bytes := 0, 0
-		if !c.windowFullLocked() { // else the client's next answer wakes the writer
-			_, bytes = c.q.Len()
-			room := c.roomLocked()
-			b.Items = c.q.DrainUpTo(b.Items, room)
-			queued = len(b.Items)
-			if len(c.snaps) > 0 {
-				from = c.snaps[0]
-			}
-			var more bool
-			if n := itemBytes(b.Items); n < room {
-				snap, more = c.takeSnapshotLocked(snap[:0], min(snapshotChunk, room-n))
-			}
-			if more {
-				c.wakeLocked() // the rest of the snapshot after this write
-			}
-		}
-		if len(snap) == 0 {
-			b.Probe = c.recordLocked(b.Items, now.UnixNano())
-		}
-		c.writing = len(b.Items)+len(snap) > 0 // set under mu: a cut-off from now on aborts the write
-		c.mu.Unlock()
-		if len(snap) > 0 { // encoded without the lock; written after what was queued
-			for i := range snap {
-				b.Items = append(b.Items, slowsub.Item{Topic: snap[i].Topic, Data: from.Encode(&snap[i]), At: now.UnixNano()})
-			}
-			c.e.m.snapshotValues.Add(float64(len(snap)))
-			clear(snap)
-			snap = snap[:0]
-			c.mu.Lock()
-			b.Probe = c.recordLocked(b.Items, now.UnixNano())
-			c.mu.Unlock()
-		}
-		if b.Heartbeat && cfg.Alive != nil && !cfg.Alive() {
-			b.Heartbeat = false // the stamping loop is stuck: let the client see silence
-		}
-		if len(b.Items) == 0 && !b.Heartbeat && b.Probe == 0 {
-			continue
-		}
-		if len(b.Items) > 0 {
-			c.e.m.batch.Observe(float64(len(b.Items)))
-		}
-		if queued > 0 {
-			c.e.m.queueBytes.Observe(float64(bytes))
-			c.e.m.lag.Observe(float64(max(now.UnixNano()-b.Items[0].At, 0)) / 1e9)
-		}
-		err := c.conn.WriteBatch(now.Add(cfg.WriteTimeout), &b)
-		clear(b.Items) // drop the references to the encoded data
-		b.Items = b.Items[:0]
-		c.mu.Lock()
-		c.writing = false
-		closed, r := c.q.Closed()
-		c.mu.Unlock()
-		if err != nil {
-			if closed && r != slowsub.None {
-				return &CutOffError{Reason: r, Detail: c.closeReason().Detail} // aborted by the cut-off
-			}
-			return c.writeFailed(err)
+		if done, err := c.write(&w); done {
+			return err
 		}
 	}
+}
+
+// writer is what a client's writer keeps between wake-ups, so its buffers
+// are reused.
+type writer struct {
+	b    Batch
+	snap []Replay
+	from Snapshot // the snapshot snap was taken from
+}
+
+// write is one wake-up of Run: it writes what is queued, or the close. done
+// says Run returns err.
+func (c *Client) write(w *writer) (done bool, err error) {
+	cfg := &c.e.cfg
+	b := &w.b
+	now := cfg.Clock.Now()
+	c.mu.Lock()
+	if closed, _ := c.q.Closed(); closed {
+		c.mu.Unlock()
+		if why := c.writeClose(); why.CutOff() {
+			return true, &CutOffError{Reason: why.Slow, Detail: why.Detail}
+		}
+		return true, nil
+	}
+	b.Heartbeat, c.beatDue = c.beatDue, false
+	queued, bytes := 0, 0
+	if !c.windowFullLocked() { // else the client's next answer wakes the writer
+		_, bytes = c.q.Len()
+		room := c.roomLocked()
+		b.Items = c.q.DrainUpTo(b.Items, room)
+		queued = len(b.Items)
+		if len(c.snaps) > 0 {
+			w.from = c.snaps[0]
+		}
+		var more bool
+		if n := itemBytes(b.Items); n < room {
+			w.snap, more = c.takeSnapshotLocked(w.snap[:0], min(snapshotChunk, room-n))
+		}
+		if more {
+			c.wakeLocked() // the rest of the snapshot after this write
+		}
+	}
+	if len(w.snap) == 0 {
+		b.Probe = c.recordLocked(b.Items, now.UnixNano())
+	}
+	c.writing = len(b.Items)+len(w.snap) > 0 // set under mu: a cut-off from now on aborts the write
+	c.mu.Unlock()
+	if len(w.snap) > 0 { // encoded without the lock; written after what was queued
+		for i := range w.snap {
+			b.Items = append(b.Items, slowsub.Item{Topic: w.snap[i].Topic, Data: w.from.Encode(&w.snap[i]), At: now.UnixNano()})
+		}
+		c.e.m.snapshotValues.Add(float64(len(w.snap)))
+		clear(w.snap)
+		w.snap = w.snap[:0]
+		c.mu.Lock()
+		b.Probe = c.recordLocked(b.Items, now.UnixNano())
+		c.mu.Unlock()
+	}
+	if b.Heartbeat && cfg.Alive != nil && !cfg.Alive() {
+		b.Heartbeat = false // the stamping loop is stuck: let the client see silence
+	}
+	if len(b.Items) == 0 && !b.Heartbeat && b.Probe == 0 {
+		return false, nil
+	}
+	if len(b.Items) > 0 {
+		c.e.m.batch.Observe(float64(len(b.Items)))
+	}
+	if queued > 0 {
+		c.e.m.queueBytes.Observe(float64(bytes))
+		c.e.m.lag.Observe(float64(max(now.UnixNano()-b.Items[0].At, 0)) / 1e9)
+	}
+	err = c.conn.WriteBatch(now.Add(cfg.WriteTimeout), b)
+	clear(b.Items) // drop the references to the encoded data
+	b.Items = b.Items[:0]
+	c.mu.Lock()
+	c.writing = false
+	closed, r := c.q.Closed()
+	c.mu.Unlock()
+	if err != nil {
+		if closed && r != slowsub.None {
+			return true, &CutOffError{Reason: r, Detail: c.closeReason().Detail} // aborted by the cut-off
+		}
+		return true, c.writeFailed(err)
+	}
+	return false, nil
 }
 
 // recordLocked counts items as written (at now, Unix ns) before the write

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -125,7 +127,7 @@ func New(cfg Config, engine *blackbox.Engine, cache Cache, reg prometheus.Regist
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.up = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		ReadBufferSize:   1024, // client messages are small; net/http's 4 KiB reader is then let go
+		ReadBufferSize:   0, // reuse the hijacked reader: hijacker's readBufferSize one (idle.go)
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{},                             // idle connections hold no write buffer
 		CheckOrigin:      func(*http.Request) bool { return true }, // ServeHTTP checked it: originAllowed
@@ -246,13 +248,14 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "passive: this gateway is the standby of a failover pair; connect to the active one", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := b.up.Upgrade(w, r, nil)
+	hj := &hijacker{ResponseWriter: w}
+	ws, err := b.up.Upgrade(hj, r, nil)
 	if err != nil {
 		b.release(ip)
 		b.m.recordReject(rejectHandshake)
 		return // the upgrader has answered with an HTTP error
 	}
-	s := &session{b: b, ws: ws, grant: grant, ip: ip,
+	s := &session{b: b, ws: ws, grant: grant, ip: ip, br: hj.br, raw: rawConn(ws.UnderlyingConn()),
 		subRate: newBucket(b.cfg.SubscribeBurst, time.Duration(float64(time.Second)/b.cfg.SubscribeRate)),
 		abuse:   newBucket(b.cfg.AbuseLimit, b.cfg.AbuseRefill),
 	}
@@ -310,6 +313,12 @@ type session struct {
 	subRate *bucket
 	abuse   *bucket
 	held    map[string]ResumePoint // resume points for the next subscribe; owned by the reader
+	// br is gorilla's reader of the connection and raw its descriptor (nil:
+	// TLS, or no descriptor): with both, the reader waits for input on a
+	// shallow stack (idle.go). peek is waitReadable's byte. Owned by the reader.
+	br   *bufio.Reader
+	raw  syscall.RawConn
+	peek [1]byte
 }
 
 // run is the reader goroutine's whole life.
@@ -364,6 +373,12 @@ func (s *session) read() {
 		return ws.SetReadDeadline(cfg.Clock.Now().Add(cfg.PongWait))
 	})
 	for {
+		if s.raw != nil && s.br != nil && s.br.Buffered() == 0 {
+			if err := waitReadable(s.raw, s.peek[:]); err != nil {
+				s.readFailed(err)
+				return
+			}
+		}
 		kind, msg, err := ws.ReadMessage()
 		if err != nil {
 			s.readFailed(err)
