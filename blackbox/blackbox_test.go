@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -519,5 +520,44 @@ func TestShardFullDropsAndCounts(t *testing.T) {
 	}
 	if got := counterValue(e.m.dropShardFull); got != 3 {
 		t.Fatalf("dropped{reason=shard_full} = %v, want 3", got)
+	}
+}
+
+// An idle client's writer goroutine exits once the sweeper finds it idle
+// for writerIdle, and the next update starts another that delivers it.
+func TestIdleWriterRetiresAndComesBack(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	e := run(t, config(func(c *Config) { c.Shards, c.Clock, c.Heartbeat = 1, clk, 0 }))
+	conn := &memConn{}
+	c, _ := client(t, e, conn, slowsub.Limits{}, Subscription{Key: "x"})
+	running := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.running
+	}
+	delivered := func(n int) func() bool {
+		return func() bool {
+			conn.mu.Lock()
+			defer conn.mu.Unlock()
+			return len(conn.got) == n
+		}
+	}
+	e.Publish(msg("x", 1))
+	testpeer.Eventually(t, wait, "x 1 written", delivered(1))
+	if !running() {
+		t.Fatal("no writer running right after a write")
+	}
+	blockUntil(t, clk, 1)
+	clk.Advance(writerIdle / 2)
+	clk.Advance(writerIdle / 2)
+	testpeer.Eventually(t, wait, "the idle writer retired", func() bool { return !running() })
+	for i := uint64(2); i <= 3; i++ {
+		e.Publish(msg("x", i))
+		testpeer.Eventually(t, wait, fmt.Sprintf("x %d written by a new writer", i), delivered(int(i)))
+	}
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if want := []string{"x 1", "x 2", "x 3"}; !slices.Equal(conn.got, want) {
+		t.Fatalf("wrote %q, want %q", conn.got, want)
 	}
 }

@@ -81,7 +81,7 @@ type Client struct {
 	format  int
 	marks   []uint64      // marks[i] is owned by shard i's worker
 	batches []uint64      // batches[i] is owned by shard i's worker: the batch it last queued in
-	wake    chan struct{} // cap 1: something was queued, or the client is closing
+	wake    chan struct{} // cap 1: the running writer has something to look at
 	done    chan struct{} // closed by stop
 	once    sync.Once
 
@@ -94,6 +94,17 @@ type Client struct {
 	closing  Close                 // guarded by mu: why it is closing
 	nextBeat int64                 // guarded by mu: when the next heartbeat is due (Unix ns)
 	beatDue  bool                  // guarded by mu: the sweeper found a heartbeat due
+
+	// The writer goroutine: at most one at a time, started when there is
+	// something to write and retired by the sweeper once idle for
+	// writerIdle, so an idle connection has none; guarded by mu.
+	started   bool        // Start was called
+	running   bool        // a writer goroutine is live (or the last one has ended)
+	finished  bool        // the last writer has ended the connection
+	retire    bool        // the sweeper asks the writer to exit if it has nothing to do
+	lastWrite int64       // Unix ns: the writer's last write, or its start
+	onDone    func(error) // Start's done
+	stopCtx   func() bool // stops Start's context.AfterFunc
 
 	// What was written and what the client has read (probe.go); guarded by mu.
 	conflating    int     // subscriptions that conflate
@@ -263,14 +274,28 @@ func (c *Client) queueLocked(it slowsub.Item, now int64) slowsub.Verdict {
 }
 
 // notify makes sure the writer looks at the queue again. Safe from any
-// goroutine, with or without c.mu.
-func (c *Client) notify() { c.wakeLocked() }
+// goroutine; c.mu is not held.
+func (c *Client) notify() {
+	c.mu.Lock()
+	c.wakeLocked()
+	c.mu.Unlock()
+}
 
-// wakeLocked makes sure the writer looks at the queue again.
+// wakeLocked makes sure a writer looks at the queue again: it wakes the
+// running one, or starts one. c.mu is held.
 func (c *Client) wakeLocked() {
-	select {
-	case c.wake <- struct{}{}:
+	switch {
+	case !c.started || c.finished:
+		// Start wakes it; or it is over
+	case !c.running:
+		c.running, c.retire = true, false
+		c.lastWrite = c.e.cfg.Clock.Now().UnixNano()
+		go c.writeLoop()
 	default:
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -322,6 +347,13 @@ func (c *Client) check(now int64) {
 	if c.unprobedBytes > 0 && now-c.lastProbe >= c.probeEveryLocked() {
 		c.wakeLocked() // written data waits for its probe
 	}
+	if c.running && !c.finished && !c.retire && now-c.lastWrite >= int64(writerIdle) {
+		c.retire = true // the writer exits when it finds nothing to do
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
 	if hb := c.e.cfg.Heartbeat; hb > 0 && now >= c.nextBeat {
 		// A fixed beat, busy or not (to within SweepEvery): the ping keeps
 		// a client that only listens inside its read deadline.
@@ -347,18 +379,17 @@ func (c *Client) cutOffLocked(now int64) {
 	}
 	c.snaps = nil
 	c.e.m.recordDisconnect(fromSlow(r))
-	c.stop()
+	c.stopLocked()
 	if c.writing {
 		c.conn.Abort()
 	}
 }
 
-// stop closes done and wakes the writer, which finds the queue closed.
-func (c *Client) stop() {
-	c.once.Do(func() {
-		close(c.done)
-		c.wakeLocked()
-	})
+// stopLocked closes done and wakes the writer, which finds the queue
+// closed and writes the close. c.mu is held.
+func (c *Client) stopLocked() {
+	c.once.Do(func() { close(c.done) })
+	c.wakeLocked()
 }
 
 // Close stops the client: Run writes a close and returns. Safe to call more
@@ -370,37 +401,80 @@ func (c *Client) Close() { c.CloseWith(0, "") }
 // reason to close wins. Safe from any goroutine.
 func (c *Client) CloseWith(code int, detail string) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if closed, _ := c.q.Closed(); !closed {
 		c.q.Close(slowsub.None)
 		c.closing = Close{Code: code, Detail: detail}
 		c.snaps = nil
 	}
-	c.mu.Unlock()
-	c.stop()
+	c.stopLocked()
 }
 
 // Done is closed when the client is closing.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Run is the client's writer: the only goroutine that writes to its
-// connection. It sleeps on one channel: each wake-up drains the whole queue,
-// and the next chunk of a pending snapshot, into one WriteBatch with a
-// deadline, a heartbeat and a probe riding in the same write when due. Every
-// exit ends the connection: with WriteClose (Abort when that fails) or
-// Abort. It returns nil when ctx ends or the client was closed, a
-// *CutOffError when the client was too slow, or the write error.
+// Start starts the client's writing. A writer goroutine, the only one
+// writing to the connection while it runs, is started when there is
+// something to write and exits once idle for writerIdle (the sweeper tells
+// it), so an idle connection holds none; at most one runs at a time. Each
+// wake-up drains the whole queue, and the next chunk of a pending
+// snapshot, into one WriteBatch with a deadline, a heartbeat and a probe
+// riding in the same write when due. When the client closes, the writer
+// ends the connection (WriteClose, Abort when that fails, or Abort),
+// releases the client and calls done: with nil when ctx ended or the
+// client was closed, a *CutOffError when it was too slow, or the write
+// error. ctx ending closes the client ("gateway shutting down").
+func (c *Client) Start(ctx context.Context, done func(error)) {
+	stop := context.AfterFunc(ctx, func() { c.CloseWith(0, "gateway shutting down") })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onDone, c.stopCtx, c.started = done, stop, true
+	c.wakeLocked() // what was queued before Start
+}
+
+// Run is Start, returning what done is given.
 func (c *Client) Run(ctx context.Context) error {
-	defer c.release()
-	defer context.AfterFunc(ctx, func() { c.CloseWith(0, "gateway shutting down") })()
-	// The loop parks here with little on its stack, so the runtime shrinks
-	// an idle writer's stack to the minimum (the writes grow it).
-	var w writer
+	errc := make(chan error, 1)
+	c.Start(ctx, func(err error) { errc <- err })
+	return <-errc
+}
+
+// writerIdle is how long a writer with nothing to write lives on before the
+// sweeper retires it. A parked writer keeps a 4-8 KiB stack; starting one
+// costs a couple of microseconds against a write's ~15 (loopback, this
+// project's machines): so a client fed four updates a second or more keeps
+// its writer, and a quieter one pays little to hold none between updates.
+const writerIdle = 250 * time.Millisecond
+
+// writeLoop is one writer goroutine's life: it writes, then waits for the
+// next wake-up, until it is retired or ends the connection. It parks with
+// little on its stack (write holds the rest), so its stack stays small.
+func (c *Client) writeLoop() {
+	w := c.e.writers.Get().(*writer)
+	defer c.e.writers.Put(w)
 	for {
-		<-c.wake
-		if done, err := c.write(&w); done {
-			return err
+		switch r, err := c.write(w); r {
+		case writeRetired:
+			w.from = nil
+			return
+		case writeFinished:
+			w.from = nil
+			c.finish(err)
+			return
 		}
+		<-c.wake
 	}
+}
+
+// finish is the last writer's end: the client is released and done told.
+func (c *Client) finish(err error) {
+	c.mu.Lock()
+	c.finished = true
+	done, stop := c.onDone, c.stopCtx
+	c.mu.Unlock()
+	stop()
+	c.release()
+	done(err)
 }
 
 // writer is what a client's writer keeps between wake-ups, so its buffers
@@ -411,9 +485,17 @@ type writer struct {
 	from Snapshot // the snapshot snap was taken from
 }
 
-// write is one wake-up of Run: it writes what is queued, or the close. done
-// says Run returns err.
-func (c *Client) write(w *writer) (done bool, err error) {
+// writeResult says what a writer does after a write.
+type writeResult int
+
+const (
+	writeMore     writeResult = iota // wait for the next wake-up
+	writeRetired                     // exit: idle, and nothing to write
+	writeFinished                    // exit: the connection has ended, with the error given
+)
+
+// write is one wake-up of a writer: it writes what is queued, or the close.
+func (c *Client) write(w *writer) (writeResult, error) {
 	cfg := &c.e.cfg
 	b := &w.b
 	now := cfg.Clock.Now()
@@ -421,9 +503,17 @@ func (c *Client) write(w *writer) (done bool, err error) {
 	if closed, _ := c.q.Closed(); closed {
 		c.mu.Unlock()
 		if why := c.writeClose(); why.CutOff() {
-			return true, &CutOffError{Reason: why.Slow, Detail: why.Detail}
+			return writeFinished, &CutOffError{Reason: why.Slow, Detail: why.Detail}
 		}
-		return true, nil
+		return writeFinished, nil
+	}
+	if c.retire {
+		c.retire = false
+		if n, _ := c.q.Len(); n == 0 && len(c.snaps) == 0 && !c.beatDue {
+			c.running = false // the next wake-up starts a writer
+			c.mu.Unlock()
+			return writeRetired, nil
+		}
 	}
 	b.Heartbeat, c.beatDue = c.beatDue, false
 	queued, bytes := 0, 0
@@ -463,7 +553,7 @@ func (c *Client) write(w *writer) (done bool, err error) {
 		b.Heartbeat = false // the stamping loop is stuck: let the client see silence
 	}
 	if len(b.Items) == 0 && !b.Heartbeat && b.Probe == 0 {
-		return false, nil
+		return writeMore, nil
 	}
 	if len(b.Items) > 0 {
 		c.e.m.batch.Observe(float64(len(b.Items)))
@@ -472,20 +562,21 @@ func (c *Client) write(w *writer) (done bool, err error) {
 		c.e.m.queueBytes.Observe(float64(bytes))
 		c.e.m.lag.Observe(float64(max(now.UnixNano()-b.Items[0].At, 0)) / 1e9)
 	}
-	err = c.conn.WriteBatch(now.Add(cfg.WriteTimeout), b)
+	err := c.conn.WriteBatch(now.Add(cfg.WriteTimeout), b)
 	clear(b.Items) // drop the references to the encoded data
 	b.Items = b.Items[:0]
 	c.mu.Lock()
 	c.writing = false
+	c.lastWrite = now.UnixNano()
 	closed, r := c.q.Closed()
 	c.mu.Unlock()
 	if err != nil {
 		if closed && r != slowsub.None {
-			return true, &CutOffError{Reason: r, Detail: c.closeReason().Detail} // aborted by the cut-off
+			return writeFinished, &CutOffError{Reason: r, Detail: c.closeReason().Detail} // aborted by the cut-off
 		}
-		return true, c.writeFailed(err)
+		return writeFinished, c.writeFailed(err)
 	}
-	return false, nil
+	return writeMore, nil
 }
 
 // recordLocked counts items as written (at now, Unix ns) before the write

@@ -75,6 +75,8 @@ type Engine struct {
 	m        *metrics
 	log      zerolog.Logger
 
+	writers sync.Pool // of *writer: the buffers of writer goroutines, kept while they come and go
+
 	mu      sync.Mutex
 	clients map[*Client]struct{} // guarded by mu
 }
@@ -102,6 +104,7 @@ func New(cfg Config, encoders []Encoder, reg prometheus.Registerer, log zerolog.
 		cfg.Clock = clock.Real{}
 	}
 	e := &Engine{cfg: cfg, encoders: encoders, m: newMetrics(reg), log: log, clients: map[*Client]struct{}{}}
+	e.writers.New = func() any { return new(writer) }
 	for i := range cfg.Shards {
 		e.shards = append(e.shards, &shard{id: i, in: make(chan *tick.Message, cfg.ShardQueue), idx: newIndex()})
 	}

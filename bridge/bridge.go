@@ -278,10 +278,10 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b.m.connections.Inc()
 	writerDone := make(chan error, 1)
-	go func() {
-		defer b.wg.Done()
-		writerDone <- s.c.Run(b.ctx)
-	}()
+	s.c.Start(b.ctx, func(err error) { // the client's last writer, having ended the connection
+		writerDone <- err
+		b.wg.Done()
+	})
 	// The reader gets a goroutine of its own and ServeHTTP returns, so
 	// net/http lets go of its per-connection buffers and its goroutine's
 	// grown stack: about 10 KB less per idle connection.

@@ -21,8 +21,9 @@ import (
 // bufio.Reader of its own at the hijack (hijacker), which gorilla reuses as
 // the connection's reader (Upgrader.ReadBufferSize 0).
 
-// readBufferSize is a connection's read buffer: client messages are small.
-const readBufferSize = 1024
+// readBufferSize is a connection's read buffer, kept for its life: client
+// messages are small (a larger one is read through it in pieces).
+const readBufferSize = 512
 
 // hijacker gives gorilla's Upgrade a readBufferSize reader of the bridge's
 // own in place of net/http's 4 KiB one.
