@@ -363,6 +363,15 @@ func (s *session) read() {
 	ws, cfg := s.ws, &s.b.cfg
 	ws.SetReadLimit(cfg.ReadLimit)
 	ws.SetReadDeadline(cfg.Clock.Now().Add(cfg.PongWait))
+	ws.SetPingHandler(func(payload string) error { // gorilla's, telling the writer its deadline was moved
+		err := ws.WriteControl(websocket.PongMessage, []byte(payload), cfg.Clock.Now().Add(time.Second))
+		s.conn.resetDeadline.Store(true)
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil
+		}
+		return err
+	})
 	ws.SetPongHandler(func(payload string) error {
 		if id, ok := probeID(payload); ok {
 			s.c.Answered(id) // the client has read what came before the probe

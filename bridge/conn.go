@@ -3,6 +3,7 @@ package bridge
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,10 +42,20 @@ type wsConn struct {
 	grace time.Duration // Config.CloseGrace
 	clk   clock.Clock   // Config.Clock
 	buf   []byte        // owned by the writer: a batch's frames while it is written
+	conn  net.Conn      // owned by the writer: ws's connection, looked up once
+	// deadline is the write deadline the writer last set (owned by the
+	// writer); resetDeadline says someone else has set one since (the
+	// reader's pong to a client's ping), so the next write sets its own.
+	deadline      time.Time
+	resetDeadline atomic.Bool
 	// drainBy is when the close's grace ends (Unix ns; 0: no close written):
 	// the session's drain keeps to it rather than granting a second grace.
 	drainBy atomic.Int64
 }
+
+// deadlineSlack is how much earlier than asked a write's deadline may be (a
+// variable for tests).
+var deadlineSlack = time.Second
 
 // writeBufs are the frame buffers of writers between writes, so an idle
 // connection holds none (the bridge's RSS per connection).
@@ -76,10 +87,19 @@ func (c *wsConn) WriteBatch(deadline time.Time, b *blackbox.Batch) error {
 		payload := strconv.AppendUint(append(p[:0], 'p'), b.Probe, 10)
 		buf = append(appendFrameHeader(buf, websocket.PingMessage, len(payload)), payload...)
 	}
-	conn := c.ws.UnderlyingConn()
-	err := conn.SetWriteDeadline(deadline)
+	if c.conn == nil {
+		c.conn = c.ws.UnderlyingConn()
+	}
+	var err error
+	if c.resetDeadline.Swap(false) || deadline.Sub(c.deadline) > deadlineSlack {
+		// Setting a deadline costs a runtime timer update (4% of the
+		// gateway's CPU when done per write): a write may run under one
+		// set up to deadlineSlack earlier.
+		err = c.conn.SetWriteDeadline(deadline)
+		c.deadline = deadline
+	}
 	if err == nil {
-		_, err = conn.Write(buf)
+		_, err = c.conn.Write(buf)
 	}
 	if cap(buf) <= maxPooled {
 		*bp = buf[:0]

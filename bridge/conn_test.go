@@ -106,3 +106,39 @@ func at(s []string, i int) string {
 	}
 	return ""
 }
+
+// A client's ping gets its pong (written by the reader, which moves the
+// connection's write deadline to a second away), and updates written after
+// it still flow: the writer sets its own deadline again, even within its
+// slack (made long here, so only resetDeadline makes it).
+func TestClientPingThenUpdates(t *testing.T) {
+	defer func(d time.Duration) { deadlineSlack = d }(deadlineSlack)
+	deadlineSlack = time.Hour
+	r := newRig(t, wsConfig(nil), blackbox.DefaultConfig())
+	c := r.dial(t, nil)
+	pongs := make(chan string, 1)
+	c.ws.SetPongHandler(func(p string) error { pongs <- p; return nil })
+	c.send(t, `{"op":"subscribe","topics":["x"],"snapshot":false}`)
+	c.until(t, "ack")
+	if err := c.ws.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		r.publish("x", "1")
+		m := c.next(t) // reading runs the pong handler
+		if m["seq"] != float64(i) {
+			t.Fatalf("update %d has seq %v", i, m["seq"])
+		}
+		if i == 1 {
+			time.Sleep(1100 * time.Millisecond) // past the pong's one-second deadline: the condition under test, not synchronisation
+		}
+	}
+	select {
+	case p := <-pongs:
+		if p != "hello" {
+			t.Fatalf("pong %q, want hello", p)
+		}
+	default:
+		t.Fatal("no pong to the client's ping")
+	}
+}
