@@ -561,3 +561,39 @@ func TestIdleWriterRetiresAndComesBack(t *testing.T) {
 		t.Fatalf("wrote %q, want %q", conn.got, want)
 	}
 }
+
+// WriteDelay holds live updates for more before the write, on the clock;
+// a reply alone is written at once.
+func TestWriteDelayHoldsLiveUpdatesNotReplies(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	e := run(t, config(func(c *Config) { c.Shards, c.Clock, c.Heartbeat, c.WriteDelay = 1, clk, 0, 50*time.Millisecond }))
+	conn := &memConn{}
+	c, _ := client(t, e, conn, slowsub.Limits{}, Subscription{Key: "x"})
+	written := func(n int) func() bool {
+		return func() bool {
+			conn.mu.Lock()
+			defer conn.mu.Unlock()
+			return len(conn.got) == n
+		}
+	}
+	c.Send([]byte("reply"))
+	testpeer.Eventually(t, wait, "the reply written without the clock moving", written(1))
+	blockUntil(t, clk, 1) // the sweeper's ticker
+	e.Publish(msg("x", 1))
+	e.Publish(msg("x", 2))
+	blockUntil(t, clk, 2) // and the writer's delay
+	testpeer.Eventually(t, wait, "both updates queued", func() bool { return counterValue(e.m.deliveries) == 2 })
+	conn.mu.Lock()
+	n := len(conn.got)
+	conn.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d writes before the delay passed, want 1 (the reply)", n)
+	}
+	clk.Advance(50 * time.Millisecond)
+	testpeer.Eventually(t, wait, "both updates written after the delay", written(3))
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if want := []string{"reply", "x 1", "x 2"}; !slices.Equal(conn.got, want) || conn.batches != 2 {
+		t.Fatalf("wrote %q in %d batches, want %q in 2", conn.got, conn.batches, want)
+	}
+}

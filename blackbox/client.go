@@ -94,6 +94,7 @@ type Client struct {
 	closing  Close                 // guarded by mu: why it is closing
 	nextBeat int64                 // guarded by mu: when the next heartbeat is due (Unix ns)
 	beatDue  bool                  // guarded by mu: the sweeper found a heartbeat due
+	live     bool                  // guarded by mu: a shard worker queued live updates since the last drain
 
 	// The writer goroutine: at most one at a time, started when there is
 	// something to write and retired by the sweeper once idle for
@@ -277,6 +278,7 @@ func (c *Client) queueLocked(it slowsub.Item, now int64) slowsub.Verdict {
 // goroutine; c.mu is not held.
 func (c *Client) notify() {
 	c.mu.Lock()
+	c.live = true
 	c.wakeLocked()
 	c.mu.Unlock()
 }
@@ -453,6 +455,9 @@ func (c *Client) writeLoop() {
 	w := c.e.writers.Get().(*writer)
 	defer c.e.writers.Put(w)
 	for {
+		if d := c.e.cfg.WriteDelay; d > 0 && c.liveQueued() {
+			w.wait(c.e.cfg.Clock, d)
+		}
 		switch r, err := c.write(w); r {
 		case writeRetired:
 			w.from = nil
@@ -464,6 +469,25 @@ func (c *Client) writeLoop() {
 		}
 		<-c.wake
 	}
+}
+
+// liveQueued reports whether live updates wait to be written and nothing
+// that must not wait (a snapshot being sent, a reply alone, the close).
+func (c *Client) liveQueued() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	closed, _ := c.q.Closed()
+	return c.live && len(c.snaps) == 0 && !closed
+}
+
+// wait sleeps d on clk, with a timer the writer keeps.
+func (w *writer) wait(clk clock.Clock, d time.Duration) {
+	if w.delay == nil {
+		w.delay = clk.NewTimer(d)
+	} else {
+		w.delay.Reset(d)
+	}
+	<-w.delay.C()
 }
 
 // finish is the last writer's end: the client is released and done told.
@@ -480,9 +504,10 @@ func (c *Client) finish(err error) {
 // writer is what a client's writer keeps between wake-ups, so its buffers
 // are reused.
 type writer struct {
-	b    Batch
-	snap []Replay
-	from Snapshot // the snapshot snap was taken from
+	b     Batch
+	snap  []Replay
+	from  Snapshot    // the snapshot snap was taken from
+	delay clock.Timer // Config.WriteDelay's, made on first use
 }
 
 // writeResult says what a writer does after a write.
@@ -521,6 +546,7 @@ func (c *Client) write(w *writer) (writeResult, error) {
 		_, bytes = c.q.Len()
 		room := c.roomLocked()
 		b.Items = c.q.DrainUpTo(b.Items, room)
+		c.live = false
 		queued = len(b.Items)
 		if len(c.snaps) > 0 {
 			w.from = c.snaps[0]

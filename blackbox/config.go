@@ -3,7 +3,12 @@ package blackbox
 import (
 	"errors"
 	"fmt"
+	"time"
 )
+
+// MaxWriteDelay is the longest Config.WriteDelay: a delay is latency every
+// client pays.
+const MaxWriteDelay = 100 * time.Millisecond
 
 // Validate reports every field of c out of range at once. Start from
 // DefaultConfig: it is the source of the defaults, and Validate refuses the
@@ -25,6 +30,9 @@ func (c Config) Validate() error {
 	}
 	if c.Heartbeat < 0 {
 		errs = append(errs, fmt.Errorf("ws heartbeat %v: want 0 (never) or more", c.Heartbeat))
+	}
+	if c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay {
+		errs = append(errs, fmt.Errorf("write delay %v: want 0 (none) to %v", c.WriteDelay, MaxWriteDelay))
 	}
 	if c.SweepEvery <= 0 {
 		errs = append(errs, fmt.Errorf("sweep interval %v: want more than 0", c.SweepEvery))

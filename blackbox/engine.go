@@ -40,6 +40,11 @@ type Config struct {
 	// its values are conflated before they reach the kernel.
 	InFlight         int
 	InFlightConflate int
+	// WriteDelay is how long a writer woken with live updates queued waits
+	// for more before it writes (centrifuge's WriteDelay): fewer, larger
+	// writes, so less CPU per delivery, for up to that much latency. Not
+	// for snapshots, replies alone, or the close. 0: write at once.
+	WriteDelay time.Duration
 	// Clock is the engine's time: ingress lag, throttles, probes, write
 	// deadlines, the sweeper and heartbeats; nil: clock.Real.
 	Clock clock.Clock

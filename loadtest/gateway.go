@@ -76,6 +76,7 @@ func startGateway(o options) (*gateway, error) {
 	}
 	args := []string{"--http", httpAddr, "--ingress-bind", "tcp://" + ing, "--egress-bind", "tcp://" + eg, "--egress-hwm", "0", "--ingress-hwm", "0",
 		"--stamped-bind", "tcp://127.0.0.1:*", "--snapshot-bind", "", "--log-level", "warn", "--log-json", "--pprof"}
+	args = append(args, strings.Fields(o.gatewayArgs)...)
 	var wrap []string
 	if o.pin {
 		wrap = []string{"taskset", "-c", "0"}

@@ -29,6 +29,7 @@ type options struct {
 	seed                       uint64
 	gatewayBin                 string
 	gatewayProcs               int
+	gatewayArgs                string // more flags for the gateway, space-separated
 	zmqPubs, zmqSubs, zmqCount int
 	zmqRate                    int
 	jsonOut, htmlOut, mdOut    string
@@ -61,6 +62,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the subscription plan")
 	flag.StringVar(&o.gatewayBin, "gateway", "bin/gateway", "gateway binary to start (built by `make build`)")
 	flag.IntVar(&o.gatewayProcs, "gateway-procs", 0, "GOMAXPROCS for the gateway only (0: the gateway's own choice)")
+	flag.StringVar(&o.gatewayArgs, "gateway-args", "", "more flags for the gateway, space-separated (e.g. \"--write-delay 5ms\")")
 	flag.IntVar(&o.zmqPubs, "zmq-pubs", 1, "zmq: publishers")
 	flag.IntVar(&o.zmqSubs, "zmq-subs", 1, "zmq: subscribers")
 	flag.IntVar(&o.zmqCount, "zmq-count", 300_000, "zmq: messages per publisher")

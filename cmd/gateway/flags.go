@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/bridge"
 	"github.com/mdgate/mdgate/gateway"
 	"github.com/mdgate/mdgate/ha"
@@ -121,6 +122,7 @@ func newFlagSet(w io.Writer) (*flag.FlagSet, *options) {
 	fs.IntVar(&f.Limits.MaxBytes, "slow-max-bytes", f.Limits.MaxBytes, "most `bytes` queued for one client; past it the client is cut off (or conflated, if it asked); a client may ask for less (0: no byte bound; not both this and --slow-max-lag)")
 	fs.DurationVar(&f.Limits.MaxLag, "slow-max-lag", f.Limits.MaxLag, "most age of a client's oldest undelivered message; past it the client is cut off; a client may ask for less (0: no lag bound)")
 	fs.DurationVar(&f.WriteTimeout, "write-timeout", f.WriteTimeout, "deadline of every write to a client")
+	fs.DurationVar(&f.WriteDelay, "write-delay", f.WriteDelay, fmt.Sprintf("how long a client's writer woken by live updates waits for more before writing: fewer, larger writes (less CPU per delivery) for up to that much latency (0: none; at most %v)", blackbox.MaxWriteDelay))
 	fs.IntVar(&f.InFlight, "ws-inflight-bytes", f.InFlight, "most `bytes` written to a WebSocket client and not yet read by it (its answers to probe pings tell); the window adapts below it to what the client reads in max_lag/8")
 	fs.IntVar(&f.InFlightConflate, "ws-inflight-conflate-bytes", f.InFlightConflate, "the same bound for a client with a conflating subscription: smaller, so conflation happens before bytes reach the kernel")
 	fs.DurationVar(&f.Heartbeat, "ws-heartbeat", f.Heartbeat, "how often each WebSocket client gets a ping and a heartbeat message (0: never)")
