@@ -42,6 +42,7 @@ bench: deps-test build
 	@mkdir -p loadtest/out
 	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
 	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -json loadtest/out/nats.json -html docs/loadtest.html -md docs/benchmarks.md
+	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -targets mdgate -modes pinned -idle 0 -gateway-args "--write-delay 10ms" -json loadtest/out/nats-writedelay.json
 	$(GO) run ./loadtest -scenario attacks -json loadtest/out/attacks.json -md docs/benchmarks.md
 
 ## loadtest: WebSocket fan-out load (1,000 clients x 5 of 100 topics): 100k deliveries/s on
