@@ -14,8 +14,9 @@ import (
 	"github.com/mdgate/mdgate/tick"
 )
 
-// Conn is the part of a subscriber's connection the writer needs. Only the
-// client's Run goroutine calls it.
+// Conn is the part of a subscriber's connection the writer needs. Its
+// Write methods are called only by the client's writer goroutine of the
+// moment (at most one runs at a time; Client.Start); Abort also by others.
 type Conn interface {
 	// WriteBatch writes b (its items in order, then its heartbeat, then its
 	// probe) as one write where the wire format allows, before deadline.
@@ -68,15 +69,16 @@ type Subscription struct {
 
 type floor struct{ epoch, seq uint64 }
 
-// Client is one subscriber. Create it with Engine.NewClient and run its
-// writer with Run.
+// Client is one subscriber. Create it with Engine.NewClient and start its
+// writing with Start (or Run, which waits for the end).
 type Client struct {
 	e *Engine
-	// conn's Write methods are called only by Run, which ends the
-	// connection on every exit (WriteClose, else Abort). Abort is also
-	// called, under mu, by whichever goroutine cuts the client off while
-	// Run is inside a write (writing). The connection's owner (the bridge's
-	// session) releases it after Run returns.
+	// conn's Write methods are called only by the client's writer goroutine
+	// (one at a time), and the last one ends the connection (WriteClose,
+	// else Abort). Abort is also called, under mu, by whichever goroutine
+	// cuts the client off while a writer is inside a write (writing). The
+	// connection's owner (the bridge's session) releases it after Start's
+	// done is called (Run returns).
 	conn    Conn
 	format  int
 	marks   []uint64      // marks[i] is owned by shard i's worker
@@ -90,7 +92,7 @@ type Client struct {
 	floors   map[string]floor      // guarded by mu
 	subs     map[Subscription]bool // guarded by mu; Conflate is false in keys, the value says it conflates
 	snaps    []Snapshot            // guarded by mu: the oldest is being sent
-	writing  bool                  // guarded by mu: Run is inside a write
+	writing  bool                  // guarded by mu: a writer is inside a write
 	closing  Close                 // guarded by mu: why it is closing
 	nextBeat int64                 // guarded by mu: when the next heartbeat is due (Unix ns)
 	beatDue  bool                  // guarded by mu: the sweeper found a heartbeat due
@@ -326,7 +328,9 @@ func (c *Client) deliver(m *tick.Message, data []byte, en entry, now int64) bool
 	return c.queueLocked(it, now) == slowsub.Queued
 }
 
-// check applies the slow rule to the queue as it stands (the sweeper).
+// check is the sweeper's look at the client: it applies the slow rule to
+// the queue as it stands, wakes the writer for a probe due, asks an idle
+// writer to retire, and makes the heartbeat fall due.
 func (c *Client) check(now int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -394,13 +398,13 @@ func (c *Client) stopLocked() {
 	c.wakeLocked()
 }
 
-// Close stops the client: Run writes a close and returns. Safe to call more
-// than once and from any goroutine.
+// Close stops the client: its writer writes a close and Start's done is
+// called (Run returns). Safe to call more than once and from any goroutine.
 func (c *Client) Close() { c.CloseWith(0, "") }
 
 // CloseWith stops the client with a transport close code and detail (for a
-// WebSocket: 1008, 1009, ...) that Run writes before it returns. The first
-// reason to close wins. Safe from any goroutine.
+// WebSocket: 1008, 1009, ...) that the writer writes before Start's done is
+// called. The first reason to close wins. Safe from any goroutine.
 func (c *Client) CloseWith(code int, detail string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -419,11 +423,13 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // writing to the connection while it runs, is started when there is
 // something to write and exits once idle for writerIdle (the sweeper tells
 // it), so an idle connection holds none; at most one runs at a time. Each
-// wake-up drains the whole queue, and the next chunk of a pending
-// snapshot, into one WriteBatch with a deadline, a heartbeat and a probe
-// riding in the same write when due. When the client closes, the writer
-// ends the connection (WriteClose, Abort when that fails, or Abort),
-// releases the client and calls done: with nil when ctx ended or the
+// wake-up drains the queue (as much as the in-flight window allows), and
+// the next chunk of a pending snapshot, into one WriteBatch with a
+// deadline, a heartbeat and a probe riding in the same write when due;
+// with Config.WriteDelay, a wake-up for live updates first waits that long
+// for more. When the client closes, the writer ends the connection
+// (WriteClose, Abort when that fails, or Abort), releases the client and
+// calls done, once and holding no lock: with nil when ctx ended or the
 // client was closed, a *CutOffError when it was too slow, or the write
 // error. ctx ending closes the client ("gateway shutting down").
 func (c *Client) Start(ctx context.Context, done func(error)) {

@@ -27,7 +27,10 @@ const (
 const maxFrame = 64 << 10
 
 // wsConn is a client's connection as the fan-out writer sees it. Its Write
-// methods are called only by the client's writer goroutine.
+// methods are called only by the client's writer goroutine of the moment
+// (package blackbox starts one on demand, one at a time); "owned by the
+// writer" below means by whichever that is. Abort may come from any
+// goroutine.
 //
 // WriteBatch frames the batch itself (server frames are unmasked and the
 // bridge does not compress: a header and the bytes) and writes it to the
@@ -41,7 +44,7 @@ type wsConn struct {
 	ws    *websocket.Conn
 	grace time.Duration // Config.CloseGrace
 	clk   clock.Clock   // Config.Clock
-	buf   []byte        // owned by the writer: a batch's frames while it is written
+	buf   []byte        // unused: WriteBatch builds a batch's frames in a writeBufs buffer
 	conn  net.Conn      // owned by the writer: ws's connection, looked up once
 	// deadline is the write deadline the writer last set (owned by the
 	// writer); resetDeadline says someone else has set one since (the
