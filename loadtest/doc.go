@@ -1,6 +1,7 @@
 // Command loadtest measures the gateway. It starts a gateway binary (pinned
-// to one core with -pin, the load on the other) or attaches to a running one
-// (-http), and runs scenarios:
+// to one core with -pin, the load on the other; -gateway-args adds flags to
+// its command line, such as "--write-delay 10ms") or attaches to a running
+// one (-http), and runs scenarios:
 //
 //   - ws: JSON ticks carrying their send time go into the ZeroMQ ingress at a
 //     set rate and out to K WebSocket clients, each subscribed to S of T
