@@ -37,7 +37,9 @@ func BenchmarkFanOut(b *testing.B) {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			e := newEngine(b, config(func(c *Config) {
-				c.Limits, c.ShardQueue = slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, 1<<20
+				// A queue for every message: Publish outruns the worker, and a
+				// dropped message would leave the wait below waiting.
+				c.Limits, c.ShardQueue = slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, b.N+1000
 			}), encodeText)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -71,6 +73,9 @@ func BenchmarkFanOut(b *testing.B) {
 			b.ResetTimer()
 			publish(b.N)
 			want := int64(b.N) * int64(n)
+			if d := counterValue(e.m.dropShardFull); d > 0 { // Publish drops as it goes: all are counted now
+				b.Fatalf("%v messages dropped at a full shard queue: the deliveries waited for will not come", d)
+			}
 			for got.Load() < want {
 				time.Sleep(50 * time.Microsecond)
 			}
@@ -111,7 +116,9 @@ func BenchmarkThrottle(b *testing.B) {
 		b.Run(fmt.Sprintf("throttle=%v", every), func(b *testing.B) {
 			const clients, topics = 100, 1000
 			e := newEngine(b, config(func(c *Config) {
-				c.Limits, c.ShardQueue = slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, 1<<20
+				// A queue for every message: Publish outruns the worker, and a
+				// dropped message would leave the wait below waiting.
+				c.Limits, c.ShardQueue = slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, b.N+1000
 			}), encodeText)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
