@@ -34,7 +34,7 @@ type Config struct {
 	Limits       slowsub.Limits // the most a client may queue and lag
 	WriteTimeout time.Duration  // deadline of every write
 	Heartbeat    time.Duration  // every client gets a heartbeat this often, busy or not (to within SweepEvery); 0: never
-	SweepEvery   time.Duration  // how often idle queues are checked against their limits, and heartbeats fall due
+	SweepEvery   time.Duration  // how often idle queues are checked against their limits, heartbeats fall due and idle writers retire
 	// InFlight bounds the bytes written to a client and not yet read by it
 	// (probe.go); InFlightConflate, smaller, for a client that conflates, so
 	// its values are conflated before they reach the kernel.
@@ -269,7 +269,8 @@ func (e *Engine) Clients() int {
 	return len(e.clients)
 }
 
-// ErrCutOff is returned by Client.Run for a client cut off as too slow.
+// ErrCutOff is what Client.Run returns (and Start's done is given) for a
+// client cut off as too slow.
 var ErrCutOff = errors.New("slow consumer")
 
 // CutOffError says why a client was cut off.

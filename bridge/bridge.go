@@ -300,8 +300,8 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // session is one connection. Its reader goroutine (run) owns the
-// connection's lifetime: it reads, then waits for the writer (the client's
-// Run, the only goroutine that writes) to write the close, drains what the
+// connection's lifetime: it reads, then waits for the client's last writer
+// (Start's done: it has written the close), drains what the
 // client still sends, bounded, and closes the connection.
 type session struct {
 	b       *Bridge

@@ -44,7 +44,6 @@ type wsConn struct {
 	ws    *websocket.Conn
 	grace time.Duration // Config.CloseGrace
 	clk   clock.Clock   // Config.Clock
-	buf   []byte        // unused: WriteBatch builds a batch's frames in a writeBufs buffer
 	conn  net.Conn      // owned by the writer: ws's connection, looked up once
 	// deadline is the write deadline the writer last set (owned by the
 	// writer); resetDeadline says someone else has set one since (the
