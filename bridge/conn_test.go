@@ -20,26 +20,9 @@ import (
 // 64 bits), split into frames past maxFrame, with the skipped counts, the
 // heartbeat and the probe.
 func TestWriteBatchFrames(t *testing.T) {
-	up := websocket.Upgrader{}
-	conns := make(chan *websocket.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		conns <- ws
-	}))
-	defer srv.Close()
-	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	ws, client := wsPair(t)
 	pings := make(chan string, 16)
 	client.SetPingHandler(func(p string) error { pings <- p; return nil })
-	ws := <-conns
-	defer ws.Close()
 	clk := clock.NewFake(time.UnixMicro(1_700_000_000_000_000))
 	c := &wsConn{ws: ws, clk: clk}
 
@@ -98,6 +81,36 @@ func TestWriteBatchFrames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wsPair returns both ends of a WebSocket connection over loopback TCP: the
+// server's (upgraded by gorilla, as the bridge does) and a gorilla client's.
+// Both close when the test ends.
+func wsPair(tb testing.TB) (server, client *websocket.Conn) {
+	tb.Helper()
+	up := websocket.Upgrader{}
+	conns := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			tb.Error(err)
+			close(conns)
+			return
+		}
+		conns <- ws
+	}))
+	tb.Cleanup(srv.Close)
+	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	server, ok := <-conns
+	if !ok {
+		client.Close()
+		tb.FailNow()
+	}
+	tb.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
 }
 
 func at(s []string, i int) string {

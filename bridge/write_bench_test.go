@@ -2,14 +2,8 @@ package bridge
 
 import (
 	"io"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/internal/clock"
@@ -21,21 +15,7 @@ import (
 // encoded updates to a real gorilla client over loopback TCP (the client
 // reads and discards). allocs/op is per batch: the target is none per item.
 func BenchmarkWriteBatch(b *testing.B) {
-	up := websocket.Upgrader{WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{}}
-	conns := make(chan *websocket.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		conns <- ws
-	}))
-	defer srv.Close()
-	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ws, client := wsPair(b)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -47,7 +27,6 @@ func BenchmarkWriteBatch(b *testing.B) {
 			io.Copy(io.Discard, r)
 		}
 	}()
-	ws := <-conns
 	c := &wsConn{ws: ws, clk: clock.Real{}}
 	m := &tick.Message{Topic: "md.eq.AAPL", Frames: [][]byte{[]byte("md.eq.AAPL"), []byte(`{"px":187.25,"sz":100,"venue":"XNAS","side":"B"}`)},
 		Stamp: tick.Stamp{Epoch: 1, Seq: 1, Ingress: time.Now().UnixNano()}}
