@@ -119,7 +119,7 @@ func TestKill9UnderLoadThenRestart(t *testing.T) {
 		msgs, err := lvc.Load(cache)
 		return err == nil && len(msgs) == 10
 	})
-	gw.Kill(t) // SIGKILL mid-load: no shutdown code runs
+	gw.Kill(t)       // SIGKILL mid-load: no shutdown code runs
 	for err == nil { // the client sees the connection go
 		_, err = read(ws, 1<<30)
 	}
