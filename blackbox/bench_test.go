@@ -29,6 +29,29 @@ func (c *countConn) WriteBatch(_ time.Time, b *Batch) error {
 func (*countConn) WriteClose(time.Time, Close) error { return nil }
 func (*countConn) Abort()                            {}
 
+// countingEngine runs an engine and n clients on countConns, each subscribed
+// to sub, until b's run ends; got counts the items their writers are
+// handed. A shard queue holds every message (b.N+1000): Publish outruns the
+// worker, and a dropped message would leave a wait for got waiting.
+func countingEngine(b *testing.B, n int, sub Subscription) (e *Engine, got *atomic.Int64) {
+	b.Helper()
+	e = newEngine(b, config(func(c *Config) {
+		c.Limits, c.ShardQueue = slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, b.N+1000
+	}), encodeText)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	go e.Run(ctx)
+	got = new(atomic.Int64)
+	for range n {
+		conn := &countConn{n: got}
+		c := e.NewClient(conn, 0, slowsub.Limits{})
+		conn.answer = c.Answered
+		c.Subscribe([]Subscription{sub}, nil, nil)
+		go c.Run(ctx)
+	}
+	return e, got
+}
+
 // BenchmarkFanOut publishes one topic to n subscribers and waits until every
 // writer has taken every message: ns/op is per message, so per delivery it is
 // ns/op / n (reported as ns/delivery).
@@ -36,22 +59,7 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1, 100, 1000, 10000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
-			e := newEngine(b, config(func(c *Config) {
-				// A queue for every message: Publish outruns the worker, and a
-				// dropped message would leave the wait below waiting.
-				c.Limits, c.ShardQueue = slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, b.N+1000
-			}), encodeText)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go e.Run(ctx)
-			var got atomic.Int64
-			for range n {
-				conn := &countConn{n: &got}
-				c := e.NewClient(conn, 0, slowsub.Limits{})
-				conn.answer = c.Answered
-				c.Subscribe([]Subscription{{Key: "md.eq.AAPL"}}, nil, nil)
-				go c.Run(ctx)
-			}
+			e, got := countingEngine(b, n, Subscription{Key: "md.eq.AAPL"})
 			m := &tick.Message{Topic: "md.eq.AAPL", Frames: [][]byte{[]byte("md.eq.AAPL"), make([]byte, 100)}}
 			seq := uint64(0)
 			publish := func(count int) {
@@ -115,22 +123,7 @@ func BenchmarkThrottle(b *testing.B) {
 	for _, every := range []time.Duration{0, 250 * time.Millisecond} {
 		b.Run(fmt.Sprintf("throttle=%v", every), func(b *testing.B) {
 			const clients, topics = 100, 1000
-			e := newEngine(b, config(func(c *Config) {
-				// A queue for every message: Publish outruns the worker, and a
-				// dropped message would leave the wait below waiting.
-				c.Limits, c.ShardQueue = slowsub.Limits{MaxBytes: 1 << 30, MaxLag: time.Hour}, b.N+1000
-			}), encodeText)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go e.Run(ctx)
-			var got atomic.Int64
-			for range clients {
-				conn := &countConn{n: &got}
-				c := e.NewClient(conn, 0, slowsub.Limits{})
-				conn.answer = c.Answered
-				c.Subscribe([]Subscription{{Key: "md.", Prefix: true, Throttle: every}}, nil, nil)
-				go c.Run(ctx)
-			}
+			e, got := countingEngine(b, clients, Subscription{Key: "md.", Prefix: true, Throttle: every})
 			names := make([]string, topics)
 			for i := range names {
 				names[i] = fmt.Sprintf("md.%04d", i)
