@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/internal/clock"
+	"github.com/mdgate/mdgate/internal/clock/clocktest"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/slowsub"
 	"github.com/mdgate/mdgate/tick"
@@ -285,7 +286,7 @@ func TestSweeperCutsOffIdleLaggard(t *testing.T) {
 	testpeer.Eventually(t, wait, "a write blocked on the stalled peer", func() bool { return slow.entered.Load() == 1 })
 	e.Publish(m) // the first is held by the stalled write; this one waits in the queue
 	testpeer.Eventually(t, wait, "the second queued", func() bool { return counterValue(e.m.deliveries) == 2 })
-	blockUntil(t, clk, 1) // the sweeper's ticker
+	clocktest.BlockUntil(t, clk, 1) // the sweeper's ticker
 	clk.Advance(3 * time.Second)
 	select {
 	case err := <-errc:
@@ -295,17 +296,6 @@ func TestSweeperCutsOffIdleLaggard(t *testing.T) {
 		}
 	case <-time.After(wait):
 		t.Fatal("the laggard was not cut off")
-	}
-}
-
-// blockUntil waits for n timers and tickers on clk: the code under test has
-// armed them, so Advance cannot pass them by.
-func blockUntil(t *testing.T, clk *clock.Fake, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := clk.BlockUntil(ctx, n); err != nil {
-		t.Fatalf("waiting for %d timers (%d armed): %v", n, clk.Pending(), err)
 	}
 }
 
@@ -352,7 +342,7 @@ func TestHeartbeatOnTheClocksBeat(t *testing.T) {
 	e := run(t, config(func(c *Config) { c.Shards, c.Clock, c.Heartbeat = 1, clk, time.Minute }))
 	conn := &memConn{}
 	client(t, e, conn, slowsub.Limits{})
-	blockUntil(t, clk, 1) // the sweeper's ticker, which also beats
+	clocktest.BlockUntil(t, clk, 1) // the sweeper's ticker, which also beats
 	clk.Advance(59 * time.Second)
 	if n := conn.beats.Load(); n != 0 {
 		t.Fatalf("%d heartbeats before the minute, want 0", n)
@@ -376,7 +366,7 @@ func TestNoHeartbeatWhileNotAlive(t *testing.T) {
 	}))
 	conn := &memConn{}
 	client(t, e, conn, slowsub.Limits{})
-	blockUntil(t, clk, 1)
+	clocktest.BlockUntil(t, clk, 1)
 	clk.Advance(time.Minute)
 	testpeer.Eventually(t, wait, "the beat asking Alive", func() bool { return asked.Load() == 1 })
 	if n := conn.beats.Load(); n != 0 {
@@ -547,7 +537,7 @@ func TestIdleWriterRetiresAndComesBack(t *testing.T) {
 	if !running() {
 		t.Fatal("no writer running right after a write")
 	}
-	blockUntil(t, clk, 1)
+	clocktest.BlockUntil(t, clk, 1)
 	clk.Advance(writerIdle / 2)
 	clk.Advance(writerIdle / 2)
 	testpeer.Eventually(t, wait, "the idle writer retired", func() bool { return !running() })
@@ -578,10 +568,10 @@ func TestWriteDelayHoldsLiveUpdatesNotReplies(t *testing.T) {
 	}
 	c.Send([]byte("reply"))
 	testpeer.Eventually(t, wait, "the reply written without the clock moving", written(1))
-	blockUntil(t, clk, 1) // the sweeper's ticker
+	clocktest.BlockUntil(t, clk, 1) // the sweeper's ticker
 	e.Publish(msg("x", 1))
 	e.Publish(msg("x", 2))
-	blockUntil(t, clk, 2) // and the writer's delay
+	clocktest.BlockUntil(t, clk, 2) // and the writer's delay
 	testpeer.Eventually(t, wait, "both updates queued", func() bool { return counterValue(e.m.deliveries) == 2 })
 	conn.mu.Lock()
 	n := len(conn.got)

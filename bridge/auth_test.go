@@ -16,6 +16,7 @@ import (
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/internal/clock"
+	"github.com/mdgate/mdgate/internal/clock/clocktest"
 )
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
@@ -119,7 +120,7 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 	r := newRig(t, wsConfig(func(c *Config) { c.Auth, c.Clock = auth, clk }), blackbox.DefaultConfig())
 	bearer := http.Header{"Authorization": {"Bearer " + hsToken(t, []string{""}, clk.Now().Add(time.Hour))}}
 	c := r.dial(t, bearer)
-	blockUntil(t, clk, 1) // the expiry's timer
+	clocktest.BlockUntil(t, clk, 1) // the expiry's timer
 	clk.Advance(59 * time.Minute)
 	c.send(t, `{"op":"ping","id":1}`)
 	if m := c.next(t); m["op"] != "pong" {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mdgate/mdgate/blackbox"
 	"github.com/mdgate/mdgate/internal/clock"
+	"github.com/mdgate/mdgate/internal/clock/clocktest"
 	"github.com/mdgate/mdgate/internal/promscrape"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
@@ -614,7 +615,7 @@ func TestHeartbeatOnTheClock(t *testing.T) {
 	if m := c.next(t); m["op"] != "pong" || m["ts"] != float64(clk.Now().UnixMicro()) {
 		t.Fatalf("ping = %v, want pong with ts %d (the clock's)", m["\x00raw"], clk.Now().UnixMicro())
 	}
-	blockUntil(t, clk, 1) // the fan-out's sweeper, which also beats
+	clocktest.BlockUntil(t, clk, 1) // the fan-out's sweeper, which also beats
 	clk.Advance(time.Minute)
 	c.ws.SetReadDeadline(time.Now().Add(wait))
 	_, b, err := c.ws.ReadMessage() // the client's read skips heartbeats
@@ -623,17 +624,6 @@ func TestHeartbeatOnTheClock(t *testing.T) {
 	}
 	if want := fmt.Sprintf(`{"op":"heartbeat","ts":%d}`, clk.Now().UnixMicro()); string(b) != want {
 		t.Fatalf("after a minute the client got %s, want %s", b, want)
-	}
-}
-
-// blockUntil waits for n timers and tickers on clk, so Advance does not
-// pass one by before the code under test has made it.
-func blockUntil(t *testing.T, clk *clock.Fake, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := clk.BlockUntil(ctx, n); err != nil {
-		t.Fatalf("waiting for %d timers (%d armed): %v", n, clk.Pending(), err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mdgate/mdgate/internal/clock"
+	"github.com/mdgate/mdgate/internal/clock/clocktest"
 	"github.com/mdgate/mdgate/internal/testpeer"
 	"github.com/mdgate/mdgate/lvc"
 )
@@ -193,9 +194,9 @@ func TestPersistFinalSaveWithinBound(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Persist(ctx, path, time.Hour, 300*time.Millisecond, zerolog.Nop()) }()
-	blockUntil(t, clk, 1) // Persist's ticker
+	clocktest.BlockUntil(t, clk, 1) // Persist's ticker
 	cancel()
-	blockUntil(t, clk, 2) // ... and the final save's bound
+	clocktest.BlockUntil(t, clk, 2) // ... and the final save's bound
 	clk.Advance(299 * time.Millisecond)
 	select {
 	case err := <-done:
@@ -236,7 +237,7 @@ func TestPersistSavesOnTheClock(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Persist(ctx, path, time.Minute, time.Second, zerolog.Nop()) }()
-	blockUntil(t, clk, 1) // Persist's ticker
+	clocktest.BlockUntil(t, clk, 1) // Persist's ticker
 	clk.Advance(59 * time.Second)
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("after 59s of a 1m interval: Stat = %v, want no file yet", err)
@@ -264,17 +265,6 @@ func TestPersistSavesOnTheClock(t *testing.T) {
 	saved(3, 2*time.Minute) // the final save; the clock did not move
 	if got := clk.Pending(); got != 0 {
 		t.Errorf("%d timers left armed after Persist returned, want 0", got)
-	}
-}
-
-// blockUntil waits for n timers and tickers on clk, so Advance does not
-// pass one by before the code under test has made it.
-func blockUntil(t *testing.T, clk *clock.Fake, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := clk.BlockUntil(ctx, n); err != nil {
-		t.Fatalf("waiting for %d timers (%d armed): %v", n, clk.Pending(), err)
 	}
 }
 
