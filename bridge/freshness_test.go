@@ -61,6 +61,19 @@ func slowRead(c *client, gap time.Duration, until time.Time) (oldest time.Durati
 // period, with room for a loaded machine running -race.
 const freshnessSlack = 1250 * time.Millisecond
 
+// freshnessRig is a rig whose fan-out has limits and a client that has sent
+// the subscribe message sub and read its ack.
+func freshnessRig(t *testing.T, limits slowsub.Limits, sub string) (*rig, *client) {
+	t.Helper()
+	fan := blackbox.DefaultConfig()
+	fan.Limits = limits
+	r := newRig(t, wsConfig(nil), fan)
+	c := r.dial(t, nil)
+	c.send(t, sub)
+	c.until(t, "ack")
+	return r, c
+}
+
 // TestSlowReaderSeesBoundedAge: a client reading at about a tenth of the
 // feed, with the default 512 KiB send buffer. Before the fix the kernel's
 // buffers hid its backlog from the lag rule and it saw prices 5.5 s old
@@ -68,12 +81,8 @@ const freshnessSlack = 1250 * time.Millisecond
 // is cut off (4008) before it can see a value older than its limit + X.
 func TestSlowReaderSeesBoundedAge(t *testing.T) {
 	const maxLag = time.Second
-	fan := blackbox.DefaultConfig()
-	fan.Limits = slowsub.Limits{MaxBytes: 256 << 20, MaxLag: maxLag}
-	r := newRig(t, wsConfig(nil), fan)
-	c := r.dial(t, nil)
-	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false}`)
-	c.until(t, "ack")
+	r, c := freshnessRig(t, slowsub.Limits{MaxBytes: 256 << 20, MaxLag: maxLag},
+		`{"op":"subscribe","prefixes":["md."],"snapshot":false}`)
 	stop := make(chan struct{})
 	done := r.feed(stop, []string{"md.a", "md.b", "md.c"}, 2000, `{"px":1,"pad":"`+strings.Repeat("x", 300)+`"}`)
 	defer func() { close(stop); <-done }()
@@ -94,12 +103,8 @@ func TestSlowReaderSeesBoundedAge(t *testing.T) {
 // the fix it saw values 5.5 s old.
 func TestConflatingSlowReaderSeesCurrentValues(t *testing.T) {
 	const maxLag = time.Second
-	fan := blackbox.DefaultConfig()
-	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: maxLag}
-	r := newRig(t, wsConfig(nil), fan)
-	c := r.dial(t, nil)
-	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
-	c.until(t, "ack")
+	r, c := freshnessRig(t, slowsub.Limits{MaxBytes: 1 << 20, MaxLag: maxLag},
+		`{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
 	topics := make([]string, 50)
 	for i := range topics {
 		topics[i] = fmt.Sprintf("md.%02d", i)
@@ -122,12 +127,8 @@ func TestConflatingSlowReaderSeesCurrentValues(t *testing.T) {
 // reading while the feed is quiet holds only latest values: it is not
 // behind, and is not cut off for lag (it was, after 2.1 s).
 func TestPausedConflatingClientOnQuietFeed(t *testing.T) {
-	fan := blackbox.DefaultConfig()
-	fan.Limits = slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 300 * time.Millisecond}
-	r := newRig(t, wsConfig(nil), fan)
-	c := r.dial(t, nil)
-	c.send(t, `{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
-	c.until(t, "ack")
+	r, c := freshnessRig(t, slowsub.Limits{MaxBytes: 1 << 20, MaxLag: 300 * time.Millisecond},
+		`{"op":"subscribe","prefixes":["md."],"snapshot":false,"slow":"conflate"}`)
 	var last uint64
 	for range 50 {
 		last = r.publish("md.q", `{"px":1}`)
