@@ -90,14 +90,15 @@ type Proc struct {
 func Start(t testing.TB, name string, spec any) *Proc {
 	t.Helper()
 	Require(t)
-	src, err := scripts.ReadFile("scripts/" + name + ".py")
-	if err != nil {
+	if _, err := scripts.ReadFile("scripts/" + name + ".py"); err != nil {
 		t.Fatalf("testpeer: no script %s: %v", name, err)
 	}
-	path := filepath.Join(t.TempDir(), name+".py")
-	if err := os.WriteFile(path, src, 0o600); err != nil {
+	// Every script beside it: they import what they share (peer.py).
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, scripts); err != nil {
 		t.Fatal(err)
 	}
+	path := filepath.Join(dir, "scripts", name+".py")
 	arg, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ the first frame of one more message with SNDMORE and dies without finishing it.
 import base64, json, os, sys, time
 import zmq
 
+import peer
+
 spec = json.loads(sys.argv[1])
 ctx = zmq.Context()
 kind = zmq.XPUB if spec.get("socket", "xpub") == "xpub" else zmq.PUB
@@ -19,12 +21,7 @@ s.setsockopt(zmq.SNDHWM, 0)
 s.setsockopt(zmq.LINGER, 5000)
 if "rate" in spec:
     s.setsockopt(zmq.RATE, spec["rate"])  # multicast: before connect
-c = spec.get("curve")
-if c:  # a CURVE client: the gateway's public key, then our own pair
-    s.curve_serverkey = c["server_key"].encode()
-    s.curve_publickey = c["public"].encode()
-    s.curve_secretkey = c["secret"].encode()
-s.connect(spec["endpoint"])
+peer.connect(s, spec)
 if kind == zmq.XPUB:
     s.recv()  # the gateway's subscribe frame
 def dec(f):

@@ -8,18 +8,15 @@ Prints {"event":"ready"} once connected, then one line per message:
 import base64, json, sys
 import zmq
 
+import peer
+
 spec = json.loads(sys.argv[1])
 ctx = zmq.Context()
 s = ctx.socket(zmq.SUB)
 s.setsockopt(zmq.RCVHWM, 0)
 for p in spec.get("prefixes", [""]):
     s.setsockopt(zmq.SUBSCRIBE, p.encode())
-c = spec.get("curve")
-if c:  # a CURVE client: the gateway's public key, then our own pair
-    s.curve_serverkey = c["server_key"].encode()
-    s.curve_publickey = c["public"].encode()
-    s.curve_secretkey = c["secret"].encode()
-s.connect(spec["endpoint"])
+peer.connect(s, spec)
 print(json.dumps({"event": "ready"}), flush=True)
 s.setsockopt(zmq.RCVTIMEO, spec.get("timeout_ms", 10000))
 n = 0
