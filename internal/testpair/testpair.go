@@ -2,9 +2,11 @@ package testpair
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -48,7 +50,8 @@ type Node struct {
 	Bin                                string
 	Args                               []string
 	Cmd                                *exec.Cmd
-	log                                *strings.Builder
+	log                                *testpeer.Buffer
+	exited                             chan struct{} // closed once Cmd has exited and is reaped
 }
 
 // NewNode picks free endpoints for a gateway (a snapshot endpoint too when
@@ -85,16 +88,18 @@ func (n *Node) Start(tb testing.TB, args []string) {
 func (n *Node) Restart(tb testing.TB) {
 	tb.Helper()
 	cmd := exec.Command(n.Bin, n.Args...)
-	log := new(strings.Builder)
+	log := new(testpeer.Buffer)
 	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	n.Cmd, n.log = cmd, log
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }() // the one Wait: Kill and the cleanup wait for exited
+	n.Cmd, n.log, n.exited = cmd, log, exited
 	tb.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGCONT)
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		if tb.Failed() {
 			tb.Logf("gateway %s's log:\n%s", n.HTTP, log.String())
 		}
@@ -105,10 +110,22 @@ func (n *Node) Restart(tb testing.TB) {
 // it.
 func (n *Node) Kill(tb testing.TB) {
 	tb.Helper()
-	if err := n.Cmd.Process.Kill(); err != nil {
+	if err := n.Cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		tb.Fatal(err)
 	}
-	n.Cmd.Wait()
+	<-n.exited
+}
+
+// lostPort reports whether the gateway has exited because one of its
+// endpoints was taken: a free port picked by FreeAddr can be handed to
+// another process before the gateway binds it.
+func (n *Node) lostPort() bool {
+	select {
+	case <-n.exited:
+		return strings.Contains(n.log.String(), "address already in use")
+	default:
+		return false
+	}
 }
 
 // Takeover kills the active p (Kill) and waits, within 20 s, until b is
@@ -148,16 +165,30 @@ func (n *Node) Mode() string { return n.Health().Mode }
 // StartPair starts a primary and a backup of bin on free loopback ports
 // (PairArgs; snapshot endpoints when snapshot is set) and waits until the
 // primary is active and the backup passive.
+//
+// Each gateway must know the other's endpoints before either binds them,
+// so they are picked in advance; when one was taken meanwhile (by another
+// test package running in parallel) and a gateway exits on it, the pair is
+// started again on new ports, three times at most.
 func StartPair(tb testing.TB, bin string, snapshot bool) (p, b *Node) {
 	tb.Helper()
-	dir := tb.TempDir()
-	p, b = NewNode(tb, bin, snapshot), NewNode(tb, bin, snapshot)
-	p.Start(tb, p.PairArgs("primary", b.State, b.Stamped, dir))
-	b.Start(tb, b.PairArgs("backup", p.State, p.Stamped, dir))
-	testpeer.Eventually(tb, 20*time.Second, "primary active, backup passive", func() bool {
-		return p.Mode() == "active" && b.Mode() == "passive"
-	})
-	return p, b
+	for attempt := 1; ; attempt++ {
+		dir := tb.TempDir()
+		p, b = NewNode(tb, bin, snapshot), NewNode(tb, bin, snapshot)
+		p.Start(tb, p.PairArgs("primary", b.State, b.Stamped, dir))
+		b.Start(tb, b.PairArgs("backup", p.State, p.Stamped, dir))
+		lost := false
+		testpeer.Eventually(tb, 20*time.Second, "primary active, backup passive", func() bool {
+			lost = attempt < 3 && (p.lostPort() || b.lostPort())
+			return lost || (p.Mode() == "active" && b.Mode() == "passive")
+		})
+		if !lost {
+			return p, b
+		}
+		tb.Logf("attempt %d: a port picked for the pair was taken before the gateway bound it; starting again on new ports", attempt)
+		p.Kill(tb)
+		b.Kill(tb)
+	}
 }
 
 // Publish runs one publisher connected to both nodes' ingresses (a PUB
