@@ -100,6 +100,28 @@ static int mdg_send_batch(void *sock, const char *buf, const uint32_t *sizes, co
 	return failed;
 }
 
+// mdg_forward_batch sends, for each message of the batch, its first
+// keep[i] frames (none when 0) as one message, never blocking. The frames
+// are libzmq's own, moved without a copy (zmq_proxy's way); a sent frame is
+// left empty for the release. Returns how many messages failed.
+static int mdg_forward_batch(void *sock, mdg_rb *b, const int16_t *keep, int max_frames) {
+	int failed = 0, f = 0;
+	for (int i = 0; i < b->nmsgs; i++) {
+		int n = b->msg_frames[i], k = keep[i], ok = 1;
+		for (int j = 0; j < k && ok; j++) {
+			int flags = ZMQ_DONTWAIT | (j < k - 1 ? ZMQ_SNDMORE : 0);
+			while (zmq_msg_send(&b->msgs[f + j], sock, flags) < 0) {
+				if (errno == EINTR) continue;
+				ok = 0;
+				break;
+			}
+		}
+		if (!ok) failed++;
+		f += n < 0 ? max_frames : n;
+	}
+	return failed;
+}
+
 static int mdg_socket_type(void *sock) {
 	int t = -1;
 	size_t n = sizeof t;
@@ -111,6 +133,7 @@ import "C"
 
 import (
 	"fmt"
+	"slices"
 	"syscall"
 	"unsafe"
 
@@ -139,7 +162,9 @@ func checkHandle(s *zmq.Socket) error {
 // recvBatch receives whole messages with one cgo call. Owned by the loop.
 type recvBatch struct {
 	c         *C.mdg_rb
-	maxFrames int // the cap of the last recv: frames kept of an oversized message
+	maxFrames int     // the cap of the last recv: frames kept of an oversized message
+	keep      []int16 // by message: the frames forward sends (0: none)
+	kept      int     // messages with keep > 0
 }
 
 func newRecvBatch(maxMsgs, capFrames int) *recvBatch {
@@ -151,28 +176,52 @@ func (b *recvBatch) free() { C.mdg_rb_free(b.c) }
 // recv fills the batch from sock. Frames of earlier calls are released.
 func (b *recvBatch) recv(sock *zmq.Socket, maxMsgs, maxFrames int) error {
 	b.maxFrames = maxFrames
+	b.keep, b.kept = b.keep[:0], 0
 	if rc := C.mdg_recv_batch(handle(sock), b.c, C.int(maxMsgs), C.int(maxFrames)); rc != 0 {
 		return syscall.Errno(rc)
 	}
 	return nil
 }
 
-// each calls fn for every message of the batch with its frames copied into
-// Go memory (one allocation for all frame bytes), or with n < 0 and nil
-// frames for a message that had -n frames, more than the cap.
-func (b *recvBatch) each(fn func(n int, frames [][]byte)) {
+// forward marks the first n frames of message i (as numbered by each) to
+// be sent by send.
+func (b *recvBatch) forward(i, n int) {
+	b.keep[i] = int16(n)
+	b.kept++
+}
+
+// send sends the messages marked by forward, in batch order, moving
+// libzmq's frames without a copy; it returns how many were marked and how
+// many of those failed.
+func (b *recvBatch) send(sock *zmq.Socket) (n, failed int) {
+	if b.kept == 0 {
+		return 0, 0
+	}
+	failed = int(C.mdg_forward_batch(handle(sock), b.c, (*C.int16_t)(unsafe.Pointer(&b.keep[0])), C.int(b.maxFrames)))
+	n = b.kept
+	b.kept = 0
+	clear(b.keep)
+	return n, failed
+}
+
+// each calls fn for every message of the batch, numbered from 0, with its
+// frames copied into Go memory (one allocation for all frame bytes), or with
+// n < 0 and nil frames for a message that had -n frames, more than the cap.
+func (b *recvBatch) each(fn func(i, n int, frames [][]byte)) {
 	nm := int(b.c.nmsgs)
 	if nm == 0 {
 		return
 	}
+	b.keep = slices.Grow(b.keep[:0], nm)[:nm]
+	clear(b.keep)
 	counts := unsafe.Slice(b.c.msg_frames, nm)
 	data := unsafe.Slice(b.c.data, int(b.c.nframes))
 	sizes := unsafe.Slice(b.c.size, int(b.c.nframes))
 	f := 0
-	for _, n := range counts {
+	for m, n := range counts {
 		if n < 0 { // the first maxFrames frames are held; skip them
 			f += b.maxFrames
-			fn(int(n), nil)
+			fn(m, int(n), nil)
 			continue
 		}
 		kept := int(n)
@@ -192,7 +241,7 @@ func (b *recvBatch) each(fn func(n int, frames [][]byte)) {
 			off += sz
 		}
 		f += kept
-		fn(kept, frames)
+		fn(m, kept, frames)
 	}
 }
 

@@ -357,7 +357,7 @@ func (p *Proxy) drainMirror(s *sockets) error {
 	if err := s.in.recv(s.mirror, p.cfg.Batch, p.cfg.MaxFrames+2); err != nil {
 		return fmt.Errorf("ha mirror recv: %w", err)
 	}
-	s.in.each(func(n int, frames [][]byte) {
+	s.in.each(func(_, n int, frames [][]byte) {
 		if n < 0 {
 			p.drop(DropTooManyFrames, nil)
 			return

@@ -22,7 +22,7 @@ func (p *Proxy) drainIngress(s *sockets) error {
 		return fmt.Errorf("ingress recv: %w", err)
 	}
 	var msgs, bytes int
-	s.in.each(func(n int, frames [][]byte) {
+	s.in.each(func(i, n int, frames [][]byte) {
 		if n < 0 {
 			p.drop(DropTooManyFrames, nil)
 			return
@@ -34,12 +34,19 @@ func (p *Proxy) drainIngress(s *sockets) error {
 		if m := p.admit(frames, p.cfg.IngressStamped); m != nil {
 			msgs++
 			bytes += m.Size()
-			p.forward(s, m)
+			if s.xpub != nil {
+				s.in.forward(i, len(m.Frames)) // sent below, libzmq's frames moved
+			}
+			p.fanOut(s, m)
 		}
 	})
 	if msgs > 0 {
 		p.m.ingressMsgs.Add(float64(msgs))
 		p.m.ingressBytes.Add(float64(bytes))
+	}
+	if s.xpub != nil { // first, as forward would have: nothing else is queued for it
+		n, failed := s.in.send(s.xpub)
+		p.countSent(egressRaw, n, failed)
 	}
 	p.flush(s)
 	now := p.now().UnixNano()
@@ -141,11 +148,9 @@ func trim(b []byte) []byte {
 	return b
 }
 
-// forward queues m on every egress and hands it to every sink.
-func (p *Proxy) forward(s *sockets, m *tick.Message) {
-	if s.xpub != nil {
-		p.out[egressRaw].add(m.Frames, nil)
-	}
+// fanOut queues m on every egress but the raw one (drainIngress forwards
+// the frames it received) and hands it to every sink.
+func (p *Proxy) fanOut(s *sockets, m *tick.Message) {
 	if s.spub != nil || s.capture != nil {
 		p.scratch = tick.AppendStamp(p.scratch[:0], m.Stamp)
 	}
@@ -213,12 +218,15 @@ func (p *Proxy) flush(s *sockets) {
 		if b.len() == 0 {
 			continue
 		}
-		n := b.len()
-		failed := b.flush(s.egressSocket(egress(e)))
-		p.m.egressMsgs[e].Add(float64(n - failed))
-		if failed > 0 {
-			p.m.egressErrors[e].Add(float64(failed))
-		}
+		p.countSent(egress(e), b.len(), b.flush(s.egressSocket(egress(e))))
+	}
+}
+
+// countSent counts n messages sent on e, failed of them refused.
+func (p *Proxy) countSent(e egress, n, failed int) {
+	p.m.egressMsgs[e].Add(float64(n - failed))
+	if failed > 0 {
+		p.m.egressErrors[e].Add(float64(failed))
 	}
 }
 
