@@ -30,7 +30,7 @@ test: deps-test
 ## generated sections of both. Then the isolation attacks (about 2 minutes), each against its
 ## own gateway beside a good workload: their own generated section of docs/benchmarks.md.
 bench: deps-test build
-	$(GO) test $(TAGS) -run '^$$' -bench IngressToEgress -benchtime 1x ./proxy/
+	$(GO) test $(TAGS) -run '^$$' -bench IngressToEgress -benchtime 5x ./proxy/
 	$(GO) test $(TAGS) -run '^$$' -bench . -benchmem ./lvc/
 	$(GO) test $(TAGS) -run '^$$' -bench 'FanOut|Match' -benchtime 1s -benchmem ./blackbox/
 	$(GO) test $(TAGS) -run '^$$' -bench RunSub -benchtime 2x ./blackbox/blackboxzmq/

@@ -39,7 +39,9 @@ func markdown(rs []result, o options) string {
 		}
 	}
 	if rate["zmq_proxy"] > 0 && rate["direct"] > 0 {
-		b.WriteString("\nThe zmq rows run flat out (one PUB, 64-byte-ish payloads, HWMs off): their latency is time spent queued under full load, not a latency figure.\n")
+		b.WriteString("\nThe zmq rows run flat out (one PUB, 64-byte-ish payloads, the harness's and zmq_proxy's HWMs off): their latency is time spent queued under full load, not a latency figure. " +
+			"mdgate runs its defaults, whose egress bound (`--egress-max-bytes` 256 MiB / `--max-msg-bytes` 64 KiB: 4,096 messages a subscriber) drops for a subscriber that far behind, so a loss on its row flat out is that bound at work " +
+			"(with `-gateway-args \"--egress-max-bytes 0\"` the bound is `--egress-hwm`'s 100,000 and the row loses none; measured in session 6).\n")
 		fmt.Fprintf(&b, "\nZeroMQ ingress -> egress, same run: **mdgate / zmq_proxy = %.2f**, mdgate / direct = %.2f, zmq_proxy / direct = %.2f.\n",
 			rate["mdgate"]/rate["zmq_proxy"], rate["mdgate"]/rate["direct"], rate["zmq_proxy"]/rate["direct"])
 	}
