@@ -641,22 +641,32 @@ func natsScenario(o options) error {
 		}
 		var harnessSet unix.CPUSet
 		unix.SchedGetaffinity(0, &harnessSet)
+		// Every target is started, then their searches take a step each in
+		// turn: a swing in this machine's speed (2-3x within a session here)
+		// lands on all of them instead of on whichever ran during it.
+		var cmps []*comparison
 		for _, name := range targets {
-			fmt.Printf("%s, %s:\n", name, mode)
-			s := cmpSummary{Target: name, Mode: mode, Rate: o.rate, HarnessCPUs: harnessSet.Count()}
-			st := time.Now()
-			runs, idleRes, err := compareOne(name, mode, o, natsBin, mi == 0 && idle > 0, idle, &s, &rep.NATSVersion)
-			s.Seconds = time.Since(st).Seconds()
-			if err != nil {
-				s.Error = err.Error()
-				fmt.Printf("\r  %s %s: error: %v\n", name, mode, err)
+			c := &comparison{name: name, sum: cmpSummary{Target: name, Mode: mode, Rate: o.rate, HarnessCPUs: harnessSet.Count()}}
+			fmt.Printf("%s, %s: start\n", name, mode)
+			if err := c.start(mode, o, natsBin, mi == 0 && idle > 0, idle, &rep.NATSVersion); err != nil {
+				c.fail(err)
 			}
-			if idleRes != nil {
-				idleRes.Mode = mode
-				rep.Idle = append(rep.Idle, *idleRes)
+			if c.idle != nil {
+				c.idle.Mode = mode
+				rep.Idle = append(rep.Idle, *c.idle)
 			}
-			rep.Runs = append(rep.Runs, runs...)
-			rep.Summary = append(rep.Summary, s)
+			cmps = append(cmps, c)
+		}
+		for stepped := true; stepped; {
+			stepped = false
+			for _, c := range cmps {
+				stepped = c.step(mode, o) || stepped
+			}
+		}
+		for _, c := range cmps {
+			c.stop()
+			rep.Runs = append(rep.Runs, c.runs...)
+			rep.Summary = append(rep.Summary, c.sum)
 		}
 	}
 	setAffinityAll(&orig)
@@ -689,56 +699,94 @@ func natsScenario(o options) error {
 	return nil
 }
 
-// compareOne starts one target in one mode, measures RSS per connection
-// when asked, the step at -rate and the saturation search, and stops it.
-func compareOne(name, mode string, o options, natsBin string, measureIdle bool, idle int, s *cmpSummary, natsVersion *string) ([]result, *idleResult, error) {
-	t, err := startTarget(name, o, natsBin, mode == "pinned")
+// comparison is one target in one mode: its server, its RSS per
+// connection when asked, and its saturation search, run a step at a time.
+type comparison struct {
+	name   string
+	t      fanTarget // nil once stopped or when it failed to start
+	search *searchPlan
+	sum    cmpSummary
+	idle   *idleResult
+	runs   []result
+}
+
+// start starts the target and measures RSS per connection when asked.
+func (c *comparison) start(mode string, o options, natsBin string, measureIdle bool, idle int, natsVersion *string) error {
+	st := time.Now()
+	defer func() { c.sum.Seconds += time.Since(st).Seconds() }()
+	t, err := startTarget(c.name, o, natsBin, mode == "pinned")
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	defer t.stop()
+	c.t, c.search = t, newSearch(o.rate, o.searchMax, o.refine)
 	if n, ok := t.(natsTarget); ok {
 		*natsVersion = n.s.version
 	}
-	var idleRes *idleResult
 	if measureIdle {
 		r, err := rssPerConn(t, o, idle)
-		r.Mode = mode
 		if err != nil {
 			r.Error = err.Error()
-			fmt.Printf("  %s idle: error: %v\n", name, err)
+			fmt.Printf("  %s idle: error: %v\n", c.name, err)
 		} else {
-			fmt.Printf("  %s: RSS %.0f MB -> %.0f MB with %d subscribed idle connections, %.1f KB a connection\n", name, r.RSS0MB, r.RSS1MB, r.Conns, r.KBPerConn)
+			fmt.Printf("  %s: RSS %.0f MB -> %.0f MB with %d subscribed idle connections, %.1f KB a connection\n", c.name, r.RSS0MB, r.RSS1MB, r.Conns, r.KBPerConn)
 		}
 		if idle < o.idle {
 			r.Note = fmt.Sprintf("%d connections instead of %d: descriptor limit", idle, o.idle)
 		}
-		idleRes = &r
+		c.idle = &r
 	}
-	var runs []result
-	search := newSearch(o.rate, o.searchMax, o.refine)
-	for rate := search.next(); rate > 0; rate = search.next() {
-		r, err := fanStep(t, o, rate)
-		if err != nil {
-			return runs, idleRes, fmt.Errorf("at %d deliveries/s: %w", rate, err)
-		}
-		r.Mode = mode
-		r.Label = fmt.Sprintf("%s %s %d/s", name, mode, rate)
-		printResult(r)
-		runs = append(runs, r)
-		ok := clean(r, o.p99Bound)
-		search.record(rate, ok)
-		s.Steps++
-		if rate == o.rate {
-			s.CPUusPer, s.ServerCores, s.P99, s.Lost, s.HarnessCores, s.Clean = r.CPUusPer, r.GatewayCores, r.Latency.P99, r.Lost, r.LoadCores, ok
-		}
-		if ok && rate >= s.SatTarget {
-			s.SatTarget, s.SatRate, s.SatP99, s.SatServerCores, s.SatHarnessCores = rate, r.Rate, r.Latency.P99, r.GatewayCores, r.LoadCores
-		}
-		if !ok && (s.FailTarget == 0 || rate < s.FailTarget) {
-			s.FailTarget, s.FailWhy, s.FailHarness = rate, whyNotClean(r, o.p99Bound), r.LoadCores
-		}
+	return nil
+}
+
+// step runs the search's next step, if any, and reports whether it ran one.
+func (c *comparison) step(mode string, o options) bool {
+	if c.t == nil {
+		return false
 	}
-	s.SatAtMax = s.FailTarget == 0 && s.SatTarget > 0
-	return runs, idleRes, nil
+	rate := c.search.next()
+	if rate <= 0 {
+		c.sum.SatAtMax = c.sum.FailTarget == 0 && c.sum.SatTarget > 0
+		c.stop()
+		return false
+	}
+	st := time.Now()
+	defer func() { c.sum.Seconds += time.Since(st).Seconds() }()
+	r, err := fanStep(c.t, o, rate)
+	if err != nil {
+		c.fail(fmt.Errorf("at %d deliveries/s: %w", rate, err))
+		return true
+	}
+	r.Mode = mode
+	r.Label = fmt.Sprintf("%s %s %d/s", c.name, mode, rate)
+	printResult(r)
+	c.runs = append(c.runs, r)
+	ok := clean(r, o.p99Bound)
+	c.search.record(rate, ok)
+	s := &c.sum
+	s.Steps++
+	if rate == o.rate {
+		s.CPUusPer, s.ServerCores, s.P99, s.Lost, s.HarnessCores, s.Clean = r.CPUusPer, r.GatewayCores, r.Latency.P99, r.Lost, r.LoadCores, ok
+	}
+	if ok && rate >= s.SatTarget {
+		s.SatTarget, s.SatRate, s.SatP99, s.SatServerCores, s.SatHarnessCores = rate, r.Rate, r.Latency.P99, r.GatewayCores, r.LoadCores
+	}
+	if !ok && (s.FailTarget == 0 || rate < s.FailTarget) {
+		s.FailTarget, s.FailWhy, s.FailHarness = rate, whyNotClean(r, o.p99Bound), r.LoadCores
+	}
+	return true
+}
+
+// fail records why the comparison ended early and stops its server.
+func (c *comparison) fail(err error) {
+	c.sum.Error = err.Error()
+	fmt.Printf("\r  %s %s: error: %v\n", c.sum.Target, c.sum.Mode, err)
+	c.stop()
+}
+
+// stop stops the server, once.
+func (c *comparison) stop() {
+	if c.t != nil {
+		c.t.stop()
+		c.t = nil
+	}
 }
