@@ -107,7 +107,8 @@ func (c *Client) inFlightLagLocked(now int64) time.Duration {
 }
 
 // Answered records the client's answer to probe id (it has read everything
-// written before it) and wakes the writer. Safe from any goroutine.
+// written before it) and wakes the writer when something waits for the
+// room that made. Safe from any goroutine.
 func (c *Client) Answered(id uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -133,7 +134,12 @@ func (c *Client) Answered(id uint64) {
 			c.window = min(c.window*2, c.e.cfg.InFlight)
 		}
 	}
-	c.wakeLocked()
+	// The answer makes room in the window: the writer needs it only when
+	// something waits for that room. With nothing queued, waking it (or
+	// starting one) for every answer cost a goroutine wake-up a probe.
+	if n, _ := c.q.Len(); n > 0 || len(c.snaps) > 0 {
+		c.wakeLocked()
+	}
 }
 
 // stalledLocked reports whether the client answered nothing for the write
