@@ -138,6 +138,8 @@ import (
 	"unsafe"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/mdgate/mdgate/tick"
 )
 
 // handle returns the libzmq socket pointer inside a pebbe/zmq4 Socket, whose
@@ -204,10 +206,26 @@ func (b *recvBatch) send(sock *zmq.Socket) (n, failed int) {
 	return n, failed
 }
 
-// each calls fn for every message of the batch, numbered from 0, with its
-// frames copied into Go memory (one allocation for all frame bytes), or with
-// n < 0 and nil frames for a message that had -n frames, more than the cap.
-func (b *recvBatch) each(fn func(i, n int, frames [][]byte)) {
+// inlineBytes is the most frame bytes a message of up to two frames may
+// have to be copied into Go memory with one allocation (an inlineMsg, a
+// 256-byte size class: what the message, its frame headers and its bytes
+// took in three allocations). Ticks are mostly smaller.
+const inlineBytes = 128
+
+// inlineMsg is a small message, its frame headers and its bytes in one
+// allocation.
+type inlineMsg struct {
+	m      tick.Message
+	frames [2][]byte
+	data   [inlineBytes]byte
+}
+
+// each calls fn for every message of the batch, numbered from 0, as a
+// Message holding only its Frames, copied into Go memory (one allocation
+// for a message of up to two frames and inlineBytes; three for a larger
+// one); or with n < 0 and a nil Message for one that had -n frames, more
+// than the cap.
+func (b *recvBatch) each(fn func(i, n int, m *tick.Message)) {
 	nm := int(b.c.nmsgs)
 	if nm == 0 {
 		return
@@ -218,30 +236,40 @@ func (b *recvBatch) each(fn func(i, n int, frames [][]byte)) {
 	data := unsafe.Slice(b.c.data, int(b.c.nframes))
 	sizes := unsafe.Slice(b.c.size, int(b.c.nframes))
 	f := 0
-	for m, n := range counts {
+	for i, n := range counts {
 		if n < 0 { // the first maxFrames frames are held; skip them
 			f += b.maxFrames
-			fn(m, int(n), nil)
+			fn(i, int(n), nil)
 			continue
 		}
 		kept := int(n)
 		total := 0
-		for i := f; i < f+kept; i++ {
-			total += int(sizes[i])
+		for j := f; j < f+kept; j++ {
+			total += int(sizes[j])
 		}
-		buf := make([]byte, total)
-		frames := make([][]byte, kept)
+		var (
+			m      *tick.Message
+			buf    []byte
+			frames [][]byte
+		)
+		if kept <= 2 && total <= inlineBytes {
+			im := new(inlineMsg)
+			m, buf, frames = &im.m, im.data[:total], im.frames[:kept:kept]
+		} else {
+			m, buf, frames = new(tick.Message), make([]byte, total), make([][]byte, kept)
+		}
 		off := 0
-		for i := range kept {
-			sz := int(sizes[f+i])
+		for j := range kept {
+			sz := int(sizes[f+j])
 			if sz > 0 {
-				copy(buf[off:off+sz], unsafe.Slice((*byte)(data[f+i]), sz))
+				copy(buf[off:off+sz], unsafe.Slice((*byte)(data[f+j]), sz))
 			}
-			frames[i] = buf[off : off+sz : off+sz]
+			frames[j] = buf[off : off+sz : off+sz]
 			off += sz
 		}
 		f += kept
-		fn(m, kept, frames)
+		m.Frames = frames
+		fn(i, kept, m)
 	}
 }
 

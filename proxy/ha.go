@@ -357,7 +357,8 @@ func (p *Proxy) drainMirror(s *sockets) error {
 	if err := s.in.recv(s.mirror, p.cfg.Batch, p.cfg.MaxFrames+2); err != nil {
 		return fmt.Errorf("ha mirror recv: %w", err)
 	}
-	s.in.each(func(_, n int, frames [][]byte) {
+	at := p.now().UnixNano()
+	s.in.each(func(_, n int, in *tick.Message) {
 		if n < 0 {
 			p.drop(DropTooManyFrames, nil)
 			return
@@ -366,7 +367,7 @@ func (p *Proxy) drainMirror(s *sockets) error {
 			p.drop(DropMirror, nil)
 			return
 		}
-		if m := p.admit(frames, true); m != nil {
+		if m := p.admit(in, at, true); m != nil {
 			if p.ha.pair == 0 {
 				p.ha.pair = m.Stamp.Epoch
 			}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/mdgate/mdgate/tick"
 )
@@ -22,7 +23,8 @@ func (p *Proxy) drainIngress(s *sockets) error {
 		return fmt.Errorf("ingress recv: %w", err)
 	}
 	var msgs, bytes int
-	s.in.each(func(i, n int, frames [][]byte) {
+	at := p.now().UnixNano() // the batch's ingress time: taken in one call, microseconds apart
+	s.in.each(func(i, n int, in *tick.Message) {
 		if n < 0 {
 			p.drop(DropTooManyFrames, nil)
 			return
@@ -31,7 +33,7 @@ func (p *Proxy) drainIngress(s *sockets) error {
 			p.drop(DropPassive, nil) // the active stamps these; they reach us mirrored
 			return
 		}
-		if m := p.admit(frames, p.cfg.IngressStamped); m != nil {
+		if m := p.admit(in, at, p.cfg.IngressStamped); m != nil {
 			msgs++
 			bytes += m.Size()
 			if s.xpub != nil {
@@ -57,9 +59,11 @@ func (p *Proxy) drainIngress(s *sockets) error {
 	return nil
 }
 
-// admit validates and stamps one ingress message (keeps its upstream stamp
-// when stamped); nil means dropped.
-func (p *Proxy) admit(frames [][]byte, stamped bool) *tick.Message {
+// admit validates and stamps one ingress message received at at (Unix ns),
+// m with only its Frames set (keeps its upstream stamp when stamped): m,
+// completed, or nil when it is dropped.
+func (p *Proxy) admit(m *tick.Message, at int64, stamped bool) *tick.Message {
+	frames := m.Frames
 	if len(frames) == 0 || len(frames[0]) == 0 {
 		return p.drop(DropEmptyTopic, frames)
 	}
@@ -73,7 +77,7 @@ func (p *Proxy) admit(frames [][]byte, stamped bool) *tick.Message {
 			return p.drop(DropBadStamp, frames)
 		}
 		if p.cfg.IngressResubscribe > 0 {
-			p.heard = p.now() // a clock read per message only where silence is watched
+			p.heard = time.Unix(0, at)
 		}
 		if st.Flags&tick.FlagHeartbeat != 0 {
 			return nil // upstream is alive; nothing to forward
@@ -97,7 +101,7 @@ func (p *Proxy) admit(frames [][]byte, stamped bool) *tick.Message {
 	if len(p.seq.topics) != n {
 		p.m.topics.Set(float64(len(p.seq.topics)))
 	}
-	m := &tick.Message{Topic: ts.topic, Frames: frames}
+	m.Topic, m.Frames = ts.topic, frames
 	if stamped {
 		if r, ok := p.seq.keep(ts, upstream); !ok {
 			return p.drop(r, frames)
@@ -105,7 +109,7 @@ func (p *Proxy) admit(frames [][]byte, stamped bool) *tick.Message {
 		m.Stamp = upstream
 		m.Stamp.Flags &^= tick.FlagReplay // replayed upstream, live here
 	} else {
-		m.Stamp = p.seq.next(ts, p.now().UnixNano())
+		m.Stamp = p.seq.next(ts, at)
 		if tick.IsDeleteFrames(frames) {
 			m.Stamp.Flags |= tick.FlagDelete // a publisher's delete: [topic, ""]
 		}
