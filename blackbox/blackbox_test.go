@@ -583,7 +583,7 @@ func TestWriteDelayHoldsLiveUpdatesNotReplies(t *testing.T) {
 	clocktest.BlockUntil(t, clk, 1) // the sweeper's ticker
 	e.Publish(msg("x", 1))
 	e.Publish(msg("x", 2))
-	clocktest.BlockUntil(t, clk, 2) // and the writer's delay
+	clocktest.BlockUntil(t, clk, 2) // and the shard worker's hold
 	testpeer.Eventually(t, wait, "both updates queued", func() bool { return counterValue(e.m.deliveries) == 2 })
 	conn.mu.Lock()
 	n := len(conn.got)

@@ -96,7 +96,6 @@ type Client struct {
 	closing  Close                 // guarded by mu: why it is closing
 	nextBeat int64                 // guarded by mu: when the next heartbeat is due (Unix ns)
 	beatDue  bool                  // guarded by mu: the sweeper found a heartbeat due
-	live     bool                  // guarded by mu: a shard worker queued live updates since the last drain
 
 	// The writer goroutine: at most one at a time, started when there is
 	// something to write and retired by the sweeper once idle for
@@ -280,7 +279,6 @@ func (c *Client) queueLocked(it slowsub.Item, now int64) slowsub.Verdict {
 // goroutine; c.mu is not held.
 func (c *Client) notify() {
 	c.mu.Lock()
-	c.live = true
 	c.wakeLocked()
 	c.mu.Unlock()
 }
@@ -425,9 +423,9 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // it), so an idle connection holds none; at most one runs at a time. Each
 // wake-up drains the queue (as much as the in-flight window allows), and
 // the next chunk of a pending snapshot, into one WriteBatch with a
-// deadline, a heartbeat and a probe riding in the same write when due;
-// with Config.WriteDelay, a wake-up for live updates first waits that long
-// for more. When the client closes, the writer ends the connection
+// deadline, a heartbeat and a probe riding in the same write when due
+// (Config.WriteDelay holds live updates in the shard worker, not here).
+// When the client closes, the writer ends the connection
 // (WriteClose, Abort when that fails, or Abort), releases the client and
 // calls done, once and holding no lock: with nil when ctx ended or the
 // client was closed, a *CutOffError when it was too slow, or the write
@@ -461,9 +459,6 @@ func (c *Client) writeLoop() {
 	w := c.e.writers.Get().(*writer)
 	defer c.e.writers.Put(w)
 	for {
-		if d := c.e.cfg.WriteDelay; d > 0 && c.liveQueued() {
-			w.wait(c.e.cfg.Clock, d)
-		}
 		switch r, err := c.write(w); r {
 		case writeRetired:
 			w.from = nil
@@ -475,25 +470,6 @@ func (c *Client) writeLoop() {
 		}
 		<-c.wake
 	}
-}
-
-// liveQueued reports whether live updates wait to be written and nothing
-// that must not wait (a snapshot being sent, a reply alone, the close).
-func (c *Client) liveQueued() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	closed, _ := c.q.Closed()
-	return c.live && len(c.snaps) == 0 && !closed
-}
-
-// wait sleeps d on clk, with a timer the writer keeps.
-func (w *writer) wait(clk clock.Clock, d time.Duration) {
-	if w.delay == nil {
-		w.delay = clk.NewTimer(d)
-	} else {
-		w.delay.Reset(d)
-	}
-	<-w.delay.C()
 }
 
 // finish is the last writer's end: the client is released and done told.
@@ -510,10 +486,9 @@ func (c *Client) finish(err error) {
 // writer is what a client's writer keeps between wake-ups, so its buffers
 // are reused.
 type writer struct {
-	b     Batch
-	snap  []Replay
-	from  Snapshot    // the snapshot snap was taken from
-	delay clock.Timer // Config.WriteDelay's, made on first use
+	b    Batch
+	snap []Replay
+	from Snapshot // the snapshot snap was taken from
 }
 
 // writeResult says what a writer does after a write.
@@ -552,7 +527,6 @@ func (c *Client) write(w *writer) (writeResult, error) {
 		_, bytes = c.q.Len()
 		room := c.roomLocked()
 		b.Items = c.q.DrainUpTo(b.Items, room)
-		c.live = false
 		queued = len(b.Items)
 		if len(c.snaps) > 0 {
 			w.from = c.snaps[0]

@@ -20,10 +20,11 @@
 // limits), with the heartbeat and the probe, when due, riding in the same
 // write. The sweeper retires a writer that has had
 // nothing to write for writerIdle (250 ms), so an idle client holds no
-// writer goroutine. With Config.WriteDelay, a writer woken by a shard
-// worker's live updates waits that long for more before it writes; a
-// wake-up for replies alone, a snapshot or the close is not held (what
-// arrives during a wait goes out when it ends). When the client closes, the
+// writer goroutine. With Config.WriteDelay, a shard worker holds the
+// wake-ups for live updates it queued until that long after the first of
+// them (one timer per shard, each client woken once a window); replies, a
+// snapshot and the close are not held, and a write made for them takes
+// what is queued. When the client closes, the
 // running writer (or one started for it) writes the close, ending the
 // connection (WriteClose, Abort when that fails), releases the client and
 // calls Start's done: nil, a *CutOffError, or the write error.

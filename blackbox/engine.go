@@ -40,10 +40,13 @@ type Config struct {
 	// its values are conflated before they reach the kernel.
 	InFlight         int
 	InFlightConflate int
-	// WriteDelay is how long a writer woken with live updates queued waits
-	// for more before it writes (centrifuge's WriteDelay): fewer, larger
-	// writes, so less CPU per delivery, for up to that much latency. Not
-	// for snapshots, replies alone, or the close. 0: write at once.
+	// WriteDelay is how long a shard worker holds live updates before it
+	// wakes the writers of the clients it queued them for (centrifuge's
+	// WriteDelay, on one timer per shard): the first update of a window
+	// waits at most that long, later ones less, and each client gets at
+	// most one wake-up from the shard a window, so fewer, larger writes,
+	// less CPU per delivery. Replies, snapshots and the close are not held;
+	// a write made for them takes what is queued. 0: wake at once.
 	WriteDelay time.Duration
 	// Clock is the engine's time: ingress lag, throttles, probes, write
 	// deadlines, the sweeper and heartbeats; nil: clock.Real.
@@ -157,21 +160,34 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) work(ctx context.Context, s *shard) {
 	var (
 		matches []entry
-		touched []*Client // clients given something in this batch, each once
+		touched []*Client // clients given something since the last wake-up, each once
 		enc     = make([][]byte, len(e.encoders))
+		hold    clock.Timer      // WriteDelay's, made on first use
+		flush   <-chan time.Time // hold's channel while a window is open
 	)
+	defer func() {
+		if hold != nil {
+			hold.Stop()
+		}
+	}()
 	for {
 		var m *tick.Message
 		select {
 		case <-ctx.Done():
 			return
 		case m = <-s.in:
+		case <-flush:
+			flush = nil
+			touched = wakeAll(touched)
+			continue
 		}
 		// Take what is waiting (the proxy hands over whole ingress batches)
 		// and wake each client once at the end, so its writer takes the
 		// batch in one write instead of one message per wake-up (nats'
-		// flushClients).
-		s.batch++
+		// flushClients); with WriteDelay, at the end of the window.
+		if len(touched) == 0 {
+			s.batch++ // a new batch, or window: each client joins touched once
+		}
 		for work := 0; ; {
 			var n int
 			matches, touched, n = e.deliver(s, m, matches, touched, enc)
@@ -185,12 +201,27 @@ func (e *Engine) work(ctx context.Context, s *shard) {
 			}
 			break
 		}
-		for i, c := range touched {
-			c.notify()
-			touched[i] = nil
+		switch d := e.cfg.WriteDelay; {
+		case d == 0:
+			touched = wakeAll(touched)
+		case flush == nil && len(touched) > 0:
+			if hold == nil {
+				hold = e.cfg.Clock.NewTimer(d)
+			} else {
+				hold.Reset(d)
+			}
+			flush = hold.C()
 		}
-		touched = touched[:0]
 	}
+}
+
+// wakeAll wakes every client's writer and returns the emptied slice.
+func wakeAll(cs []*Client) []*Client {
+	for i, c := range cs {
+		c.notify()
+		cs[i] = nil
+	}
+	return cs[:0]
 }
 
 // workBatch bounds the work (deliveries, plus one per message) a shard
