@@ -68,12 +68,18 @@ func closeAll(cs []*wsClient) {
 // read counts updates; those sent inside [from, to) give latency samples.
 func (c *wsClient) read(from, to *atomic.Int64) {
 	c.ws.SetReadDeadline(time.Time{})
+	var frame bytes.Buffer // reused: the NATS client reads through a bufio.Reader, allocating nothing a message either
 	for {
-		_, b, err := c.ws.ReadMessage()
+		_, r, err := c.ws.NextReader()
 		if err != nil {
 			return
 		}
-		now := time.Now().UnixNano()
+		now := time.Now().UnixNano() // when the frame began to arrive, as for the NATS client
+		frame.Reset()
+		if _, err := frame.ReadFrom(r); err != nil {
+			return
+		}
+		b := frame.Bytes()
 		for len(b) > 0 {
 			line := b
 			if i := bytes.IndexByte(b, '\n'); i >= 0 {
