@@ -222,7 +222,7 @@ func natsTable(rep natsReport) string {
 
 func natsMethod(rep natsReport) string {
 	st := rep.Settings
-	return fmt.Sprintf("The same harness drives both servers, one after the other: %s WebSocket clients, each subscribed to %d of %d topics (`lt.t000`..., valid NATS subjects; seeded), JSON payloads of about %d bytes carrying their send time; latency is publisher send to client receive. "+
+	return fmt.Sprintf("The same harness drives both servers, both started and their steps taken in turn (one step of one, then one of the other, so a swing in the machine's speed lands on both): %s WebSocket clients, each subscribed to %d of %d topics (`lt.t000`..., valid NATS subjects; seeded), JSON payloads of about %d bytes carrying their send time; latency is publisher send to client receive. "+
 		"mdgate is fed through its ZeroMQ ingress (one libzmq PUB), nats-server through its TCP client port (one connection, the NATS text protocol, each millisecond's PUBs flushed together); the NATS clients speak the NATS protocol over WebSocket (INFO, CONNECT, SUB, MSG, PING/PONG). "+
 		"nats-server %s runs with a generated config: loopback listeners, `websocket { no_tls: true }`, the HTTP monitor (for its connection and slow-consumer counts), every limit at its default. "+
 		"Each step opens new connections, then %s of warm-up and a %s window; server CPU is the server process's utime+stime (/proc) over the window per delivery of a message sent in it; harness cores are this harness's own CPU over the window (clients and publisher). "+

@@ -187,19 +187,21 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}
 	}
 	poller := zmq.NewPoller()
-	poller.Add(s.xsub, zmq.POLLIN)
-	if s.mirror != nil {
-		poller.Add(s.mirror, zmq.POLLIN)
-	}
-	for _, sock := range []*zmq.Socket{s.xpub, s.spub} {
+	var polledSocks []*zmq.Socket
+	for _, sock := range append([]*zmq.Socket{s.xsub, s.mirror, s.xpub, s.spub}, s.monitors[:]...) {
 		if sock != nil {
 			poller.Add(sock, zmq.POLLIN)
+			polledSocks = append(polledSocks, sock)
 		}
 	}
-	for _, mon := range s.monitors {
-		if mon != nil {
-			poller.Add(mon, zmq.POLLIN)
-		}
+	// The loop waits in the netpoller, holding no P (zsock.Waiter), and
+	// polls libzmq only without blocking; where that cannot be set up it
+	// blocks in zmq_poll.
+	waiter, err := zsock.NewWaiter(polledSocks...)
+	if err != nil {
+		p.log.Warn().Err(err).Msg("proxy loop waits inside zmq_poll, holding a scheduler slot while idle")
+	} else {
+		defer waiter.Close()
 	}
 	p.running.Store(true)
 	defer p.running.Store(false)
@@ -220,7 +222,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		if w := p.replays.wait(p.now().UnixNano()); w >= 0 && p.active() {
 			timeout = min(timeout, time.Duration(w))
 		}
-		polled, err := poller.Poll(timeout)
+		polled, err := pollOnce(ctx, poller, waiter, timeout)
 		if err != nil {
 			if zsock.Temporary(err) {
 				continue
@@ -277,6 +279,21 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	p.log.Info().Msg("proxy stopping")
 	return nil
+}
+
+// pollOnce returns the polled sockets with something to read, after
+// waiting at most timeout for one: in the waiter when there is one (a poll
+// without blocking first, another after the wait), in zmq_poll otherwise.
+func pollOnce(ctx context.Context, poller *zmq.Poller, w *zsock.Waiter, timeout time.Duration) ([]zmq.Polled, error) {
+	if w == nil {
+		return poller.Poll(timeout)
+	}
+	polled, err := poller.Poll(0)
+	if err != nil || len(polled) > 0 {
+		return polled, err
+	}
+	w.Wait(ctx, timeout)
+	return poller.Poll(0)
 }
 
 // rateLimit allows one event a second.

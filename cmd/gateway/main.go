@@ -60,18 +60,22 @@ func run(args []string) int {
 	return 0
 }
 
-// reserveLoopP gives the Go scheduler one P more than the cores it may use
-// (unless GOMAXPROCS is set), and returns the core count. The proxy loop's
-// thread spends its idle time blocked in zmq_poll, a cgo call that holds a
-// P until the runtime's sysmon takes it back, after up to 10 ms when the
-// process has been quiet: with one P per core, the fan-out's goroutines
-// waited that long behind it. Measured with loadtest on the gateway pinned
-// to one core at 50k deliveries/s: p99 31.6 ms with one P, 1.7 ms with two;
-// sharing both cores at 100k/s: p99 11.5 ms with two Ps, 5.8 ms with three.
+// reserveLoopP sizes the Go scheduler (unless GOMAXPROCS is set) and
+// returns the core count: one P a core, but at least two. The proxy loop
+// waits for its sockets in the netpoller (zsock.Waiter), holding no P; with
+// a single P, that P is shared by the loop's locked thread and every other
+// goroutine, and the netpoller is looked at only when nothing else is
+// runnable, so the pinned gateway got 0.89 cores and p99 60-63 ms at 100k
+// deliveries/s against 0.97-0.99 cores and p99 43-47 ms with two. With
+// more cores one P more cost CPU and tail: sharing two cores with the load
+// at 100k/s, three Ps (the rule until session 6, when the loop still
+// blocked in zmq_poll holding its P) took 1.39-1.41 cores with p99
+// 137-187 ms; two Ps and the Waiter 1.16 cores, p99 61-65 ms (loadtest ws,
+// same-session A/B, two runs each; docs/benchmarks.md).
 func reserveLoopP() int {
 	cores := runtime.GOMAXPROCS(0)
-	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
-		runtime.GOMAXPROCS(cores + 1)
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set && cores < 2 {
+		runtime.GOMAXPROCS(2)
 	}
 	return cores
 }

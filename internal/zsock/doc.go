@@ -8,5 +8,8 @@
 // cancelled context is seen within that time, and tells the errors a
 // receive may simply retry (Temporary: EAGAIN, EINTR) from those that end
 // it. Sub opens a SUB socket with the options every subscriber of the
-// gateway's streams sets.
+// gateway's streams sets. Waiter lets an owner that polls its sockets
+// without blocking wait for them in Go's netpoller instead of inside
+// zmq_poll, so it holds no scheduler slot (P) while idle: the proxy's loop
+// uses it.
 package zsock
