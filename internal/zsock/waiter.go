@@ -84,23 +84,23 @@ func NewWaiter(socks ...*zmq.Socket) (*Waiter, error) {
 }
 
 // watch reports every edge on one descriptor until its File is closed. It
-// never reads the descriptor: libzmq does.
+// never reads the descriptor: libzmq does. It stays inside one RawConn.Read
+// for its whole life, reporting from the callback: each new Read would
+// begin by clearing a readiness the netpoller kept, and an edge that came
+// between two Reads was lost (a wait then ran to its timeout).
 func (w *Waiter) watch(rc syscall.RawConn) {
 	defer w.wg.Done()
-	for {
-		calls := 0
-		err := rc.Read(func(uintptr) bool {
-			calls++
-			return calls > 1 // the first call asks to wait; the second is the edge
-		})
-		if err != nil {
-			return // closed
+	first := true
+	rc.Read(func(uintptr) bool {
+		if !first { // called again: an edge
+			select {
+			case w.wake <- struct{}{}:
+			default: // a wake-up is already pending
+			}
 		}
-		select {
-		case w.wake <- struct{}{}:
-		default: // a wake-up is already pending
-		}
-	}
+		first = false
+		return false // wait for the next edge; Close ends the Read with an error
+	})
 }
 
 // Wait returns when any socket may have something (true), or when d has
