@@ -24,7 +24,9 @@ test: deps-test
 
 ## bench: benchmarks and the standard load scenarios (under 5 minutes); each result beside a
 ## baseline from the same run. Rewrites the generated section of docs/benchmarks.md and
-## docs/loadtest.html (charts, opens offline); raw results in loadtest/out/. Then mdgate
+## docs/loadtest.html (charts, opens offline); raw results in loadtest/out/. Then the ZeroMQ
+## path again, 1M messages, with the gateway's egress bound lifted as zmq_proxy's HWMs are
+## (zmq-unbounded.json: flat out, the default bound drops for the lagging subscriber). Then mdgate
 ## beside nats-server under the same WebSocket fan-out, pinned and shared (about 3 minutes;
 ## scripts/ensure-nats installs nats-server into a cache dir, outside go.mod): its own
 ## generated sections of both. Then the isolation attacks (about 2 minutes), each against its
@@ -41,6 +43,7 @@ bench: deps-test build
 	$(GO) test $(TAGS) -run '^$$' -bench 'Failover|MirrorCost|EdgeHop' -benchtime 1x ./cmd/gateway/
 	@mkdir -p loadtest/out
 	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
+	$(GO) run ./loadtest -scenario zmq -zmq-count 1000000 -gateway-args "--egress-max-bytes 0" -json loadtest/out/zmq-unbounded.json
 	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -json loadtest/out/nats.json -html docs/loadtest.html -md docs/benchmarks.md
 	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -targets mdgate -modes pinned -idle 0 -gateway-args "--write-delay 10ms" -json loadtest/out/nats-writedelay.json
 	$(GO) run ./loadtest -scenario attacks -json loadtest/out/attacks.json -md docs/benchmarks.md
