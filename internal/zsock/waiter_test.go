@@ -12,6 +12,24 @@ import (
 	"github.com/mdgate/mdgate/internal/zsock"
 )
 
+// waitedPull is a PULL socket, owned by the test's goroutine (its OS thread
+// locked by the caller), a Waiter for it, and what closes both: to be
+// deferred, so they close on the locked thread.
+func waitedPull(t *testing.T) (*zmq.Socket, *zsock.Waiter, func()) {
+	t.Helper()
+	pull, err := zmq.NewSocket(zmq.PULL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pull.SetLinger(0)
+	w, err := zsock.NewWaiter(pull)
+	if err != nil {
+		pull.Close()
+		t.Fatal(err)
+	}
+	return pull, w, func() { w.Close(); pull.Close() }
+}
+
 // TestWaiterMissesNoMessage: a PULL socket's owner polls without blocking
 // and waits in the Waiter only when that found nothing, while another
 // goroutine pushes messages one at a time; every wait must end woken, not
@@ -19,21 +37,12 @@ import (
 func TestWaiterMissesNoMessage(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	pull, err := zmq.NewSocket(zmq.PULL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pull.Close()
-	pull.SetLinger(0)
+	pull, w, closeAll := waitedPull(t)
+	defer closeAll()
 	if err := pull.Bind("tcp://127.0.0.1:*"); err != nil {
 		t.Fatal(err)
 	}
 	ep, _ := pull.GetLastEndpoint()
-	w, err := zsock.NewWaiter(pull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
 
 	const n = 200
 	next := make(chan struct{}) // the receiver asks for the next message
@@ -94,16 +103,8 @@ func TestWaiterMissesNoMessage(t *testing.T) {
 func TestWaiterTimeoutAndContext(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	pull, err := zmq.NewSocket(zmq.PULL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pull.Close()
-	w, err := zsock.NewWaiter(pull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	_, w, closeAll := waitedPull(t)
+	defer closeAll()
 	zmq.NewPoller().Poll(0) // nothing will come: only the timeout or ctx ends a wait
 	if w.Wait(context.Background(), time.Millisecond) {
 		t.Error("Wait(1ms) on a silent socket = true, want false (timed out)")
