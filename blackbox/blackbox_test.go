@@ -508,6 +508,13 @@ func TestShardFullDropsAndCounts(t *testing.T) {
 	for i := range 5 {
 		e.Publish(msg("x", uint64(i)))
 	}
+	if got := counterValue(e.m.dropShardFull); got != 0 {
+		t.Fatalf("with no client: dropped{reason=shard_full} = %v, want 0 (nothing is queued for nobody)", got)
+	}
+	e.NewClient(&memConn{}, 0, slowsub.Limits{})
+	for i := range 5 {
+		e.Publish(msg("x", uint64(i)))
+	}
 	if got := counterValue(e.m.dropShardFull); got != 3 {
 		t.Fatalf("dropped{reason=shard_full} = %v, want 3", got)
 	}

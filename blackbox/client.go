@@ -142,6 +142,7 @@ func (e *Engine) NewClient(conn Conn, format int, limits slowsub.Limits) *Client
 	c.nextBeat = e.cfg.Clock.Now().UnixNano() + int64(e.cfg.Heartbeat)
 	e.mu.Lock()
 	e.clients[c] = struct{}{}
+	e.nclient.Store(int64(len(e.clients)))
 	e.mu.Unlock()
 	e.m.clients.Inc()
 	return c
@@ -646,6 +647,7 @@ func (c *Client) release() {
 	c.mu.Unlock()
 	c.e.mu.Lock()
 	delete(c.e.clients, c)
+	c.e.nclient.Store(int64(len(c.e.clients)))
 	c.e.mu.Unlock()
 	c.e.m.clients.Dec()
 }

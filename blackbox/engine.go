@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,6 +88,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	clients map[*Client]struct{} // guarded by mu
+	nclient atomic.Int64         // len(clients), read by Publish without mu
 }
 
 type shard struct {
@@ -139,6 +141,9 @@ func fnv[T string | []byte](topic T) uint32 {
 // Publish hands m to its topic's shard without blocking; a full shard drops
 // it (counted as shard_full). It implements proxy.Sink.
 func (e *Engine) Publish(m *tick.Message) {
+	if e.nclient.Load() == 0 {
+		return // nobody to match: a ZeroMQ-only gateway pays nothing here
+	}
 	select {
 	case e.shardOf(m.Topic).in <- m:
 	default:

@@ -61,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m := &metrics{
 		messages: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_messages_total",
-			Help: "Messages taken by the fan-out shards."}),
+			Help: "Messages taken by the fan-out shards (none while no client is connected)."}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_deliveries_total",
 			Help: "Messages handed to client queues (one per matching client)."}),
 		conflated: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_conflated_total",

@@ -36,7 +36,7 @@ func (p *Proxy) drainIngress(s *sockets) error {
 		if m := p.admit(in, at, p.cfg.IngressStamped); m != nil {
 			msgs++
 			bytes += m.Size()
-			if s.xpub != nil {
+			if s.xpub != nil && p.subs[egressRaw].any() {
 				s.in.forward(i, len(m.Frames)) // sent below, libzmq's frames moved
 			}
 			p.fanOut(s, m)
@@ -153,12 +153,14 @@ func trim(b []byte) []byte {
 }
 
 // fanOut queues m on every egress but the raw one (drainIngress forwards
-// the frames it received) and hands it to every sink.
+// the frames it received) and hands it to every sink. An egress nobody is
+// subscribed to is skipped: its XPUB would drop the message.
 func (p *Proxy) fanOut(s *sockets, m *tick.Message) {
-	if s.spub != nil || s.capture != nil {
+	spub := s.spub != nil && p.subs[egressStamped].any()
+	if spub || s.capture != nil {
 		p.scratch = tick.AppendStamp(p.scratch[:0], m.Stamp)
 	}
-	if s.spub != nil {
+	if spub {
 		p.out[egressStamped].add(m.Frames, p.scratch)
 	}
 	if s.capture != nil {

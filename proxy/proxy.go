@@ -188,7 +188,10 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	poller := zmq.NewPoller()
 	var polledSocks []*zmq.Socket
-	for _, sock := range append([]*zmq.Socket{s.xsub, s.mirror, s.xpub, s.spub}, s.monitors[:]...) {
+	// Subscriptions first: a loop turn takes a subscription before the
+	// messages that came with it, which fanOut would skip on an egress it
+	// still believed had no subscriber.
+	for _, sock := range append([]*zmq.Socket{s.xpub, s.spub, s.xsub, s.mirror}, s.monitors[:]...) {
 		if sock != nil {
 			poller.Add(sock, zmq.POLLIN)
 			polledSocks = append(polledSocks, sock)

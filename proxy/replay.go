@@ -219,9 +219,10 @@ func (r *replayer) prune(now int64) {
 // subscriptions counts the subscribe frames per prefix on one egress,
 // bounded in distinct prefixes. Owned by the loop goroutine.
 type subscriptions struct {
-	max  int
-	m    map[string]int
-	peak int // len(m)'s high mark since it was last rebuilt
+	max     int
+	m       map[string]int
+	peak    int  // len(m)'s high mark since it was last rebuilt
+	refused bool // a prefix went untracked (past max): libzmq may hold subscriptions m does not
 }
 
 func newSubscriptions(max int) subscriptions {
@@ -235,12 +236,17 @@ func (s *subscriptions) add(prefix []byte) bool {
 		return true
 	}
 	if len(s.m) >= s.max {
+		s.refused = true
 		return false
 	}
 	s.m[string(prefix)] = 1
 	s.peak = max(s.peak, len(s.m))
 	return true
 }
+
+// any reports whether the egress may have a subscriber: false only when
+// every subscription libzmq reported has gone (its XPUB would drop all).
+func (s *subscriptions) any() bool { return len(s.m) > 0 || s.refused }
 
 // remove forgets prefix (libzmq reports an unsubscribe once the last
 // subscriber of it has gone) and reports whether it was tracked. A map far
