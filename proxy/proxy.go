@@ -134,6 +134,8 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	for i := range p.subs {
 		p.subs[i] = newSubscriptions(cfg.MaxSubscriptions)
 	}
+	p.subs[egressRaw].unreported = !subscriptionsReported(cfg.EgressBind)
+	p.subs[egressStamped].unreported = !subscriptionsReported(cfg.StampedBind)
 	return p, nil
 }
 

@@ -500,3 +500,25 @@ func TestStopWithPeersConnectedLeavesContextUsable(t *testing.T) {
 		sub.Close()
 	}
 }
+
+func TestSubscriptionsReported(t *testing.T) {
+	tests := []struct {
+		endpoints []string
+		want      bool
+	}{
+		{nil, true},
+		{[]string{"tcp://*:5559"}, true},
+		{[]string{"tcp://*:5559", "ipc:///tmp/md", "inproc://md"}, true},
+		{[]string{"tcp://*:5559", "epgm://127.0.0.1;239.192.1.2:5561"}, false},
+		{[]string{"pgm://eth0;239.192.1.1:5555"}, false},
+		{[]string{"norm://239.192.1.1:5555"}, false},
+		{[]string{"udp://239.192.1.1:5555"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.endpoints, ","), func(t *testing.T) {
+			if got := subscriptionsReported(tt.endpoints); got != tt.want {
+				t.Errorf("subscriptionsReported(%q) = %v, want %v", tt.endpoints, got, tt.want)
+			}
+		})
+	}
+}

@@ -1,5 +1,7 @@
 package proxy
 
+import "strings"
+
 // Replays of cached values to new ZeroMQ subscriptions.
 //
 // libzmq's XPUB has no per-peer send: a replay for a new subscription to
@@ -223,6 +225,9 @@ type subscriptions struct {
 	m       map[string]int
 	peak    int  // len(m)'s high mark since it was last rebuilt
 	refused bool // a prefix went untracked (past max): libzmq may hold subscriptions m does not
+	// unreported: an endpoint of the egress does not report subscriptions
+	// (multicast), so it may have subscribers m cannot count.
+	unreported bool
 }
 
 func newSubscriptions(max int) subscriptions {
@@ -245,8 +250,21 @@ func (s *subscriptions) add(prefix []byte) bool {
 }
 
 // any reports whether the egress may have a subscriber: false only when
-// every subscription libzmq reported has gone (its XPUB would drop all).
-func (s *subscriptions) any() bool { return len(s.m) > 0 || s.refused }
+// every subscription libzmq reported has gone (its XPUB would drop all) on
+// an egress where every subscriber reports its subscriptions.
+func (s *subscriptions) any() bool { return s.unreported || len(s.m) > 0 || s.refused }
+
+// subscriptionsReported reports whether an XPUB bound to endpoints hears
+// every subscriber's subscriptions: over tcp, ipc and inproc it does; a
+// multicast group (epgm, pgm, norm) or udp sends all and reports none.
+func subscriptionsReported(endpoints []string) bool {
+	for _, e := range endpoints {
+		if !strings.HasPrefix(e, "tcp://") && !strings.HasPrefix(e, "ipc://") && !strings.HasPrefix(e, "inproc://") {
+			return false
+		}
+	}
+	return true
+}
 
 // remove forgets prefix (libzmq reports an unsubscribe once the last
 // subscriber of it has gone) and reports whether it was tracked. A map far
