@@ -357,14 +357,13 @@ func (l *loop) start(r *request, now time.Time) {
 	r.progress = now
 }
 
-// refuse answers ERR (best effort: a full pipe loses it) and counts it.
+// refuse counts a refusal and answers ERR (best effort: a full pipe loses
+// it). Counted first, so a peer holding the answer sees the count.
 func (l *loop) refuse(id []byte, delim bool, res result, code, text string, q query, now time.Time) error {
-	if _, err := l.send(id, delim, RepErr, []byte(code), []byte(text)); err != nil {
-		return err
-	}
 	l.count(q.since, res, StatusNone, 0)
 	l.logDrop(now, res, id, q, text)
-	return nil
+	_, err := l.send(id, delim, RepErr, []byte(code), []byte(text))
+	return err
 }
 
 // evict makes room for a request from a peer holding mine requests by
