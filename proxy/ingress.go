@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	zmq "github.com/pebbe/zmq4"
+
 	"github.com/mdgate/mdgate/tick"
 )
 
@@ -22,6 +24,7 @@ func (p *Proxy) drainIngress(s *sockets) error {
 	if err := s.in.recv(s.xsub, p.cfg.Batch, p.frameCap()); err != nil {
 		return fmt.Errorf("ingress recv: %w", err)
 	}
+	p.takeFirstSubscriptions(s)
 	var msgs, bytes int
 	at := p.now().UnixNano() // the batch's ingress time: taken in one call, microseconds apart
 	s.in.each(func(i, n int, in *tick.Message) {
@@ -150,6 +153,23 @@ func trim(b []byte) []byte {
 		return b[:64]
 	}
 	return b
+}
+
+// takeFirstSubscriptions drains the subscriptions waiting on an egress the
+// loop believes has none, before a batch is matched against it: libzmq
+// takes a subscription as soon as the socket is touched (the getsockopt
+// does it), and a batch must not be skipped on an egress libzmq would send
+// it to. One getsockopt a batch per egress without a subscriber.
+func (p *Proxy) takeFirstSubscriptions(s *sockets) {
+	for _, e := range [...]egress{egressRaw, egressStamped} {
+		sock := s.egressSocket(e)
+		if sock == nil || p.subs[e].any() {
+			continue
+		}
+		if ev, err := sock.GetEvents(); err == nil && ev&zmq.POLLIN != 0 {
+			p.drainSubscriptions(s, sock, e)
+		}
+	}
 }
 
 // fanOut queues m on every egress but the raw one (drainIngress forwards
