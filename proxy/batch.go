@@ -178,7 +178,7 @@ func (b *recvBatch) free() { C.mdg_rb_free(b.c) }
 // recv fills the batch from sock. Frames of earlier calls are released.
 func (b *recvBatch) recv(sock *zmq.Socket, maxMsgs, maxFrames int) error {
 	b.maxFrames = maxFrames
-	b.keep, b.kept = b.keep[:0], 0
+	b.kept = 0
 	if rc := C.mdg_recv_batch(handle(sock), b.c, C.int(maxMsgs), C.int(maxFrames)); rc != 0 {
 		return syscall.Errno(rc)
 	}
@@ -201,8 +201,7 @@ func (b *recvBatch) send(sock *zmq.Socket) (n, failed int) {
 	}
 	failed = int(C.mdg_forward_batch(handle(sock), b.c, (*C.int16_t)(unsafe.Pointer(&b.keep[0])), C.int(b.maxFrames)))
 	n = b.kept
-	b.kept = 0
-	clear(b.keep)
+	b.kept = 0 // each clears keep for the next batch
 	return n, failed
 }
 

@@ -27,6 +27,7 @@ func (p *Proxy) drainIngress(s *sockets) error {
 	p.takeFirstSubscriptions(s)
 	var msgs, bytes int
 	at := p.now().UnixNano() // the batch's ingress time: taken in one call, microseconds apart
+	raw := s.xpub != nil && p.subs[egressRaw].any()
 	s.in.each(func(i, n int, in *tick.Message) {
 		if n < 0 {
 			p.drop(DropTooManyFrames, nil)
@@ -39,7 +40,7 @@ func (p *Proxy) drainIngress(s *sockets) error {
 		if m := p.admit(in, at, p.cfg.IngressStamped); m != nil {
 			msgs++
 			bytes += m.Size()
-			if s.xpub != nil && p.subs[egressRaw].any() {
+			if raw {
 				s.in.forward(i, len(m.Frames)) // sent below, libzmq's frames moved
 			}
 			p.fanOut(s, m)
@@ -49,7 +50,7 @@ func (p *Proxy) drainIngress(s *sockets) error {
 		p.m.ingressMsgs.Add(float64(msgs))
 		p.m.ingressBytes.Add(float64(bytes))
 	}
-	if s.xpub != nil { // first, as forward would have: nothing else is queued for it
+	if raw { // first: nothing else is queued for the raw egress
 		n, failed := s.in.send(s.xpub)
 		p.countSent(egressRaw, n, failed)
 	}
