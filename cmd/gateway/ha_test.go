@@ -163,8 +163,8 @@ func (c *haClient) check(m haMsg) {
 // diverged). Reports takeover and resume times.
 func TestFailoverKill9(t *testing.T) {
 	st := failoverKill9(t, 20, 5, 4)
-	t.Logf("takeover %v after kill -9 (seen by polling /healthz); resume after the kill p50 %v, max %v; recovered %d, gap %d, diverged %d topic breaks over 20 clients",
-		st.takeover.Round(time.Millisecond), st.resumeP50.Round(time.Millisecond), st.resumeMax.Round(time.Millisecond), st.recovered, st.gaps, st.diverged)
+	t.Logf("takeover %v after kill -9 (seen by polling /healthz); resume after the kill p50 %v, max %v; recovered %d, gap %d, diverged %d topic breaks over 20 clients; 5 ZeroMQ clients: %d SINCE answered (term checks, repairs), %d updates recovered",
+		st.takeover.Round(time.Millisecond), st.resumeP50.Round(time.Millisecond), st.resumeMax.Round(time.Millisecond), st.recovered, st.gaps, st.diverged, st.zmqRepairs, st.zmqRecovered)
 }
 
 // BenchmarkFailover: the scenario, 200 WebSocket clients, 20
@@ -175,11 +175,11 @@ func TestFailoverKill9(t *testing.T) {
 // on the backup) and the breaks they saw; a silent gap fails it.
 func BenchmarkFailover(b *testing.B) {
 	var takeover, p50, p99 time.Duration
-	var recovered, gaps, diverged int
+	var recovered, gaps, diverged, repairs, zrecovered int
 	for range b.N {
 		st := failoverKill9(b, 200, 20, 20)
 		takeover, p50, p99 = takeover+st.takeover, p50+st.resumeP50, p99+st.resumeP99
-		recovered, gaps, diverged = recovered+st.recovered, gaps+st.gaps, diverged+st.diverged
+		recovered, gaps, diverged, repairs, zrecovered = recovered+st.recovered, gaps+st.gaps, diverged+st.diverged, repairs+st.zmqRepairs, zrecovered+st.zmqRecovered
 	}
 	n := float64(b.N)
 	b.ReportMetric(takeover.Seconds()*1000/n, "takeover_ms")
@@ -188,17 +188,20 @@ func BenchmarkFailover(b *testing.B) {
 	b.ReportMetric(float64(recovered)/n, "recovered/op")
 	b.ReportMetric(float64(gaps)/n, "gaps/op")
 	b.ReportMetric(float64(diverged)/n, "diverged/op")
+	b.ReportMetric(float64(repairs)/n, "zmq_since/op")
+	b.ReportMetric(float64(zrecovered)/n, "zmq_recovered/op")
 	b.ReportMetric(0, "ns/op")
 }
 
 type failoverStats struct {
 	takeover, resumeP50, resumeP99, resumeMax time.Duration
 	recovered, gaps, diverged                 int
+	zmqRepairs, zmqRecovered                  int // the ZeroMQ clients' SINCE answered, updates they recovered
 }
 
 func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	const topics = 10
-	p, b := startPair(t)
+	p, b := testpair.StartPair(t, binary, true) // snapshot endpoints: the ZeroMQ clients repair through them
 	defer publishPair(p, b, topics, perMs)()
 	zs := startZMQClients(t, p, b, zmqClients)
 
@@ -210,12 +213,22 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	// After the resume, each client must see every topic move on under the new term.
 	marks := seqMarks(cs)
 	zmarks := zs.marks()
+	var behind string // what was still missing, logged should the wait fail
+	defer func() {
+		if t.Failed() && behind != "" {
+			t.Logf("ZeroMQ clients at the deadline: %s", behind)
+		}
+	}()
 	testpeer.Eventually(t, 20*time.Second, "every topic moving at every ZeroMQ client after the takeover", func() bool {
-		return zs.movedOn(zmarks, topics)
+		behind = zs.behind(zmarks, topics)
+		return behind == "" || zs.ended()
 	})
 	zs.stop()
 	for _, bad := range zs.bad {
 		t.Errorf("ZeroMQ client: %s", bad)
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 	testpeer.Eventually(t, 20*time.Second, "every topic moving at every client after the takeover", everyClient(cs, func(i int, c *haClient) bool {
 		for topic, m := range c.last {
@@ -238,7 +251,7 @@ func failoverKill9(t testing.TB, clients, zmqClients, perMs int) failoverStats {
 	}
 	slices.Sort(resumes)
 	return failoverStats{takeover: takeover, resumeP50: resumes[len(resumes)/2], resumeP99: resumes[len(resumes)*99/100],
-		resumeMax: resumes[len(resumes)-1], recovered: recovered, gaps: gaps, diverged: diverged}
+		resumeMax: resumes[len(resumes)-1], recovered: recovered, gaps: gaps, diverged: diverged, zmqRepairs: zs.repairs, zmqRecovered: zs.recovered}
 }
 
 // startPair starts a primary and a backup of the binary built for these
@@ -434,32 +447,48 @@ func TestFailoverEdges(t *testing.T) {
 // zmqClients are slowsubzmq.Subs given both gateways of a pair (their
 // stamped egresses; a vote after 3 silent heartbeats), each on its own
 // goroutine and OS thread. Each update must be the next seq of its topic
-// or come with a *DivergedError; anything else is recorded as bad.
+// or come with a *DivergedError; anything else is recorded as bad. A gap
+// is repaired through SINCE from the pair's snapshot endpoints: a kill -9
+// can cut the active after it sent an update to the standby's mirror and
+// before it reached its subscribers, and the new active goes on past it.
 type zmqClients struct {
 	mu   sync.Mutex
 	last []map[string]tick.Stamp
 	bad  []string
-	done chan struct{}
-	wg   sync.WaitGroup
+	// SINCE answered (a term check at each topic's first update of the new
+	// active, or a gap's repair) and the updates they recovered, every
+	// client together, counted as each ends.
+	repairs, recovered int
+	done               chan struct{}
+	wg                 sync.WaitGroup
 }
 
 func startZMQClients(t testing.TB, p, b *testpair.Node, n int) *zmqClients {
-	z := &zmqClients{done: make(chan struct{})}
+	z := &zmqClients{done: make(chan struct{}), last: make([]map[string]tick.Stamp, n)}
+	for i := range z.last { // every map made before any client runs: a client writes z.last[i] under z.mu, the test goroutine does not lock to build it
+		z.last[i] = map[string]tick.Stamp{}
+	}
 	ready := make(chan error, n)
 	for i := range n {
-		z.last = append(z.last, map[string]tick.Stamp{})
 		z.wg.Add(1)
 		go func() {
 			defer z.wg.Done()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: p.Stamped, Endpoints: []string{b.Stamped},
-				Prefixes: []string{"ev."}, HeartbeatEvery: 250 * time.Millisecond})
+				Prefixes: []string{"ev."}, HeartbeatEvery: 250 * time.Millisecond,
+				Repair: p.Snapshot, RepairEndpoints: []string{b.Snapshot}, RepairTimeout: time.Second})
 			ready <- err
 			if err != nil {
 				return
 			}
 			defer sub.Close()
+			defer func() {
+				z.mu.Lock()
+				st := sub.RepairStats()
+				z.repairs, z.recovered = z.repairs+st.Repairs, z.recovered+st.Updates
+				z.mu.Unlock()
+			}()
 			sub.SetTimeout(50 * time.Millisecond)
 			for {
 				select {
@@ -517,21 +546,31 @@ func (z *zmqClients) marks() []map[string]uint64 {
 	return out
 }
 
-// movedOn: every client holds every topic under term 2 or more, past its mark.
-func (z *zmqClients) movedOn(marks []map[string]uint64, topics int) bool {
+// ended: a client has ended (what ended it is in z.bad).
+func (z *zmqClients) ended() bool {
 	z.mu.Lock()
 	defer z.mu.Unlock()
+	return len(z.bad) > 0
+}
+
+// behind names the clients that do not yet hold every topic under term 2
+// or more past its mark, and what they hold ("" once every one does).
+func (z *zmqClients) behind(marks []map[string]uint64, topics int) string {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	out := slices.Clone(z.bad) // a client that ended moves no more
 	for i, l := range z.last {
 		if len(l) != topics {
-			return false
+			out = append(out, fmt.Sprintf("client %d holds %d topics", i, len(l)))
+			continue
 		}
 		for topic, st := range l {
 			if st.Term < 2 || st.Seq <= marks[i][topic] {
-				return false
+				out = append(out, fmt.Sprintf("client %d %s: seq %d term %d, mark %d", i, topic, st.Seq, st.Term, marks[i][topic]))
 			}
 		}
 	}
-	return true
+	return strings.Join(out, "; ")
 }
 
 // TestFailoverOldPrimaryRestarts: after a takeover the old primary is
