@@ -37,8 +37,14 @@ func TestHeaderTimeoutCounted(t *testing.T) {
 				t.Fatal(err)
 			}
 			l := newLimitListener(ln, 0, prometheus.NewRegistry(), zerolog.Nop())
+			closed := make(chan struct{}) // the one connection's StateClosed hook ran (after l's, which counts)
 			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }),
-				ReadHeaderTimeout: timeout, IdleTimeout: timeout}
+				ReadHeaderTimeout: timeout, IdleTimeout: timeout,
+				ConnState: func(_ net.Conn, st http.ConnState) {
+					if st == http.StateClosed {
+						close(closed)
+					}
+				}}
 			l.instrument(srv)
 			go srv.Serve(l)
 			defer srv.Close()
@@ -70,11 +76,11 @@ func TestHeaderTimeoutCounted(t *testing.T) {
 			} else if len(b) > 0 {
 				t.Logf("after %q: the server wrote %q", tc.send, b)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for l.open.Load() != 0 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond) // the close and its state reach the hook
+			select {
+			case <-closed:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("after %q: the connection's close not reported within 5s", tc.send)
 			}
-			time.Sleep(20 * time.Millisecond)
 			if got := testutil.ToFloat64(l.refused[refuseHeaderTimeout]); got != tc.want {
 				t.Errorf("after %q: refused{reason=header_timeout} = %v, want %v", tc.send, got, tc.want)
 			}

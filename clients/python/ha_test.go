@@ -48,6 +48,7 @@ func TestFailoverPairKill9(t *testing.T) {
 		last    = map[string]pyUpdate{}
 		bad     []string
 		stats   map[string]int
+		nstats  int // stats lines read
 		flagged = map[string]int{}
 		sources = map[string]int{}
 	)
@@ -64,6 +65,7 @@ func TestFailoverPairKill9(t *testing.T) {
 			if u.Event != "" {
 				if u.Stats != nil {
 					stats = u.Stats
+					nstats++
 				}
 				mu.Unlock()
 				continue
@@ -137,8 +139,16 @@ func TestFailoverPairKill9(t *testing.T) {
 		return len(m) == topics
 	})
 	flowing := time.Since(killed)
-	// A last stats line: follow.py prints them every 0.5 s of updates.
-	time.Sleep(600 * time.Millisecond)
+	// A stats line printed after every topic moved on (follow.py prints one
+	// every 0.5 s of updates), so that it counts the vote.
+	mu.Lock()
+	seen := nstats
+	mu.Unlock()
+	testpeer.Eventually(t, 20*time.Second, "a stats line from the follower after the takeover", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return nstats > seen
+	})
 
 	mu.Lock()
 	defer mu.Unlock()

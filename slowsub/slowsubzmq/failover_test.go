@@ -91,23 +91,53 @@ func recvAll(t *testing.T, sub *slowsubzmq.Sub, d time.Duration) string {
 	sub.SetTimeout(d)
 	var got []string
 	for {
-		m, err := sub.Recv()
-		if errors.Is(err, zmq.Errno(syscall.EAGAIN)) {
+		s, ok := recvOne(t, sub)
+		if !ok {
 			return strings.Join(got, " ")
 		}
-		var div *slowsubzmq.DivergedError
-		if err != nil && !errors.As(err, &div) {
-			return strings.Join(append(got, "| "+err.Error()), " ")
-		}
-		s := fmt.Sprintf("%s:%d/%d", m.Topic, m.Stamp.Seq, m.Stamp.Term)
-		if div != nil {
-			if !errors.Is(err, slowsubzmq.ErrDiverged) || div.Topic != m.Topic || div.Got != m.Stamp.Seq || div.NewTerm != m.Stamp.Term {
-				t.Errorf("diverged error %+v for %s", div, s)
-			}
-			s += "~"
-		}
 		got = append(got, s)
+		if strings.HasPrefix(s, "| ") {
+			return strings.Join(got, " ")
+		}
 	}
+}
+
+// recvN is the next n of sub's results, as recvAll writes them, failing
+// the test if they do not come within 5 s.
+func recvN(t *testing.T, sub *slowsubzmq.Sub, n int) string {
+	t.Helper()
+	sub.SetTimeout(50 * time.Millisecond)
+	var got []string
+	for deadline := time.Now().Add(5 * time.Second); len(got) < n; {
+		if s, ok := recvOne(t, sub); ok {
+			got = append(got, s)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("Recv: %q after 5s, want %d results", got, n)
+		}
+	}
+	return strings.Join(got, " ")
+}
+
+// recvOne is sub's next result: "topic:seq/term", "~" added for a
+// divergence, or "| error"; false when Recv timed out.
+func recvOne(t *testing.T, sub *slowsubzmq.Sub) (string, bool) {
+	t.Helper()
+	m, err := sub.Recv()
+	if errors.Is(err, zmq.Errno(syscall.EAGAIN)) {
+		return "", false
+	}
+	var div *slowsubzmq.DivergedError
+	if err != nil && !errors.As(err, &div) {
+		return "| " + err.Error(), true
+	}
+	s := fmt.Sprintf("%s:%d/%d", m.Topic, m.Stamp.Seq, m.Stamp.Term)
+	if div != nil {
+		if !errors.Is(err, slowsubzmq.ErrDiverged) || div.Topic != m.Topic || div.Got != m.Stamp.Seq || div.NewTerm != m.Stamp.Term {
+			t.Errorf("diverged error %+v for %s", div, s)
+		}
+		s += "~"
+	}
+	return s, true
 }
 
 // TestFailoverCrafted: a Sub given two stamped publishers standing in for
@@ -311,15 +341,21 @@ func TestTermRuleWithoutRepair(t *testing.T) {
 	defer sub.Close()
 	a.awaitSubscriber(t)
 	b.awaitSubscriber(t)
+	// Each step's results are read before the next step's sends: the two
+	// publishers' connections are not ordered with each other.
 	a.send("t", termed("t", 1, 1, 0))
 	a.send("t", termed("t", 2, 1, 0))
-	b.send("t", termed("t", 2, 1, 0)) // the same, from the other: a repeat
-	time.Sleep(20 * time.Millisecond)
+	b.send("t", termed("t", 2, 1, 0)) // the same, from the other: a repeat (b's next comes after it on b's connection)
+	got := recvN(t, sub, 2)
 	b.send("t", termed("t", 2, 2, 0))
-	a.send("t", termed("t", 3, 1, 0))
-	time.Sleep(20 * time.Millisecond)
+	got += " " + recvN(t, sub, 1)
+	a.send("t", termed("t", 3, 1, 0)) // a lower term, before or after b's 3/2: dropped either way
 	b.send("t", termed("t", 3, 2, 0))
-	if got, want := recvAll(t, sub, 200*time.Millisecond), "t:1/1 t:2/1 t:2/2~ t:3/2"; got != want {
+	got += " " + recvN(t, sub, 1)
+	if rest := recvAll(t, sub, 200*time.Millisecond); rest != "" { // and 200ms of silence: votes
+		got += " " + rest
+	}
+	if want := "t:1/1 t:2/1 t:2/2~ t:3/2"; got != want {
 		t.Errorf("Recv: %q, want %q", got, want)
 	}
 	st := sub.FailoverStats()
