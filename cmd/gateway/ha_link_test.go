@@ -21,15 +21,16 @@ import (
 // term; when the link heals the lower term yields within a few beats, and
 // no (term, seq) is ever stamped by both.
 func TestFailoverLinkCut(t *testing.T) {
-	dir := t.TempDir()
-	p, b := testpair.NewNode(t, binary, false), testpair.NewNode(t, binary, false)
-	toP, toB := testrelay.New(t, strings.TrimPrefix(p.State, "tcp://")), testrelay.New(t, strings.TrimPrefix(b.State, "tcp://"))
-	// Each one's peer is reached through the relay: the state link alone can be cut.
-	p.Start(t, p.PairArgs("primary", "tcp://"+toB.Addr(), b.Stamped, dir))
-	b.Start(t, b.PairArgs("backup", "tcp://"+toP.Addr(), p.Stamped, dir))
-	testpeer.Eventually(t, 20*time.Second, "primary active, backup passive", func() bool {
-		return p.Health().Mode == "active" && b.Health().Mode == "passive"
+	// Each one's peer is reached through a relay to its state endpoint:
+	// the state link alone can be cut. The last two relays made are the
+	// pair's (StartPairVia starts again on new ports if one was taken).
+	var relays []*testrelay.Relay
+	p, b := testpair.StartPairVia(t, binary, false, func(state string) string {
+		r := testrelay.New(t, strings.TrimPrefix(state, "tcp://"))
+		relays = append(relays, r)
+		return "tcp://" + r.Addr()
 	})
+	toB, toP := relays[len(relays)-2], relays[len(relays)-1] // the primary's to b, the backup's to p
 	defer publishPair(p, b, 4, 2)()
 
 	toP.Cut()

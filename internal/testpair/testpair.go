@@ -32,15 +32,33 @@ func Build(tb testing.TB) string {
 	return bin
 }
 
-// FreeAddr returns a free loopback host:port.
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{} // every address FreeAddr has returned in this process
+)
+
+// FreeAddr returns a free loopback host:port, never one it returned before
+// in this process: the kernel can hand the port of a listener just closed
+// to the next bind of port 0, and a gateway given the same port for two
+// endpoints exits (make test saw a backup's state and stamped endpoints on
+// one port). Another process may still take the port before it is bound:
+// StartPair retries on that.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !given[addr] {
+			given[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // Node is one gateway process: its endpoints, how it was started, and the
@@ -172,11 +190,22 @@ func (n *Node) Mode() string { return n.Health().Mode }
 // started again on new ports, three times at most.
 func StartPair(tb testing.TB, bin string, snapshot bool) (p, b *Node) {
 	tb.Helper()
+	return StartPairVia(tb, bin, snapshot, nil)
+}
+
+// StartPairVia is StartPair with each gateway reaching its peer's state
+// endpoint at via(peer's State) (nil: directly), e.g. through a relay the
+// test can cut.
+func StartPairVia(tb testing.TB, bin string, snapshot bool, via func(state string) string) (p, b *Node) {
+	tb.Helper()
+	if via == nil {
+		via = func(state string) string { return state }
+	}
 	for attempt := 1; ; attempt++ {
 		dir := tb.TempDir()
 		p, b = NewNode(tb, bin, snapshot), NewNode(tb, bin, snapshot)
-		p.Start(tb, p.PairArgs("primary", b.State, b.Stamped, dir))
-		b.Start(tb, b.PairArgs("backup", p.State, p.Stamped, dir))
+		p.Start(tb, p.PairArgs("primary", via(b.State), b.Stamped, dir))
+		b.Start(tb, b.PairArgs("backup", via(p.State), p.Stamped, dir))
 		lost := false
 		testpeer.Eventually(tb, 20*time.Second, "primary active, backup passive", func() bool {
 			lost = attempt < 3 && (p.lostPort() || b.lostPort())
