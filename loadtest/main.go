@@ -41,6 +41,7 @@ type options struct {
 	natsServer                 string // nats scenario: the nats-server binary (empty: scripts/ensure-nats)
 	targets, modes             string // nats scenario: which servers and modes, comma-separated
 	searchMax, refine          int    // nats scenario: the saturation search's highest rate and bisections
+	confirm                    bool   // nats scenario: a failing step is run again before its rate counts as failing
 	drain                      time.Duration
 }
 
@@ -81,6 +82,7 @@ func main() {
 	flag.StringVar(&o.modes, "modes", "pinned,shared", "nats scenario: pinned (server on CPU 0, harness on CPU 1) and/or shared, in order")
 	flag.IntVar(&o.searchMax, "search-max", 3_200_000, "nats scenario: the saturation search's highest target rate (deliveries a second)")
 	flag.IntVar(&o.refine, "refine", 2, "nats scenario: bisection steps of the saturation search between the last clean and the first failing rate")
+	flag.BoolVar(&o.confirm, "confirm", true, "nats scenario: a rate fails the saturation search only when a second step at it fails too (one window spoilt by a noisy machine does not end the search)")
 	flag.DurationVar(&o.drain, "drain", 3*time.Second, "nats scenario: longest wait after each window for deliveries still under way (then they count as lost)")
 	child := flag.String("zmq-proxy-child", "", "internal: run libzmq's zmq_proxy between IN,OUT")
 	flag.Parse()

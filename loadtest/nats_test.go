@@ -96,11 +96,39 @@ func TestSearchPlan(t *testing.T) {
 		{"fails everywhere", func(int) bool { return false }, "[100 50 25]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSearch(100, 800, 2)
+			s := newSearch(100, 800, 2, false)
 			var steps []int
 			for r := s.next(); r > 0 && len(steps) < 20; r = s.next() {
 				steps = append(steps, r)
 				s.record(r, tc.ok(r))
+			}
+			if got := fmt.Sprint(steps); got != tc.want {
+				t.Errorf("steps = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// With confirm, a failing rate is stepped again and fails only if the
+// repeat fails too; a rate that fails once then passes counts as clean.
+func TestSearchPlanConfirm(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		outcome func(rate, attempt int) bool
+		want    string
+	}{
+		{"fails at 400k, twice", func(r, _ int) bool { return r < 300 }, "[100 200 400 400 300 300 250]"},
+		{"400k fails once, then passes", func(r, n int) bool { return r != 400 || n > 1 }, "[100 200 400 400 800]"},
+		{"fails everywhere", func(int, int) bool { return false }, "[100 100 50 50 25 25]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSearch(100, 800, 2, true)
+			var steps []int
+			tries := map[int]int{}
+			for r := s.next(); r > 0 && len(steps) < 20; r = s.next() {
+				steps = append(steps, r)
+				tries[r]++
+				s.record(r, tc.outcome(r, tries[r]))
 			}
 			if got := fmt.Sprint(steps); got != tc.want {
 				t.Errorf("steps = %s, want %s", got, tc.want)
