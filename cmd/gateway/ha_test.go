@@ -451,6 +451,9 @@ func TestFailoverEdges(t *testing.T) {
 // is repaired through SINCE from the pair's snapshot endpoints: a kill -9
 // can cut the active after it sent an update to the standby's mirror and
 // before it reached its subscribers, and the new active goes on past it.
+// A SINCE sent to the killed gateway is answered by none: the Sub moves to
+// the other after RepairTimeout (2 s) and gives up after twice that, time
+// enough for the takeover under BenchmarkFailover's load (1 s was not).
 type zmqClients struct {
 	mu   sync.Mutex
 	last []map[string]tick.Stamp
@@ -477,7 +480,7 @@ func startZMQClients(t testing.TB, p, b *testpair.Node, n int) *zmqClients {
 			defer runtime.UnlockOSThread()
 			sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: p.Stamped, Endpoints: []string{b.Stamped},
 				Prefixes: []string{"ev."}, HeartbeatEvery: 250 * time.Millisecond,
-				Repair: p.Snapshot, RepairEndpoints: []string{b.Snapshot}, RepairTimeout: time.Second})
+				Repair: p.Snapshot, RepairEndpoints: []string{b.Snapshot}, RepairTimeout: 2 * time.Second})
 			ready <- err
 			if err != nil {
 				return
