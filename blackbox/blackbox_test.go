@@ -140,7 +140,12 @@ func newEngine(t testing.TB, cfg Config, enc ...Encoder) *Engine {
 // run starts an engine until the test ends.
 func run(t testing.TB, cfg Config) *Engine {
 	t.Helper()
-	e := newEngine(t, cfg, encodeText)
+	return runEngine(t, newEngine(t, cfg, encodeText))
+}
+
+// runEngine runs e until the test ends.
+func runEngine(t testing.TB, e *Engine) *Engine {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.Run(ctx); close(done) }()

@@ -34,6 +34,9 @@ func (c Config) Validate() error {
 	if c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay {
 		errs = append(errs, fmt.Errorf("write delay %v: want 0 (none) to %v", c.WriteDelay, MaxWriteDelay))
 	}
+	if c.BusyWriteDelay < 0 || c.BusyWriteDelay > MaxWriteDelay {
+		errs = append(errs, fmt.Errorf("busy write delay %v: want 0 (none) to %v", c.BusyWriteDelay, MaxWriteDelay))
+	}
 	if c.SweepEvery <= 0 {
 		errs = append(errs, fmt.Errorf("sweep interval %v: want more than 0", c.SweepEvery))
 	}

@@ -49,6 +49,12 @@ type Config struct {
 	// less CPU per delivery. Replies, snapshots and the close are not held;
 	// a write made for them takes what is queued. 0: wake at once.
 	WriteDelay time.Duration
+	// BusyWriteDelay is WriteDelay applied only while the process is short
+	// of CPU (busy.go): while the Go scheduler's ready goroutines wait
+	// BusyOn (5 ms) or more at p90, measured each sweep, until it is below
+	// BusyOff (2 ms). A WriteDelay set is held always and this one is not used.
+	// 0: never.
+	BusyWriteDelay time.Duration
 	// Clock is the engine's time: ingress lag, throttles, probes, write
 	// deadlines, the sweeper and heartbeats; nil: clock.Real.
 	Clock clock.Clock
@@ -89,6 +95,9 @@ type Engine struct {
 	mu      sync.Mutex
 	clients map[*Client]struct{} // guarded by mu
 	nclient atomic.Int64         // len(clients), read by Publish without mu
+
+	busy     atomic.Bool          // shard workers hold wake-ups BusyWriteDelay; set by the sweeper
+	schedP90 func() time.Duration // the sweeper's measure of the scheduler's p90 latency (busy.go)
 }
 
 type shard struct {
@@ -114,6 +123,7 @@ func New(cfg Config, encoders []Encoder, reg prometheus.Registerer, log zerolog.
 		cfg.Clock = clock.Real{}
 	}
 	e := &Engine{cfg: cfg, encoders: encoders, m: newMetrics(reg), log: log, clients: map[*Client]struct{}{}}
+	e.schedP90 = newSchedLatency().p90
 	e.writers.New = func() any { return new(writer) }
 	for i := range cfg.Shards {
 		e.shards = append(e.shards, &shard{id: i, in: make(chan *tick.Message, cfg.ShardQueue), idx: newIndex()})
@@ -206,7 +216,11 @@ func (e *Engine) work(ctx context.Context, s *shard) {
 			}
 			break
 		}
-		switch d := e.cfg.WriteDelay; {
+		d := e.cfg.WriteDelay
+		if d == 0 && e.busy.Load() {
+			d = e.cfg.BusyWriteDelay
+		}
+		switch {
 		case d == 0:
 			touched = wakeAll(touched)
 		case flush == nil && len(touched) > 0:
@@ -276,7 +290,10 @@ func (e *Engine) deliver(s *shard, m *tick.Message, matches []entry, touched []*
 func (e *Engine) sweep(ctx context.Context) {
 	t := e.cfg.Clock.NewTicker(e.cfg.SweepEvery)
 	defer t.Stop()
-	var all []*Client
+	var (
+		all  []*Client
+		busy busyState
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -295,6 +312,15 @@ func (e *Engine) sweep(ctx context.Context) {
 		}
 		clear(all)
 		e.m.sweeps.Inc()
+		p90 := e.schedP90()
+		e.m.schedP90.Set(p90.Seconds())
+		if e.cfg.BusyWriteDelay > 0 && e.cfg.WriteDelay == 0 {
+			hold := busy.next(e.busy.Load(), p90)
+			e.busy.Store(hold)
+			if hold {
+				e.m.busySweeps.Inc()
+			}
+		}
 	}
 }
 

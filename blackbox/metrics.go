@@ -46,6 +46,8 @@ type metrics struct {
 	duplicates           prometheus.Counter
 	snapshotValues       prometheus.Counter
 	sweeps               prometheus.Counter
+	busySweeps           prometheus.Counter
+	schedP90             prometheus.Gauge
 	throttled            prometheus.Counter
 	disconnects          [numDisconnectReasons]prometheus.Counter
 	clients              prometheus.Gauge
@@ -74,6 +76,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Values replaced by a newer one of the same topic while held back by a subscription's throttle_ms."}),
 		sweeps: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_sweeps_total",
 			Help: "Passes of the sweeper that checks every client against its limits (every SweepEvery)."}),
+		schedP90: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_sched_latency_p90_seconds",
+			Help: "The Go scheduler's p90 latency (ready goroutines waiting for a CPU) over the last sweep interval, the lower edge of its runtime/metrics bucket; what --write-delay-busy decides on."}),
+		busySweeps: prometheus.NewCounter(prometheus.CounterOpts{Name: "mdgate_fanout_busy_sweeps_total",
+			Help: "Sweeps after which the shards hold wake-ups for --write-delay-busy: the Go scheduler's ready goroutines waited 5 ms or more at p90 (until under 2 ms). Over mdgate_fanout_sweeps_total: the share of time held."}),
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_clients",
 			Help: "Clients connected to the fan-out."}),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mdgate_fanout_subscriptions",
@@ -94,7 +100,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	disc := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mdgate_fanout_disconnects_total",
 		Help: "Clients the fan-out cut off, by reason."}, []string{"reason"})
 	m.disconnects = genDisconnectCounters(disc)
-	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.snapshotValues, m.sweeps, m.throttled, m.clients, m.subscriptions,
+	reg.MustRegister(m.messages, m.deliveries, m.conflated, m.duplicates, m.snapshotValues, m.sweeps, m.busySweeps, m.schedP90, m.throttled, m.clients, m.subscriptions,
 		m.queueBytes, m.lag, m.batch, dropped, disc)
 	return m
 }
