@@ -29,6 +29,8 @@ func TestConfigValidate(t *testing.T) {
 		{"write delay 10ms", func(c *blackbox.Config) { c.WriteDelay = 10 * time.Millisecond }, ""},
 		{"write delay -1ms", func(c *blackbox.Config) { c.WriteDelay = -time.Millisecond }, "write delay -1ms"},
 		{"write delay 1s", func(c *blackbox.Config) { c.WriteDelay = time.Second }, "write delay 1s: want 0 (none) to 100ms"},
+		{"busy write delay 10ms", func(c *blackbox.Config) { c.BusyWriteDelay = 10 * time.Millisecond }, ""},
+		{"busy write delay 1s", func(c *blackbox.Config) { c.BusyWriteDelay = time.Second }, "busy write delay 1s: want 0 (none) to 100ms"},
 		{"in flight 0", func(c *blackbox.Config) { c.InFlight = 0 }, "ws inflight bytes 0"},
 		{"in flight conflate -1", func(c *blackbox.Config) { c.InFlightConflate = -1 }, "ws inflight conflate bytes -1"},
 		{"max bytes -1", func(c *blackbox.Config) { c.Limits.MaxBytes = -1 }, "slow max bytes -1"},
