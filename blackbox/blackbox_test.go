@@ -583,31 +583,41 @@ func TestWriteDelayHoldsLiveUpdatesNotReplies(t *testing.T) {
 	e := run(t, config(func(c *Config) { c.Shards, c.Clock, c.Heartbeat, c.WriteDelay = 1, clk, 0, 50*time.Millisecond }))
 	conn := &memConn{}
 	c, _ := client(t, e, conn, slowsub.Limits{}, Subscription{Key: "x"})
-	written := func(n int) func() bool {
-		return func() bool {
-			conn.mu.Lock()
-			defer conn.mu.Unlock()
-			return len(conn.got) == n
-		}
-	}
 	c.Send([]byte("reply"))
-	testpeer.Eventually(t, wait, "the reply written without the clock moving", written(1))
+	testpeer.Eventually(t, wait, "the reply written without the clock moving", conn.written(1))
 	clocktest.BlockUntil(t, clk, 1) // the sweeper's ticker
-	e.Publish(msg("x", 1))
-	e.Publish(msg("x", 2))
-	clocktest.BlockUntil(t, clk, 2) // and the shard worker's hold
-	testpeer.Eventually(t, wait, "both updates queued", func() bool { return counterValue(e.m.deliveries) == 2 })
-	conn.mu.Lock()
-	n := len(conn.got)
-	conn.mu.Unlock()
-	if n != 1 {
-		t.Fatalf("%d writes before the delay passed, want 1 (the reply)", n)
-	}
-	clk.Advance(50 * time.Millisecond)
-	testpeer.Eventually(t, wait, "both updates written after the delay", written(3))
+	holdsTwo(t, e, clk, conn, 1, 1)
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
 	if want := []string{"reply", "x 1", "x 2"}; !slices.Equal(conn.got, want) || conn.batches != 2 {
 		t.Fatalf("wrote %q in %d batches, want %q in 2", conn.got, conn.batches, want)
 	}
+}
+
+// written is a condition: n messages written to conn.
+func (c *memConn) written(n int) func() bool {
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.got) == n
+	}
+}
+
+// holdsTwo publishes x seq and seq+1 (after seq-1 deliveries) to e, whose
+// one shard must hold them 50ms on clk: both queued, conn still at the had
+// messages it held, then both written once the hold has passed.
+func holdsTwo(t *testing.T, e *Engine, clk *clock.Fake, conn *memConn, seq uint64, had int) {
+	t.Helper()
+	e.Publish(msg("x", seq))
+	e.Publish(msg("x", seq+1))
+	clocktest.BlockUntil(t, clk, 2) // the sweeper's ticker and the shard worker's hold
+	testpeer.Eventually(t, wait, "both updates queued", func() bool { return counterValue(e.m.deliveries) == float64(seq+1) })
+	conn.mu.Lock()
+	n := len(conn.got)
+	conn.mu.Unlock()
+	if n != had {
+		t.Fatalf("%d messages written before the hold passed, want %d", n, had)
+	}
+	clk.Advance(50 * time.Millisecond)
+	testpeer.Eventually(t, wait, "both updates written after the hold", conn.written(had+2))
 }

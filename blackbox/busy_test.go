@@ -87,13 +87,6 @@ func TestBusyWriteDelayHoldsOnlyWhileBusy(t *testing.T) {
 	runEngine(t, e)
 	conn := &memConn{}
 	client(t, e, conn, slowsub.Limits{}, Subscription{Key: "x"})
-	written := func(n int) func() bool {
-		return func() bool {
-			conn.mu.Lock()
-			defer conn.mu.Unlock()
-			return len(conn.got) == n
-		}
-	}
 	sweep := func(lat time.Duration) {
 		p90.Store(int64(lat))
 		before := counterValue(e.m.sweeps)
@@ -103,24 +96,13 @@ func TestBusyWriteDelayHoldsOnlyWhileBusy(t *testing.T) {
 	clocktest.BlockUntil(t, clk, 1) // the sweeper's ticker
 
 	e.Publish(msg("x", 1))
-	testpeer.Eventually(t, wait, "x 1 written at once: not busy", written(1))
+	testpeer.Eventually(t, wait, "x 1 written at once: not busy", conn.written(1))
 
 	sweep(5 * time.Millisecond)
 	if got := counterValue(e.m.busySweeps); got != 1 {
 		t.Fatalf("busy sweeps = %v after a sweep that measured 5ms, want 1", got)
 	}
-	e.Publish(msg("x", 2))
-	e.Publish(msg("x", 3))
-	clocktest.BlockUntil(t, clk, 2) // and the shard worker's hold
-	testpeer.Eventually(t, wait, "both updates queued", func() bool { return counterValue(e.m.deliveries) == 3 })
-	conn.mu.Lock()
-	n := len(conn.got)
-	conn.mu.Unlock()
-	if n != 1 {
-		t.Fatalf("%d writes while busy before the delay passed, want 1", n)
-	}
-	clk.Advance(50 * time.Millisecond)
-	testpeer.Eventually(t, wait, "both updates written after the delay", written(3))
+	holdsTwo(t, e, clk, conn, 2, 1)
 
 	sweep(3 * time.Millisecond) // between BusyOff and BusyOn: still held
 	sweep(time.Millisecond)
@@ -128,7 +110,7 @@ func TestBusyWriteDelayHoldsOnlyWhileBusy(t *testing.T) {
 		t.Fatalf("busy sweeps = %v after sweeps measuring 3ms then 1ms, want 2", got)
 	}
 	e.Publish(msg("x", 4))
-	testpeer.Eventually(t, wait, "x 4 written at once: no longer busy", written(4))
+	testpeer.Eventually(t, wait, "x 4 written at once: no longer busy", conn.written(4))
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
 	if want := []string{"x 1", "x 2", "x 3", "x 4"}; !slices.Equal(conn.got, want) || conn.batches != 3 {
