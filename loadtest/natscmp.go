@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -826,32 +825,20 @@ func (c *comparison) run(mode string, o options, rate int) (result, bool) {
 // atRate records the p99 at rate, the baseline's saturation rate: from the
 // search's first step at it, or from a step taken now.
 func (c *comparison) atRate(mode string, o options, rate int) {
-	var at []result // the steps at rate, a clean one first (with -confirm a rate can fail once, then pass)
-	for _, r := range c.runs {
-		if r.Target == rate {
-			at = append(at, r)
+	var at *result // the first clean step at rate, else the first (with -confirm a rate can fail once, then pass)
+	for i := range c.runs {
+		if r := &c.runs[i]; r.Target == rate && (at == nil || !clean(*at, o.p99Bound) && clean(*r, o.p99Bound)) {
+			at = r
 		}
 	}
-	slices.SortStableFunc(at, func(a, b result) int {
-		return cmp.Compare(boolInt(!clean(a, o.p99Bound)), boolInt(!clean(b, o.p99Bound)))
-	})
-	if len(at) > 0 {
-		c.sum.AtTarget, c.sum.AtP99, c.sum.AtClean = rate, at[0].Latency.P99, clean(at[0], o.p99Bound)
-		return
+	if at == nil && c.t != nil {
+		if r, ok := c.run(mode, o, rate); ok {
+			at = &r
+		}
 	}
-	if c.t == nil {
-		return
+	if at != nil {
+		c.sum.AtTarget, c.sum.AtP99, c.sum.AtClean = rate, at.Latency.P99, clean(*at, o.p99Bound)
 	}
-	if r, ok := c.run(mode, o, rate); ok {
-		c.sum.AtTarget, c.sum.AtP99, c.sum.AtClean = rate, r.Latency.P99, clean(r, o.p99Bound)
-	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // fail records why the comparison ended early and stops its server.
