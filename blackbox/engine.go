@@ -217,7 +217,7 @@ func (e *Engine) work(ctx context.Context, s *shard) {
 			break
 		}
 		d := e.cfg.WriteDelay
-		if d == 0 && e.busy.Load() {
+		if d == 0 && e.cfg.BusyWriteDelay > 0 && e.busy.Load() {
 			d = e.cfg.BusyWriteDelay
 		}
 		switch {
