@@ -72,8 +72,9 @@ type haState struct {
 	machine  *ha.Machine
 	link     *ha.Link
 	nextBeat time.Time
-	pair     uint64    // the epoch the active stamps under, learned from its states
-	lastTick time.Time // the loop's previous turn
+	pair     uint64          // the epoch the active stamps under, learned from its states
+	lastTick time.Time       // the loop's previous turn
+	stop     <-chan struct{} // closed when the link is told to end
 	// hold: after a stall of the loop past a beat (kill -STOP, a pause) an active
 	// gateway does not read its publishers for two beats, time for the
 	// peer's current state to reach it (states queued during the stall are
@@ -144,6 +145,7 @@ func (p *Proxy) active() bool {
 // goroutine ends when ctx does; wait on the returned channel.
 func (p *Proxy) startHA(ctx context.Context, s *sockets) (<-chan struct{}, error) {
 	h := p.ha
+	h.stop = ctx.Done()
 	now := p.now()
 	var err error
 	if h.machine, err = ha.NewMachine(h.cfg.Role, h.cfg.Term, h.cfg.Heartbeat, now); err != nil {
@@ -194,7 +196,12 @@ func (p *Proxy) tickHA(s *sockets) error {
 		select {
 		case st, ok := <-h.link.Recv():
 			if !ok {
-				return errors.New("ha link ended")
+				select {
+				case <-h.stop:
+					return nil // a shutdown: the loop sees its ctx done
+				default:
+					return errors.New("ha link ended")
+				}
 			}
 			if st.Mode == ha.ModeActive && st.Epoch != 0 {
 				h.pair = st.Epoch
@@ -267,6 +274,23 @@ func (p *Proxy) resubscribeIfSilent(s *sockets, now time.Time) {
 	}
 	p.m.resubscribes.Inc()
 	p.log.Warn().Dur("silent", silent).Msg("upstream silent: a vote sent upstream (a failover pair's standby whose peer is dead takes over on it)")
+}
+
+// stampsWait takes the peer's states again when the process stalled past a
+// beat since this turn took them (kill -STOP landing inside a receive, after
+// tickHA): the peer may have taken over meanwhile, and tickHA then starts a
+// hold. It reports whether stamping must wait for the hold's end. Loop only.
+func (p *Proxy) stampsWait(s *sockets) (bool, error) {
+	if p.ha == nil {
+		return false, nil
+	}
+	now := p.now()
+	if now.Sub(p.ha.lastTick) > p.ha.cfg.Heartbeat {
+		if err := p.tickHA(s); err != nil {
+			return false, err
+		}
+	}
+	return p.holding(now), nil
 }
 
 // holding reports whether the loop leaves its publishers' messages unread

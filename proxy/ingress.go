@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"cmp"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -21,9 +23,21 @@ func (p *Proxy) frameCap() int {
 // drainIngress takes up to Batch messages from the XSUB in one cgo call,
 // forwards them, and flushes every egress once.
 func (p *Proxy) drainIngress(s *sockets) error {
-	if err := s.in.recv(s.xsub, p.cfg.Batch, p.frameCap()); err != nil {
-		return fmt.Errorf("ingress recv: %w", err)
+	if !p.ingressHeld {
+		if err := s.in.recv(s.xsub, p.cfg.Batch, p.frameCap()); err != nil {
+			return fmt.Errorf("ingress recv: %w", err)
+		}
+		if h := recvHook.Load(); h != nil {
+			(*h)()
+		}
 	}
+	// On a hold the batch waits in s.in for its end, then is stamped, or
+	// dropped as passive if the peer took over.
+	if held, err := p.stampsWait(s); err != nil || held {
+		p.ingressHeld = held
+		return err
+	}
+	p.ingressHeld = false
 	p.takeFirstSubscriptions(s)
 	var msgs, bytes int
 	at := p.now().UnixNano() // the batch's ingress time: taken in one call, microseconds apart
@@ -55,13 +69,17 @@ func (p *Proxy) drainIngress(s *sockets) error {
 		p.countSent(egressRaw, n, failed)
 	}
 	p.flush(s)
-	now := p.now().UnixNano()
+	sent := p.now().UnixNano()
 	for _, t := range p.ingress {
-		p.m.forward.Observe(float64(now-t) / 1e9)
+		p.m.forward.Observe(float64(sent-t) / 1e9)
 	}
 	p.ingress = p.ingress[:0]
 	return nil
 }
+
+// recvHook, when set (tests), runs after every ingress receive, before
+// the batch is stamped.
+var recvHook atomic.Pointer[func()]
 
 // admit validates and stamps one ingress message received at at (Unix ns),
 // m with only its Frames set (keeps its upstream stamp when stamped): m,
@@ -212,6 +230,11 @@ func (p *Proxy) expire(s *sockets) {
 	if at := p.cache.NextExpiry(); at == 0 || at > now {
 		return
 	}
+	if held, err := p.stampsWait(s); err != nil || held || !p.active() {
+		p.haErr = cmp.Or(p.haErr, err)
+		return
+	}
+	now = p.now().UnixNano()
 	p.cache.Expire(now, func(topic string) {
 		ts := p.seq.lookup([]byte(topic))
 		if ts == nil {

@@ -86,6 +86,9 @@ type Proxy struct {
 	heard   time.Time            // stamped ingress: when upstream last sent anything, a heartbeat included
 	out     [numEgress]sendBatch // messages queued per egress, flushed per batch
 	ingress []int64              // ingress times of the batch being forwarded
+	// ingressHeld: s.in holds a batch received across a stall of the
+	// loop, stamped (or dropped as passive) once the hold ends (drainIngress).
+	ingressHeld bool
 }
 
 // New checks cfg and returns a proxy ready to Run.
@@ -252,8 +255,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 		for _, pd := range polled {
 			switch sock := pd.Socket; sock {
 			case s.xsub:
-				if p.holding(start) {
-					continue
+				if p.holding(start) || p.ingressHeld {
+					continue // a held batch goes first, below
 				}
 				if err := p.drainIngress(s); err != nil {
 					return err
@@ -272,6 +275,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 						p.drainMonitor(mon, socketRole(role))
 					}
 				}
+			}
+		}
+		if p.ingressHeld && !p.holding(p.now()) {
+			if err := p.drainIngress(s); err != nil {
+				return err
 			}
 		}
 		p.resubscribeIfSilent(s, start)
