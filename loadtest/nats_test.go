@@ -283,3 +283,55 @@ func TestReplaceHTMLSection(t *testing.T) {
 		t.Fatalf("after two updates:\n%s", b)
 	}
 }
+
+func TestPairedRatios(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b []int
+		want string
+	}{
+		{"odd", []int{150_000, 200_000, 125_000}, []int{125_000, 125_000, 125_000}, "1.20 (1.00-1.60)"},
+		{"even", []int{100_000, 200_000}, []int{100_000, 100_000}, "1.50 (1.00-2.00)"},
+		{"no clean step left out", []int{0, 100_000}, []int{100_000, 50_000}, "2.00 (2.00-2.00)"},
+		{"unequal lengths paired by index", []int{100_000, 100_000, 100_000}, []int{50_000}, "2.00 (2.00-2.00)"},
+		{"none", []int{0}, []int{100_000}, "–"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := pairedRatios(tc.a, tc.b); got != tc.want {
+				t.Errorf("pairedRatios(%v, %v) = %q, want %q", tc.a, tc.b, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSearchesRow: with -searches above 1 the table lists every search's
+// saturation and the median of the paired ratios; with one it has no
+// such row.
+func TestSearchesRow(t *testing.T) {
+	rep := natsReport{Settings: cmpSettings{Rate: 100_000, Modes: []string{"pinned"}, Searches: 3}, Summary: []cmpSummary{
+		{Target: "mdgate", Mode: "pinned", Steps: 9, SatTarget: 150_000, SatEach: []int{150_000, 200_000, 125_000}},
+		{Target: "nats", Mode: "pinned", Steps: 6, SatTarget: 125_000, SatEach: []int{125_000, 125_000, 125_000}},
+	}}
+	find := func(rows []cmpRow) *cmpRow {
+		for i := range rows {
+			if strings.HasPrefix(rows[i].what, "saturation, each of") {
+				return &rows[i]
+			}
+		}
+		return nil
+	}
+	r := find(cmpRows(rep))
+	if r == nil {
+		t.Fatal("no row for the searches")
+	}
+	if want := "150,000, 200,000, 125,000"; r.mdgate != want {
+		t.Errorf("mdgate cell = %q, want %q", r.mdgate, want)
+	}
+	if want := "1.20 (1.00-1.60)"; r.ratio != want {
+		t.Errorf("ratio cell = %q, want %q", r.ratio, want)
+	}
+	rep.Settings.Searches = 1
+	if r := find(cmpRows(rep)); r != nil {
+		t.Errorf("one search: row %+v, want none", *r)
+	}
+}

@@ -482,6 +482,7 @@ type cmpSummary struct {
 	HarnessCPUs     int     `json:"harness_cpus"` // CPUs the harness may use
 	Steps           int     `json:"steps"`
 	Repeated        int     `json:"failed_once_then_repeated,omitempty"` // steps that failed and were run again (-confirm)
+	SatEach         []int   `json:"saturation_target_per_s_each_search"` // every search's, the first's first (-searches)
 	// at the baseline's (nats') saturation target rate
 	AtTarget int     `json:"at_nats_saturation_target_per_s,omitempty"`
 	AtP99    float64 `json:"at_nats_saturation_p99_ms,omitempty"`
@@ -517,6 +518,7 @@ type cmpSettings struct {
 	SearchMax int      `json:"search_max_per_s"`
 	Refine    int      `json:"refine_steps"`
 	Confirm   bool     `json:"confirm_failures"`
+	Searches  int      `json:"searches"`
 	Idle      int      `json:"idle_connections"`
 	Targets   []string `json:"targets"`
 	Modes     []string `json:"modes"`
@@ -601,6 +603,9 @@ func natsScenario(o options) error {
 	if o.attachHTTP != "" {
 		return errors.New("-scenario nats starts its own servers: -http is not supported")
 	}
+	if o.searches < 1 {
+		return fmt.Errorf("-searches %d: want at least 1", o.searches)
+	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if !set["warmup"] {
@@ -643,7 +648,7 @@ func natsScenario(o options) error {
 		NATSConfig: natsConfig(""),
 		Settings: cmpSettings{Clients: o.clients, Subs: o.perClient, Topics: o.topics, Payload: o.payload, Rate: o.rate,
 			Warmup: o.warmup.String(), Window: o.window.String(), Drain: o.drain.String(), P99Bound: float64(o.p99Bound.Microseconds()) / 1000,
-			SearchMax: o.searchMax, Refine: o.refine, Confirm: o.confirm, Idle: o.idle, Targets: targets, Modes: modes, Seed: o.seed}}
+			SearchMax: o.searchMax, Refine: o.refine, Confirm: o.confirm, Searches: o.searches, Idle: o.idle, Targets: targets, Modes: modes, Seed: o.seed}}
 	idle := o.idle
 	if idle > 0 {
 		limit := raiseNofile(uint64(idle + o.clients + 1024))
@@ -681,12 +686,15 @@ func natsScenario(o options) error {
 			}
 			cmps = append(cmps, c)
 		}
-		for stepped := true; stepped; {
-			stepped = false
-			for _, c := range cmps {
-				stepped = c.step(mode, o) || stepped
+		search := func() {
+			for stepped := true; stepped; {
+				stepped = false
+				for _, c := range cmps {
+					stepped = c.step(mode, o) || stepped
+				}
 			}
 		}
+		search()
 		// The p99 of each target at the baseline's saturation rate (the
 		// issue's "p99 at NATS's saturation rate").
 		for _, base := range cmps {
@@ -696,6 +704,13 @@ func natsScenario(o options) error {
 			for _, c := range cmps {
 				c.atRate(mode, o, base.sum.SatTarget)
 			}
+		}
+		for n := 2; n <= o.searches; n++ {
+			fmt.Printf("%s: saturation search %d of %d\n", mode, n, o.searches)
+			for _, c := range cmps {
+				c.again(o, n)
+			}
+			search()
 		}
 		for _, c := range cmps {
 			c.stop()
@@ -734,14 +749,22 @@ func natsScenario(o options) error {
 }
 
 // comparison is one target in one mode: its server, its RSS per
-// connection when asked, and its saturation search, run a step at a time.
+// connection when asked, and its saturation searches, run a step at a time.
 type comparison struct {
 	name   string
-	t      fanTarget // nil once stopped or when it failed to start
-	search *searchPlan
+	t      fanTarget   // nil once stopped or when it failed to start
+	search *searchPlan // nil between searches
+	nth    int         // the search under way, from 1: only the first's steps fill the summary's figures
 	sum    cmpSummary
 	idle   *idleResult
 	runs   []result
+}
+
+// again starts search n (from 2) on the running server.
+func (c *comparison) again(o options, n int) {
+	if c.t != nil {
+		c.search, c.nth = newSearch(o.rate, o.searchMax, o.refine, o.confirm), n
+	}
 }
 
 // start starts the target and measures RSS per connection when asked.
@@ -752,7 +775,7 @@ func (c *comparison) start(mode string, o options, natsBin string, measureIdle b
 	if err != nil {
 		return err
 	}
-	c.t, c.search = t, newSearch(o.rate, o.searchMax, o.refine, o.confirm)
+	c.t, c.search, c.nth = t, newSearch(o.rate, o.searchMax, o.refine, o.confirm), 1
 	if n, ok := t.(natsTarget); ok {
 		*natsVersion = n.s.version
 	}
@@ -774,13 +797,17 @@ func (c *comparison) start(mode string, o options, natsBin string, measureIdle b
 
 // step runs the search's next step, if any, and reports whether it ran one.
 func (c *comparison) step(mode string, o options) bool {
-	if c.t == nil {
+	if c.t == nil || c.search == nil {
 		return false
 	}
 	rate := c.search.next()
 	if rate <= 0 {
-		c.sum.SatAtMax = c.sum.FailTarget == 0 && c.sum.SatTarget > 0
-		return false // the server runs on, idle, for a step at the baseline's saturation rate (atRate)
+		if c.nth == 1 {
+			c.sum.SatAtMax = c.sum.FailTarget == 0 && c.sum.SatTarget > 0
+		}
+		c.sum.SatEach = append(c.sum.SatEach, c.search.good)
+		c.search = nil
+		return false // the server runs on, idle, for a step at the baseline's saturation rate (atRate), or another search
 	}
 	r, ok := c.run(mode, o, rate)
 	if !ok {
@@ -788,6 +815,9 @@ func (c *comparison) step(mode string, o options) bool {
 	}
 	ok = clean(r, o.p99Bound)
 	failed := c.search.record(rate, ok)
+	if c.nth > 1 {
+		return true
+	}
 	s := &c.sum
 	s.Steps++
 	if rate == o.rate && s.Steps == 1 { // the first step; a repeat of it only decides the search
@@ -817,6 +847,9 @@ func (c *comparison) run(mode string, o options, rate int) (result, bool) {
 	}
 	r.Mode = mode
 	r.Label = fmt.Sprintf("%s %s %d/s", c.name, mode, rate)
+	if c.nth > 1 {
+		r.Label += fmt.Sprintf(" (search %d)", c.nth)
+	}
 	printResult(r)
 	c.runs = append(c.runs, r)
 	return r, true

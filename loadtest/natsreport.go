@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -119,6 +120,26 @@ func cmpRows(rep natsReport) []cmpRow {
 			return cell{s.SatRate, t}
 		}, mode)
 	}
+	if rep.Settings.Searches > 1 {
+		for _, mode := range rep.Settings.Modes {
+			m, okm := rep.summary("mdgate", mode)
+			n, okn := rep.summary("nats", mode)
+			if !okm && !okn {
+				continue
+			}
+			r := cmpRow{what: fmt.Sprintf("saturation, each of %d searches, %s (targets/s)", rep.Settings.Searches, mode), mdgate: "–", nat: "–", ratio: "–"}
+			if okm {
+				r.mdgate = eachSearch(m.SatEach)
+			}
+			if okn {
+				r.nat = eachSearch(n.SatEach)
+			}
+			if okm && okn {
+				r.ratio = pairedRatios(m.SatEach, n.SatEach)
+			}
+			rows = append(rows, r)
+		}
+	}
 	for _, mode := range rep.Settings.Modes {
 		row(fmt.Sprintf("p99 at NATS's saturation rate, %s", mode), func(s cmpSummary) cell {
 			if s.AtTarget == 0 {
@@ -153,6 +174,37 @@ func cmpRows(rep natsReport) []cmpRow {
 		}, mode)
 	}
 	return rows
+}
+
+// eachSearch lists every search's saturation target.
+func eachSearch(sats []int) string {
+	parts := make([]string, len(sats))
+	for i, v := range sats {
+		parts[i] = commas(int64(v))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// pairedRatios is the median, and the range, of a/b search by search (the
+// i-th searches of both took their steps in turn, so a swing of the
+// machine lands on both): "1.20 (0.86-1.60)"; searches with no clean
+// step are left out.
+func pairedRatios(a, b []int) string {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if a[i] > 0 && b[i] > 0 {
+			rs = append(rs, float64(a[i])/float64(b[i]))
+		}
+	}
+	if len(rs) == 0 {
+		return "–"
+	}
+	slices.Sort(rs)
+	med := rs[len(rs)/2]
+	if len(rs)%2 == 0 {
+		med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	}
+	return fmt.Sprintf("%.2f (%.2f-%.2f)", med, rs[0], rs[len(rs)-1])
 }
 
 func cpusOf(rep natsReport, mode string) int {
@@ -240,9 +292,18 @@ func natsMethod(rep natsReport) string {
 		"Each step opens new connections, then %s of warm-up and a %s window; server CPU is the server process's utime+stime (/proc) over the window per delivery of a message sent in it; harness cores are this harness's own CPU over the window (clients and publisher). "+
 		"Pinned: the server under `taskset -c 0`, the harness on CPU 1 (each server's Go runtime sees one CPU and sizes GOMAXPROCS its own way); shared: both on every CPU. "+
 		"Saturation: the highest target rate of a short stepped search (from %s/s, doubling up to %s/s or down to a quarter, then up to %d bisection steps) with p99 <= %.0f ms, nothing lost (missing %s after the window) and no client cut off%s. "+
+		"%s"+
 		"RSS per connection: the server's RSS with %s connections each subscribed to %d topics and nothing published, minus its RSS with none (freshly started), over their number; measured in the first mode only.",
 		commas(int64(st.Clients)), st.Subs, st.Topics, st.Payload, rep.NATSVersion, st.Warmup, st.Window,
-		commas(int64(st.Rate)), commas(int64(st.SearchMax)), st.Refine, st.P99Bound, st.Drain, confirmNote(st.Confirm), commas(int64(st.Idle)), st.Subs)
+		commas(int64(st.Rate)), commas(int64(st.SearchMax)), st.Refine, st.P99Bound, st.Drain, confirmNote(st.Confirm), searchesNote(st.Searches), commas(int64(st.Idle)), st.Subs)
+}
+
+// searchesNote says how repeated searches were taken and summed up.
+func searchesNote(n int) string {
+	if n < 2 {
+		return ""
+	}
+	return fmt.Sprintf("Each mode runs %d such searches one after another on the same servers, the targets' steps in turn in each; the first search gives every other figure, and the ratio of each search's saturation is mdgate's over NATS's in the same search, reported as the median and the range. ", n)
 }
 
 // confirmNote says how a failing step was judged.
