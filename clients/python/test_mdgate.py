@@ -6,12 +6,14 @@ clients/python (the Go test clients/python/python_test.go runs them too)."""
 import os
 import struct
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import mdgate  # noqa: E402
 from mdgate import wire  # noqa: E402
+import zmq  # noqa: E402
 
 E = 0x1F2E3D4C5B6A7988
 
@@ -322,6 +324,34 @@ class RuleTest(unittest.TestCase):
         c._pump(0)
         self.assertEqual((c.snapshot, c.stats["timeouts"]), ("tcp://b:1", 1))
         self.assertEqual(self.sent, [wire.since_request("t", E, 1)] * 2)
+
+    def test_no_connection_moves_to_the_next_endpoint(self):
+        # A dead gateway's endpoint (a pair's killed active): the send finds
+        # no connection (ZMQ_IMMEDIATE), and the request moves on after
+        # CONNECT_WAIT, not after request_timeout.
+        c = self.client(snapshot=["tcp://a:1", "tcp://b:1"], request_timeout=30.0)
+        c._connect_dealer = lambda: None
+        events = []
+        c._poller = type("P", (), {"poll": lambda self, ms: [], "modify": lambda self, s, ev: events.append(ev)})()
+
+        def send(frames):
+            if c.snapshot == "tcp://a:1":
+                raise zmq.Again()
+            self.sent.append(frames)
+        c._send = send
+        for seq in (1, 3):
+            c._on_live(live("t", seq))
+        self.assertEqual((self.sent, c._cur.sent, events), ([], False, [zmq.POLLIN | zmq.POLLOUT]))
+        self.assertLessEqual(c._cur.deadline - time.monotonic(), mdgate.client.CONNECT_WAIT)
+        c._cur.deadline = 0.0  # CONNECT_WAIT has passed
+        c._pump(0)
+        self.assertEqual((c.snapshot, c.stats["unconnected"], c.stats["timeouts"]), ("tcp://b:1", 1, 0))
+        self.assertEqual(self.sent, [wire.since_request("t", E, 1)])
+        self.assertTrue(c._cur.sent)
+        self.assertGreater(c._cur.deadline - time.monotonic(), 20)  # request_timeout for the answer
+        c._on_reply(val("t", 2))
+        c._on_reply(end(1, "recovered"))
+        self.assertEqual(self.drain(c), "t1 t2r t3")
 
     def test_silence_votes(self):
         class Sub:

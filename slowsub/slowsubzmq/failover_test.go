@@ -3,6 +3,7 @@ package slowsubzmq_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -370,5 +371,49 @@ func TestTermRuleWithoutRepair(t *testing.T) {
 	b.send("t", termed("t", 5, 2, 0))
 	if got := recvAll(t, sub, time.Second); !strings.HasSuffix(got, "| gap in sequence: t want seq 4, got 5") {
 		t.Errorf("Recv after a gap: %q, want ErrGap", got)
+	}
+}
+
+// deadEndpoint is a loopback TCP endpoint nothing listens on: a failover
+// pair's gateway that was killed.
+func deadEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := "tcp://" + ln.Addr().String()
+	ln.Close()
+	return ep
+}
+
+// TestRepairSkipsDeadEndpoint: the first repair endpoint's gateway is
+// down, as the killed active's is after a takeover. The SINCE goes to the
+// next endpoint after RepairConnectWait instead of waiting RepairTimeout
+// (30 s here, past recvN's 5 s) in libzmq's queue for a reconnect: every
+// ZeroMQ subscriber of a pair held its topics that long after a failover
+// (BenchmarkFailover: one gave up when the second endpoint was slow too).
+func TestRepairSkipsDeadEndpoint(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	a := newPub(t)
+	cache := historyCache(lvc.HistoryRule{Prefix: "", MaxCount: 100, MaxBytes: 1 << 20})
+	for seq := uint64(1); seq <= 5; seq++ {
+		cache.Update(tickOf("t", 1, seq))
+	}
+	sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: a.ep, Repair: deadEndpoint(t),
+		RepairEndpoints: []string{serveSnapshots(t, cache)}, RepairTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	a.awaitSubscriber(t)
+	a.send("t", termed("t", 1, 0, 0))
+	a.send("t", termed("t", 4, 0, 0))
+	if got, want := recvN(t, sub, 5), "t:1/0 t:2/0 t:3/0 t:4/0 t:5/0"; got != want {
+		t.Errorf("Recv: %q, want %q", got, want)
+	}
+	if st := sub.FailoverStats(); st.Moves != 1 {
+		t.Errorf("FailoverStats %+v, want 1 move", st)
 	}
 }

@@ -20,6 +20,14 @@ const (
 	DefaultRepairTimeout  = 5 * time.Second
 )
 
+// RepairConnectWait is how long a SINCE waits for a connection to a
+// repair endpoint (RepairTimeout if shorter) before it goes to the next
+// one: a failover pair's dead gateway is left after this, not after
+// RepairTimeout. A request is only ever queued on a connection made
+// (ZMQ_IMMEDIATE), so one to a gateway that is down fails at once instead
+// of waiting in libzmq for a reconnect.
+const RepairConnectWait = 500 * time.Millisecond
+
 // liveBatch is how many stream messages a repairing Recv takes per wake-up
 // at most.
 const liveBatch = 256
@@ -87,8 +95,9 @@ type pending struct {
 	got      uint64 // the seq that showed the gap
 	check    bool   // a higher term: ask from the seq before from's, to check the update at from.seq
 	res      snapshot.Result
-	deadline time.Time // set when sent
-	giveUp   time.Time // set when first sent: RepairTimeout times the endpoints
+	sent     bool      // on the connection; else waiting for one
+	deadline time.Time // for the answer once sent, for a connection until then
+	giveUp   time.Time // set when first tried: RepairTimeout times the endpoints
 }
 
 // repairer is a Sub's repair of gaps through SINCE. A gap in a topic holds
@@ -152,7 +161,7 @@ func dealer(ep string) (*zmq.Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repair socket: %w", err)
 	}
-	if err := errors.Join(d.SetLinger(0), d.Connect(ep)); err != nil {
+	if err := errors.Join(d.SetLinger(0), d.SetImmediate(true), d.Connect(ep)); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("repair connect %s: %w", ep, err)
 	}
@@ -239,10 +248,14 @@ func (r *repairer) recv() (*tick.Message, error) {
 				return nil, err
 			}
 		}
+		if r.cur != nil && !r.cur.sent {
+			r.send()
+		}
 		if r.cur != nil && !time.Now().Before(r.cur.deadline) {
 			p := r.cur
 			r.cur = nil
-			if len(r.eps) > 1 {
+			r.poller.UpdateBySocket(r.dealer, zmq.POLLIN)
+			if len(r.eps) > 1 || !p.sent {
 				if err := r.retry(p, fmt.Errorf("no answer from %s within %v", strings.Join(r.eps, " nor "), r.maxWait)); err != nil {
 					return nil, err
 				}
@@ -353,7 +366,8 @@ func (r *repairer) hold(m *tick.Message) {
 	r.heldBytes += size
 }
 
-// next sends the next queued SINCE when none is in flight.
+// next sends the next queued SINCE when none is in flight, or waits for
+// the connection to send it on (RepairConnectWait).
 func (r *repairer) next() {
 	if r.cur != nil || len(r.queue) == 0 || time.Now().Before(r.retryAt) {
 		return
@@ -361,20 +375,35 @@ func (r *repairer) next() {
 	p := r.queue[0]
 	r.queue[0] = nil
 	r.queue = r.queue[1:]
+	now := time.Now()
 	if p.giveUp.IsZero() {
-		p.giveUp = time.Now().Add(r.maxWait * time.Duration(len(r.eps)))
+		p.giveUp = now.Add(r.maxWait * time.Duration(len(r.eps)))
 	}
+	p.sent, p.deadline = false, now.Add(min(r.maxWait, RepairConnectWait))
+	r.cur = p
+	r.send()
+}
+
+// send sends the SINCE waiting in r.cur if the dealer has a connection;
+// else the poller waits for one (POLLOUT), until cur's deadline.
+func (r *repairer) send() {
+	p := r.cur
 	from := p.from.seq
 	if p.check {
 		from--
 	}
 	req := snapshot.SinceRequest(p.topic, p.from.epoch, from)
 	if _, err := r.dealer.SendMessageDontwait(req[0], req[1], req[2], req[3]); err != nil {
+		if zsock.Temporary(err) { // no connection yet, or none any more
+			r.poller.UpdateBySocket(r.dealer, zmq.POLLIN|zmq.POLLOUT)
+			return
+		}
+		r.cur = nil
 		r.fail(p, fmt.Errorf("send SINCE: %w", err))
 		return
 	}
-	p.deadline = time.Now().Add(r.maxWait)
-	r.cur = p
+	r.poller.UpdateBySocket(r.dealer, zmq.POLLIN)
+	p.sent, p.deadline = true, time.Now().Add(r.maxWait)
 }
 
 // readReplies takes the repair replies waiting.

@@ -85,7 +85,7 @@ type FailoverStats struct {
 	Votes     int // subscribes to tick.VoteTopic after silence
 	Diverged  int // updates returned with a *DivergedError
 	StaleTerm int // updates under a lower term than their topic's, dropped
-	Moves     int // moves to the next repair endpoint (ERR passive, or no answer within RepairTimeout)
+	Moves     int // moves to the next repair endpoint (ERR passive, no connection within RepairConnectWait, or no answer within RepairTimeout)
 	Passive   int // ERR passive answers
 }
 
@@ -127,9 +127,10 @@ type SubConfig struct {
 	RepairTimeout time.Duration
 	// RepairEndpoints are more snapshot endpoints, after Repair (a failover
 	// pair: both gateways'). A SINCE goes to one at a time; at ERR passive
-	// (a standby: the ask was a vote) or when RepairTimeout passes without
-	// an answer it goes to the next, after a backoff once every one has
-	// been asked. The Sub ends with a *RepairError when no endpoint has
+	// (a standby: the ask was a vote), when the endpoint has no connection
+	// within RepairConnectWait (its gateway is down), or when RepairTimeout
+	// passes without an answer it goes to the next, after a backoff once
+	// every one has been asked. The Sub ends with a *RepairError when no endpoint has
 	// answered within RepairTimeout times the number of endpoints.
 	RepairEndpoints []string
 

@@ -87,12 +87,13 @@ class _Request:
     from the seq before the one held, to see the update at the seq held and
     compare its term with held_term."""
 
-    __slots__ = ("kind", "arg", "epoch", "seq", "purpose", "values", "not_before", "deadline", "tries", "held_term")
+    __slots__ = ("kind", "arg", "epoch", "seq", "purpose", "values", "not_before", "deadline", "tries", "held_term", "sent")
 
     def __init__(self, kind, arg, purpose, epoch=0, seq=0, held_term=None):
         self.kind, self.arg, self.purpose, self.epoch, self.seq = kind, arg, purpose, epoch, seq
         self.values, self.not_before, self.deadline, self.tries = [], 0.0, 0.0, 0
         self.held_term = held_term
+        self.sent = False  # on a connection; else waiting for one (deadline: CONNECT_WAIT)
 
     def frames(self):
         if self.kind == "SINCE":
@@ -105,6 +106,12 @@ class _Request:
 DEFAULT_HEARTBEAT = 0.5
 # Silent heartbeats before the client votes.
 SILENT_BEATS = 3
+# Seconds a request waits for a connection to a snapshot endpoint
+# (request_timeout if shorter) before it goes to the next one: a failover
+# pair's dead gateway is left after this, not after request_timeout. A
+# request is only queued on a connection made (ZMQ_IMMEDIATE), so one to a
+# gateway that is down fails at once instead of waiting in libzmq.
+CONNECT_WAIT = 0.5
 
 
 def _list(x):
@@ -123,7 +130,8 @@ class Client:
       list of them (a failover pair: both). The SUB connects to every one
       at once: only the active publishes, and seqs drop repeats.
     snapshot: the snapshot ROUTER (--snapshot-bind), e.g. tcp://gw:5558, or
-      a list of them asked in turn (moving on at ERR passive or a timeout);
+      a list of them asked in turn (moving on at ERR passive, at no
+      connection within CONNECT_WAIT, or at a timeout);
       None: no snapshot and no repair (gaps are only reported).
     heartbeat: a failover pair's heartbeat interval in seconds (the
       gateways' --ha-heartbeat). After SILENT_BEATS of them with nothing
@@ -159,10 +167,11 @@ class Client:
         self.hold_max_bytes, self.request_timeout = hold_max_bytes, request_timeout
         self.epoch = None  # the gateway's epoch, from the last END
         # live, snapshot, repair, repairs, gaps, missed, diverged, stale_term, fallbacks, held_dropped, retries,
-        # passive, timeouts, heartbeats, votes, moves, closes
+        # passive, timeouts, unconnected, heartbeats, votes, moves, closes
         self.stats = collections.Counter()
         self._ctx = context or zmq.Context.instance()
         self._sub = self._dealer = self._monitor = None
+        self._want_out = False  # the dealer is polled for POLLOUT: a request waits for a connection
         self._heard = 0.0      # when the stream last gave anything (heartbeats included)
         self._next_vote = 0.0  # when the next silence vote is due
         self._voted = False    # subscribed to the vote topic
@@ -491,8 +500,10 @@ class Client:
             self._dealer.close(linger=0)
         self._dealer = self._ctx.socket(zmq.DEALER)
         self._dealer.setsockopt(zmq.LINGER, 0)
+        self._dealer.setsockopt(zmq.IMMEDIATE, 1)
         self._dealer.connect(self.snapshot)
         self._poller.register(self._dealer, zmq.POLLIN)
+        self._want_out = False
 
     def _move_on(self):
         """Connect to the next snapshot endpoint (with more than one). True
@@ -534,15 +545,31 @@ class Client:
                 self._vote()  # refused while the standby still hears its peer; the silence votes go on
 
     def _send(self, frames):
-        self._dealer.send_multipart(frames)
+        """Send frames on the dealer; zmq.Again when it has no connection."""
+        self._dealer.send_multipart(frames, zmq.NOBLOCK)
+
+    def _try_send(self):
+        """Send the request in _cur if the dealer has a connection; else
+        the poller waits for one (POLLOUT) until its deadline."""
+        req = self._cur
+        try:
+            self._send(req.frames())
+        except zmq.Again:  # no connection yet, or none any more
+            self._poller.modify(self._dealer, zmq.POLLIN | zmq.POLLOUT)
+            self._want_out = True
+            return
+        if self._want_out:
+            self._poller.modify(self._dealer, zmq.POLLIN)
+            self._want_out = False
+        req.sent, req.deadline = True, time.monotonic() + self.request_timeout
 
     def _send_next(self):
         if self._cur is not None or not self._queue or self._queue[0].not_before > time.monotonic():
             return
         req = self._queue.popleft()
-        req.deadline = time.monotonic() + self.request_timeout
+        req.sent, req.deadline = False, time.monotonic() + min(self.request_timeout, CONNECT_WAIT)
         self._cur = req
-        self._send(req.frames())
+        self._try_send()
 
     def _pump(self, wait):
         """Wait at most wait seconds (None: for ever) for the sockets, then
@@ -577,10 +604,12 @@ class Client:
                     self._heard = time.monotonic()
                     self._next_vote = self._heard + SILENT_BEATS * self.heartbeat
                     self._on_live(frames)
+        if self._cur is not None and not self._cur.sent:
+            self._try_send()
         if self._cur is not None and time.monotonic() >= self._cur.deadline:
-            # No answer: a new connection (a late reply to the old one is
-            # gone with it), and the same request again.
-            self.stats["timeouts"] += 1
+            # No answer, or no connection: a new connection (a late reply to
+            # the old one is gone with it), and the same request again.
+            self.stats["timeouts" if self._cur.sent else "unconnected"] += 1
             req, self._cur = self._cur, None
             req.values = []
             self._queue.appendleft(req)
