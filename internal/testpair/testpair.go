@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -223,12 +224,25 @@ func StartPairVia(tb testing.TB, bin string, snapshot bool, via func(state strin
 // Publish runs one publisher connected to both nodes' ingresses (a PUB
 // sends to each): every tick, perTick updates round-robin over topics
 // ev.0 ... ev.<topics-1>, payload {"n":<tick>}, until the returned func.
+// A tick the publisher's goroutine is too late for is skipped (time.Ticker),
+// so on a busy machine it sends less than perTick/tick: Sent says how much.
 func Publish(p, b *Node, topics int, tick time.Duration, perTick int) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	return StartPublisher(p, b, topics, tick, perTick).Stop
+}
+
+// Publisher is Publish's publisher.
+type Publisher struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+	sent atomic.Int64
+}
+
+// StartPublisher is Publish, returning the publisher.
+func StartPublisher(p, b *Node, topics int, tick time.Duration, perTick int) *Publisher {
+	pb := &Publisher{done: make(chan struct{})}
+	pb.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer pb.wg.Done()
 		runtime.LockOSThread()
 		pub, _ := zmq.NewSocket(zmq.PUB)
 		defer pub.Close()
@@ -239,14 +253,21 @@ func Publish(p, b *Node, topics int, tick time.Duration, perTick int) (stop func
 		defer t.Stop()
 		for i := 0; ; i++ {
 			select {
-			case <-done:
+			case <-pb.done:
 				return
 			case <-t.C:
 			}
 			for j := range perTick {
 				pub.SendMessage(fmt.Sprintf("ev.%d", (i*perTick+j)%topics), fmt.Sprintf(`{"n":%d}`, i))
 			}
+			pb.sent.Add(int64(perTick))
 		}
 	}()
-	return func() { close(done); wg.Wait() }
+	return pb
 }
+
+// Sent is how many updates the publisher has sent so far.
+func (pb *Publisher) Sent() int64 { return pb.sent.Load() }
+
+// Stop stops the publisher and waits for its goroutine.
+func (pb *Publisher) Stop() { close(pb.done); pb.wg.Wait() }
