@@ -29,7 +29,10 @@ import (
 // receive and the stamp; the peer is a bare ha.Link beating as the backup,
 // then as the active under term 2 from the jump on.
 func TestHAStallInsideReceiveHoldsTheBatch(t *testing.T) {
-	const beat = 100 * time.Millisecond
+	// The hold lasts 2 beats: the peer's new state, beaten every 20 ms,
+	// must reach the loop within it, with the race detector on a busy
+	// machine too.
+	const beat = 250 * time.Millisecond
 	const burst = 10
 	var skew atomic.Int64 // the stall: how far the gateway's clock has jumped
 	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
