@@ -296,7 +296,7 @@ class RuleTest(unittest.TestCase):
 
     def test_passive_moves_to_the_next_endpoint(self):
         c = self.client(snapshot=["tcp://a:1", "tcp://b:1"])
-        c._connect_dealer = lambda: None
+        c._redial = lambda i: None
         for seq in (1, 3):
             c._on_live(live("t", seq))
         self.assertEqual(c.snapshot, "tcp://a:1")
@@ -317,7 +317,7 @@ class RuleTest(unittest.TestCase):
 
     def test_timeout_moves_to_the_next_endpoint(self):
         c = self.client(snapshot=["tcp://a:1", "tcp://b:1"], request_timeout=0.0)
-        c._connect_dealer = lambda: None
+        c._redial = lambda i: None
         c._poller = type("P", (), {"poll": lambda self, ms: []})()
         for seq in (1, 3):
             c._on_live(live("t", seq))
@@ -330,7 +330,7 @@ class RuleTest(unittest.TestCase):
         # no connection (ZMQ_IMMEDIATE), and the request moves on after
         # CONNECT_WAIT, not after request_timeout.
         c = self.client(snapshot=["tcp://a:1", "tcp://b:1"], request_timeout=30.0)
-        c._connect_dealer = lambda: None
+        c._redial = lambda i: None
         events = []
         c._poller = type("P", (), {"poll": lambda self, ms: [], "modify": lambda self, s, ev: events.append(ev)})()
 

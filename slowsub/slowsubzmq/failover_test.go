@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -416,4 +417,98 @@ func TestRepairSkipsDeadEndpoint(t *testing.T) {
 	if st := sub.FailoverStats(); st.Moves != 1 {
 		t.Errorf("FailoverStats %+v, want 1 move", st)
 	}
+}
+
+// slowRelay forwards loopback TCP connections to target (host:port), each
+// chunk held d in each direction: a long round trip. It stops with the
+// test.
+func slowRelay(t *testing.T, target string, d time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	pipe := func(dst, src net.Conn) {
+		defer wg.Done()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				time.Sleep(d) // the simulated network's latency
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				dst.Close()
+				return
+			}
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, u)
+			mu.Unlock()
+			wg.Add(2)
+			go pipe(u, c)
+			go pipe(c, u)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return "tcp://" + ln.Addr().String()
+}
+
+// TestRepairSlowConnectionNotCutShort: both repair endpoints sit behind a
+// 250 ms hop each way, so a ZMTP handshake takes longer than
+// RepairConnectWait. A gap right after Dial waits on the first, moves to
+// the second, and back; the connections, made at Dial and kept across the
+// moves, complete meanwhile and the repair is answered. (Had a move opened
+// a new connection, no handshake would ever finish.)
+func TestRepairSlowConnectionNotCutShort(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	a := newPub(t)
+	cache := historyCache(lvc.HistoryRule{Prefix: "", MaxCount: 100, MaxBytes: 1 << 20})
+	for seq := uint64(1); seq <= 5; seq++ {
+		cache.Update(tickOf("t", 1, seq))
+	}
+	srv := strings.TrimPrefix(serveSnapshots(t, cache), "tcp://")
+	sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: a.ep, Repair: slowRelay(t, srv, 250*time.Millisecond),
+		RepairEndpoints: []string{slowRelay(t, srv, 250*time.Millisecond)}, RepairTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	a.awaitSubscriber(t)
+	a.send("t", termed("t", 1, 0, 0))
+	a.send("t", termed("t", 4, 0, 0))
+	if got, want := recvN(t, sub, 5), "t:1/0 t:2/0 t:3/0 t:4/0 t:5/0"; got != want {
+		t.Errorf("Recv: %q, want %q", got, want)
+	}
+	t.Logf("%+v", sub.FailoverStats())
 }

@@ -110,8 +110,9 @@ type pending struct {
 // Owned by the Sub's goroutine, like the sockets.
 type repairer struct {
 	s        *Sub
-	dealer   *zmq.Socket // to the snapshot endpoint
-	poller   *zmq.Poller // the SUB and the DEALER
+	dealers  []*zmq.Socket // one per endpoint, connected from the start
+	dealer   *zmq.Socket   // dealers[epi]: the one asked now
+	poller   *zmq.Poller   // the SUB and the DEALERs
 	timeout  time.Duration
 	maxBytes int
 	maxWait  time.Duration
@@ -124,7 +125,7 @@ type repairer struct {
 	stats     RepairStats
 
 	eps     []string  // the snapshot endpoints: Repair, then RepairEndpoints
-	epi     int       // the one the dealer is connected to
+	epi     int       // the one asked now
 	round   int       // moves since the last answer
 	retryAt time.Time // no request before it (a backoff once every endpoint said passive)
 	moves   int
@@ -138,11 +139,7 @@ func newRepairer(s *Sub) (*repairer, error) {
 			eps = append(eps, ep)
 		}
 	}
-	d, err := dealer(eps[0])
-	if err != nil {
-		return nil, err
-	}
-	r := &repairer{s: s, dealer: d, poller: zmq.NewPoller(), timeout: -1, eps: eps,
+	r := &repairer{s: s, poller: zmq.NewPoller(), timeout: -1, eps: eps, dealers: make([]*zmq.Socket, len(eps)),
 		maxBytes: s.cfg.RepairMaxBytes, maxWait: s.cfg.RepairTimeout, held: map[string][]*tick.Message{}}
 	if r.maxBytes <= 0 {
 		r.maxBytes = DefaultRepairMaxBytes
@@ -151,8 +148,45 @@ func newRepairer(s *Sub) (*repairer, error) {
 		r.maxWait = DefaultRepairTimeout
 	}
 	r.poller.Add(s.sock, zmq.POLLIN)
-	r.poller.Add(d, zmq.POLLIN)
+	// Every endpoint's connection from the start: after a failover the
+	// other gateway's is up already, and one slow to connect (a long
+	// round trip, a CURVE handshake) is never cut short by a move.
+	for i := range eps {
+		if err := r.redial(i); err != nil {
+			r.close()
+			return nil, err
+		}
+	}
+	r.dealer = r.dealers[0]
 	return r, nil
+}
+
+// redial opens dealers[i] anew (closing the old one): a new connection,
+// so that a late answer to a request given up on is not taken for the
+// next one's.
+func (r *repairer) redial(i int) error {
+	d, err := dealer(r.eps[i])
+	if err != nil {
+		return err
+	}
+	if old := r.dealers[i]; old != nil {
+		r.poller.RemoveBySocket(old)
+		old.Close()
+	}
+	r.dealers[i] = d
+	r.poller.Add(d, zmq.POLLIN)
+	return nil
+}
+
+// close closes the dealers.
+func (r *repairer) close() error {
+	var errs []error
+	for _, d := range r.dealers {
+		if d != nil {
+			errs = append(errs, d.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // dealer opens a DEALER to a snapshot endpoint.
@@ -168,42 +202,43 @@ func dealer(ep string) (*zmq.Socket, error) {
 	return d, nil
 }
 
-// moveOn connects to the next snapshot endpoint (a new connection, so
-// that a late answer of the last one is not taken for this one's), or
-// reconnects to the only one. Once every endpoint has been asked since the
-// last answer, the next request waits a backoff.
-func (r *repairer) moveOn() error {
+// moveOn goes to the next snapshot endpoint's connection. A request that
+// went out on this one and was given up on (unanswered) may still be
+// answered late: this endpoint gets a new connection first. Once every
+// endpoint has been asked since the last answer, the next request waits a
+// backoff.
+func (r *repairer) moveOn(unanswered bool) error {
 	r.round++
 	if r.round%len(r.eps) == 0 {
 		r.retryAt = time.Now().Add(min(10*time.Millisecond<<min(r.round/len(r.eps), 7), time.Second))
 	}
+	if unanswered {
+		if err := r.redial(r.epi); err != nil {
+			return fmt.Errorf("slowsub: %w", err)
+		}
+		r.dealer = r.dealers[r.epi]
+	}
 	if len(r.eps) == 1 {
-		return nil // the same connection: the server answers in order, and the request in flight was answered
+		return nil
 	}
 	r.epi = (r.epi + 1) % len(r.eps)
-	d, err := dealer(r.eps[r.epi])
-	if err != nil {
-		return fmt.Errorf("slowsub: %w", err)
-	}
-	r.poller.RemoveBySocket(r.dealer)
-	r.dealer.Close()
-	r.dealer = d
-	r.poller.Add(d, zmq.POLLIN)
+	r.dealer = r.dealers[r.epi]
 	r.moves++
 	return nil
 }
 
-// retry puts p back at the head of the queue after a passive answer or a
-// timeout, moving to the next endpoint; past p's give-up time the Sub ends
-// with a *RepairError.
-func (r *repairer) retry(p *pending, why error) error {
+// retry puts p back at the head of the queue after a passive answer, no
+// connection or no answer, moving to the next endpoint; past p's give-up
+// time the Sub ends with a *RepairError. unanswered: p went out and its
+// answer did not come.
+func (r *repairer) retry(p *pending, why error, unanswered bool) error {
 	if !time.Now().Before(p.giveUp) {
 		r.fail(p, why)
 		return nil
 	}
 	p.res = snapshot.Result{}
 	r.queue = append([]*pending{p}, r.queue...)
-	return r.moveOn()
+	return r.moveOn(unanswered)
 }
 
 // recv is Recv with repair: it reads the stream and the repair replies
@@ -239,10 +274,13 @@ func (r *repairer) recv() (*tick.Message, error) {
 		}
 		for _, p := range polled {
 			var err error
-			if p.Socket == r.dealer {
+			switch {
+			case p.Socket == r.dealer:
 				err = r.readReplies()
-			} else {
+			case p.Socket == r.s.sock:
 				err = r.readLive()
+			default:
+				discard(p.Socket) // another endpoint's: nothing asked there is awaited
 			}
 			if err != nil {
 				return nil, err
@@ -256,7 +294,7 @@ func (r *repairer) recv() (*tick.Message, error) {
 			r.cur = nil
 			r.poller.UpdateBySocket(r.dealer, zmq.POLLIN)
 			if len(r.eps) > 1 || !p.sent {
-				if err := r.retry(p, fmt.Errorf("no answer from %s within %v", strings.Join(r.eps, " nor "), r.maxWait)); err != nil {
+				if err := r.retry(p, fmt.Errorf("no answer from %s within %v", strings.Join(r.eps, " nor "), r.maxWait), p.sent); err != nil {
 					return nil, err
 				}
 			} else {
@@ -406,6 +444,15 @@ func (r *repairer) send() {
 	p.sent, p.deadline = true, time.Now().Add(r.maxWait)
 }
 
+// discard drops what waits on a dealer not asked now.
+func discard(d *zmq.Socket) {
+	for {
+		if _, err := d.RecvMessageBytes(zmq.DONTWAIT); err != nil {
+			return
+		}
+	}
+}
+
 // readReplies takes the repair replies waiting.
 func (r *repairer) readReplies() error {
 	for {
@@ -427,7 +474,7 @@ func (r *repairer) readReplies() error {
 			// A standby (the ask was a vote): the next endpoint.
 			r.cur = nil
 			r.passive++
-			if err := r.retry(p, err); err != nil {
+			if err := r.retry(p, err, false); err != nil {
 				return err
 			}
 			r.next()

@@ -126,7 +126,8 @@ type SubConfig struct {
 	// DefaultRepairTimeout); past it the Sub ends with a *RepairError.
 	RepairTimeout time.Duration
 	// RepairEndpoints are more snapshot endpoints, after Repair (a failover
-	// pair: both gateways'). A SINCE goes to one at a time; at ERR passive
+	// pair: both gateways'). The Sub connects to every one at Dial and
+	// keeps the connections. A SINCE goes to one at a time; at ERR passive
 	// (a standby: the ask was a vote), when the endpoint has no connection
 	// within RepairConnectWait (its gateway is down), or when RepairTimeout
 	// passes without an answer it goes to the next, after a backoff once
@@ -247,7 +248,7 @@ func (s *Sub) untilVote() time.Duration {
 // Close closes the sockets.
 func (s *Sub) Close() error {
 	if s.rep != nil {
-		return errors.Join(s.rep.dealer.Close(), s.sock.Close())
+		return errors.Join(s.rep.close(), s.sock.Close())
 	}
 	return s.sock.Close()
 }

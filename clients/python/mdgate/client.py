@@ -171,6 +171,7 @@ class Client:
         self.stats = collections.Counter()
         self._ctx = context or zmq.Context.instance()
         self._sub = self._dealer = self._monitor = None
+        self._dealers = [None] * len(self.snapshots)  # one per snapshot endpoint; _dealer is the one asked now
         self._want_out = False  # the dealer is polled for POLLOUT: a request waits for a connection
         self._heard = 0.0      # when the stream last gave anything (heartbeats included)
         self._next_vote = 0.0  # when the next silence vote is due
@@ -216,7 +217,9 @@ class Client:
         self._next_vote = self._heard + SILENT_BEATS * self.heartbeat
         if self.snapshot is None:
             return
-        self._connect_dealer()
+        for i in range(len(self.snapshots)):
+            self._redial(i)
+        self._dealer = self._dealers[self._snap_i]
         self._starting = True
         for p in dict.fromkeys(self.prefixes):
             self._queue.append(_Request("SNAP", p, "start"))
@@ -271,10 +274,11 @@ class Client:
             except zmq.ZMQError:
                 pass
             self._monitor.close(linger=0)
-        for s in (self._sub, self._dealer):
+        for s in [self._sub] + self._dealers:
             if s is not None:
                 s.close(linger=0)
         self._sub = self._dealer = self._monitor = None
+        self._dealers = [None] * len(self.snapshots)
 
     def __enter__(self):
         return self
@@ -494,26 +498,39 @@ class Client:
 
     # -- sockets -------------------------------------------------------
 
-    def _connect_dealer(self):
-        if self._dealer is not None:
-            self._poller.unregister(self._dealer)
-            self._dealer.close(linger=0)
-        self._dealer = self._ctx.socket(zmq.DEALER)
-        self._dealer.setsockopt(zmq.LINGER, 0)
-        self._dealer.setsockopt(zmq.IMMEDIATE, 1)
-        self._dealer.connect(self.snapshot)
-        self._poller.register(self._dealer, zmq.POLLIN)
-        self._want_out = False
+    def _redial(self, i):
+        """A new connection to snapshot endpoint i (every one is connected
+        at start, and kept: one slow to connect is never cut short), so
+        that a late reply to a request given up on is not taken for the
+        next one's."""
+        old = self._dealers[i]
+        if old is not None:
+            self._poller.unregister(old)
+            old.close(linger=0)
+        d = self._ctx.socket(zmq.DEALER)
+        d.setsockopt(zmq.LINGER, 0)
+        d.setsockopt(zmq.IMMEDIATE, 1)
+        d.connect(self.snapshots[i])
+        self._poller.register(d, zmq.POLLIN)
+        self._dealers[i] = d
+        if i == self._snap_i:
+            self._dealer, self._want_out = d, False
 
-    def _move_on(self):
-        """Connect to the next snapshot endpoint (with more than one). True
-        when it has not been asked since the last answer served."""
+    def _move_on(self, unanswered=False):
+        """Go to the next snapshot endpoint (with more than one), after a new
+        connection to this one if a request went out on it unanswered. True
+        when the next one has not been asked since the last answer served."""
+        if unanswered:
+            self._redial(self._snap_i)
         if len(self.snapshots) < 2:
             return False
+        if self._want_out:
+            self._poller.modify(self._dealer, zmq.POLLIN)
+            self._want_out = False
         self._snap_i = (self._snap_i + 1) % len(self.snapshots)
         self.snapshot = self.snapshots[self._snap_i]
+        self._dealer = self._dealers[self._snap_i]
         self.stats["moves"] += 1
-        self._connect_dealer()
         self._round += 1
         return self._round % len(self.snapshots) != 0
 
@@ -595,6 +612,12 @@ class Client:
                     except zmq.Again:
                         break
                     self._on_reply(frames)
+            elif sock in self._dealers:  # another endpoint's: nothing asked there is awaited
+                while True:
+                    try:
+                        sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
             else:
                 for _ in range(1000):
                     try:
@@ -607,15 +630,14 @@ class Client:
         if self._cur is not None and not self._cur.sent:
             self._try_send()
         if self._cur is not None and time.monotonic() >= self._cur.deadline:
-            # No answer, or no connection: a new connection (a late reply to
-            # the old one is gone with it), and the same request again.
+            # No answer, or no connection: the same request again, to the
+            # next endpoint if there are several (after a new connection to
+            # this one if the request went out: a late reply is gone with
+            # the old one).
             self.stats["timeouts" if self._cur.sent else "unconnected"] += 1
             req, self._cur = self._cur, None
             req.values = []
             self._queue.appendleft(req)
-            if len(self.snapshots) > 1:
-                self._move_on()  # the next one (a new connection)
-            else:
-                self._connect_dealer()
+            self._move_on(unanswered=req.sent)
         self._vote_if_silent(time.monotonic())
         self._send_next()
