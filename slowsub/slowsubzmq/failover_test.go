@@ -395,6 +395,20 @@ func deadEndpoint(t *testing.T) string {
 // ZeroMQ subscriber of a pair held its topics that long after a failover
 // (BenchmarkFailover: one gave up when the second endpoint was slow too).
 func TestRepairSkipsDeadEndpoint(t *testing.T) {
+	st := repairedThrough(t, 30*time.Second, func(srv string) (string, []string) {
+		return deadEndpoint(t), []string{"tcp://" + srv}
+	})
+	if st.Moves != 1 {
+		t.Errorf("FailoverStats %+v, want 1 move", st)
+	}
+}
+
+// repairedThrough makes a gap in t (2 and 3 missing, of a history of 1-5)
+// and checks that the Sub repairs it within recvN's 5 s, its repair
+// endpoints given by eps from the snapshot server's host:port; it returns
+// the Sub's FailoverStats.
+func repairedThrough(t *testing.T, timeout time.Duration, eps func(srv string) (string, []string)) slowsubzmq.FailoverStats {
+	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	a := newPub(t)
@@ -402,8 +416,8 @@ func TestRepairSkipsDeadEndpoint(t *testing.T) {
 	for seq := uint64(1); seq <= 5; seq++ {
 		cache.Update(tickOf("t", 1, seq))
 	}
-	sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: a.ep, Repair: deadEndpoint(t),
-		RepairEndpoints: []string{serveSnapshots(t, cache)}, RepairTimeout: 30 * time.Second})
+	repair, more := eps(strings.TrimPrefix(serveSnapshots(t, cache), "tcp://"))
+	sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: a.ep, Repair: repair, RepairEndpoints: more, RepairTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,9 +428,7 @@ func TestRepairSkipsDeadEndpoint(t *testing.T) {
 	if got, want := recvN(t, sub, 5), "t:1/0 t:2/0 t:3/0 t:4/0 t:5/0"; got != want {
 		t.Errorf("Recv: %q, want %q", got, want)
 	}
-	if st := sub.FailoverStats(); st.Moves != 1 {
-		t.Errorf("FailoverStats %+v, want 1 move", st)
-	}
+	return sub.FailoverStats()
 }
 
 // slowRelay forwards loopback TCP connections to target (host:port), each
@@ -490,25 +502,8 @@ func slowRelay(t *testing.T, target string, d time.Duration) string {
 // moves, complete meanwhile and the repair is answered. (Had a move opened
 // a new connection, no handshake would ever finish.)
 func TestRepairSlowConnectionNotCutShort(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	a := newPub(t)
-	cache := historyCache(lvc.HistoryRule{Prefix: "", MaxCount: 100, MaxBytes: 1 << 20})
-	for seq := uint64(1); seq <= 5; seq++ {
-		cache.Update(tickOf("t", 1, seq))
-	}
-	srv := strings.TrimPrefix(serveSnapshots(t, cache), "tcp://")
-	sub, err := slowsubzmq.Dial(slowsubzmq.SubConfig{Endpoint: a.ep, Repair: slowRelay(t, srv, 250*time.Millisecond),
-		RepairEndpoints: []string{slowRelay(t, srv, 250*time.Millisecond)}, RepairTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	a.awaitSubscriber(t)
-	a.send("t", termed("t", 1, 0, 0))
-	a.send("t", termed("t", 4, 0, 0))
-	if got, want := recvN(t, sub, 5), "t:1/0 t:2/0 t:3/0 t:4/0 t:5/0"; got != want {
-		t.Errorf("Recv: %q, want %q", got, want)
-	}
-	t.Logf("%+v", sub.FailoverStats())
+	st := repairedThrough(t, 10*time.Second, func(srv string) (string, []string) {
+		return slowRelay(t, srv, 250*time.Millisecond), []string{slowRelay(t, srv, 250*time.Millisecond)}
+	})
+	t.Logf("%+v", st)
 }
