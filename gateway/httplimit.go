@@ -156,9 +156,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		n := l.open.Add(1)
 		if l.max > 0 && n > l.max {
 			l.open.Add(-1)
-			c.Close()
+			// Counted before the close: a client that saw its connection
+			// closed sees the count.
 			l.refused[refuseMaxConns].Inc()
 			l.logRefusal(c.RemoteAddr())
+			c.Close()
 			continue
 		}
 		l.conns.Set(float64(n))
