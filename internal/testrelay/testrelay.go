@@ -5,12 +5,14 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Relay forwards TCP connections to a target until it is cut.
 type Relay struct {
 	ln     net.Listener
 	target string
+	delay  time.Duration // each chunk held this long in each direction (NewDelayed)
 	mu     sync.Mutex
 	cut    bool
 	conns  map[net.Conn]struct{}
@@ -22,11 +24,18 @@ type Relay struct {
 // goroutines.
 func New(tb testing.TB, target string) *Relay {
 	tb.Helper()
+	return NewDelayed(tb, target, 0)
+}
+
+// NewDelayed is New with each chunk held d in each direction before it is
+// passed on: a long round trip.
+func NewDelayed(tb testing.TB, target string, d time.Duration) *Relay {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := &Relay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	r := &Relay{ln: ln, target: target, delay: d, conns: map[net.Conn]struct{}{}}
 	r.wg.Add(1)
 	go r.accept()
 	tb.Cleanup(func() {
@@ -72,9 +81,25 @@ func (r *Relay) accept() {
 // pipe copies src to dst until either ends, then closes both.
 func (r *Relay) pipe(dst, src net.Conn) {
 	defer r.wg.Done()
-	io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+	defer src.Close()
+	defer dst.Close()
+	if r.delay <= 0 {
+		io.Copy(dst, src)
+		return
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			time.Sleep(r.delay) // the simulated network's latency
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // Cut drops every relayed connection (both sides) and refuses new ones

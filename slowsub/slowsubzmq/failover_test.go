@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/mdgate/mdgate/internal/testrelay"
 	"github.com/mdgate/mdgate/lvc"
 	"github.com/mdgate/mdgate/slowsub/slowsubzmq"
 	"github.com/mdgate/mdgate/snapshot"
@@ -431,70 +431,6 @@ func repairedThrough(t *testing.T, timeout time.Duration, eps func(srv string) (
 	return sub.FailoverStats()
 }
 
-// slowRelay forwards loopback TCP connections to target (host:port), each
-// chunk held d in each direction: a long round trip. It stops with the
-// test.
-func slowRelay(t *testing.T, target string, d time.Duration) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	pipe := func(dst, src net.Conn) {
-		defer wg.Done()
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
-				time.Sleep(d) // the simulated network's latency
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				dst.Close()
-				return
-			}
-		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, u)
-			mu.Unlock()
-			wg.Add(2)
-			go pipe(u, c)
-			go pipe(c, u)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return "tcp://" + ln.Addr().String()
-}
-
 // TestRepairSlowConnectionNotCutShort: both repair endpoints sit behind a
 // 250 ms hop each way, so a ZMTP handshake takes longer than
 // RepairConnectWait. A gap right after Dial waits on the first, moves to
@@ -503,7 +439,8 @@ func slowRelay(t *testing.T, target string, d time.Duration) string {
 // a new connection, no handshake would ever finish.)
 func TestRepairSlowConnectionNotCutShort(t *testing.T) {
 	st := repairedThrough(t, 10*time.Second, func(srv string) (string, []string) {
-		return slowRelay(t, srv, 250*time.Millisecond), []string{slowRelay(t, srv, 250*time.Millisecond)}
+		hop := func() string { return "tcp://" + testrelay.NewDelayed(t, srv, 250*time.Millisecond).Addr() }
+		return hop(), []string{hop()}
 	})
 	t.Logf("%+v", st)
 }
