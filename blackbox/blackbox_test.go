@@ -44,6 +44,8 @@ type memConn struct {
 	closedN int
 	answer  atomic.Pointer[func(uint64)] // the client's Answered: a reading peer answers probes
 	beats   atomic.Int32                 // heartbeats written
+	ridden  atomic.Int32                 // probes written after data, in its write
+	alone   atomic.Int32                 // probes written on their own
 }
 
 // attach makes the conn answer c's probes.
@@ -57,7 +59,13 @@ func (c *memConn) attach(cl *Client) *Client {
 // once, like a peer that reads, unless stalled.
 func (c *memConn) WriteBatch(deadline time.Time, b *Batch) error {
 	if len(b.Items) == 0 {
+		if b.Probe != 0 {
+			c.alone.Add(1)
+		}
 		return c.control(b)
+	}
+	if b.Probe != 0 {
+		c.ridden.Add(1)
 	}
 	c.entered.Add(1)
 	if c.stall.Load() {
@@ -574,6 +582,59 @@ func TestIdleWriterRetiresAndComesBack(t *testing.T) {
 	if want := []string{"x 1", "x 2", "x 3"}; !slices.Equal(conn.got, want) {
 		t.Fatalf("wrote %q, want %q", conn.got, want)
 	}
+}
+
+// A client being written to gets its probes in its writes: the sweeper
+// wakes its writer for a probe alone only once the writes have paused, and
+// then soon enough for the last data's lag to be known. Probes woken alone
+// for every client with one due made a burst of writes each sweep that the
+// updates behind them waited for.
+func TestProbeRidesTheWritesOfABusyClient(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	e := run(t, config(func(c *Config) { c.Shards, c.Clock, c.Heartbeat = 1, clk, 0 }))
+	conn := &memConn{}
+	c, _ := client(t, e, conn, slowsub.Limits{}, Subscription{Key: "x"})
+	clocktest.BlockUntil(t, clk, 1) // the sweeper's ticker
+	c.mu.Lock()
+	every := time.Duration(c.probeEveryLocked())
+	c.mu.Unlock()
+	sweep := e.cfg.SweepEvery
+	swept := func(n float64) {
+		t.Helper()
+		testpeer.Eventually(t, wait, fmt.Sprintf("sweep %v", n), func() bool { return counterValue(e.m.sweeps) >= n })
+	}
+	// An update every half sweep for four probe intervals: each sweep finds
+	// a probe due on some of them, and the last write was half a sweep ago.
+	n := int(4 * every / (sweep / 2))
+	for i := 1; i <= n; i++ {
+		e.Publish(msg("x", uint64(i)))
+		testpeer.Eventually(t, wait, fmt.Sprintf("x %d written", i), conn.written(i))
+		clk.Advance(sweep / 2)
+		if i%2 == 0 {
+			swept(float64(i / 2))
+		}
+	}
+	if got := conn.alone.Load(); got != 0 {
+		t.Fatalf("%d probes written alone while the client was written to every %v, want 0: they ride its writes", got, sweep/2)
+	}
+	if got, want := conn.ridden.Load(), int32(4*every/(every+sweep/2)); got < want {
+		t.Fatalf("%d probes rode %d writes over %v, want at least %d (one each %v)", got, n, 4*every, want, every)
+	}
+	// The writes pause: by a probe interval and a sweep after the last
+	// write, the last data's probe has been written alone.
+	c.mu.Lock()
+	unprobed := c.unprobedBytes
+	c.mu.Unlock()
+	if unprobed == 0 {
+		t.Fatalf("the last write (of %d, %v apart) carried a probe: the test needs data left unprobed", n, sweep/2)
+	}
+	sweeps := float64(n / 2)
+	for waited := sweep / 2; waited < every+sweep; waited += sweep {
+		clk.Advance(sweep)
+		sweeps++
+		swept(sweeps)
+	}
+	testpeer.Eventually(t, wait, "a probe written alone once the writes paused", func() bool { return conn.alone.Load() == 1 })
 }
 
 // WriteDelay holds live updates for more before the write, on the clock;

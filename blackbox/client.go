@@ -349,8 +349,8 @@ func (c *Client) check(now int64) {
 		c.cutOffLocked(now)
 		return
 	}
-	if c.unprobedBytes > 0 && now-c.lastProbe >= c.probeEveryLocked() {
-		c.wakeLocked() // written data waits for its probe
+	if c.probeAloneDueLocked(now) {
+		c.wakeLocked() // written data waits for its probe, and no write is coming to carry it
 	}
 	if c.running && !c.finished && !c.retire && now-c.lastWrite >= int64(writerIdle) {
 		c.retire = true // the writer exits when it finds nothing to do

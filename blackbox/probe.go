@@ -45,11 +45,28 @@ const (
 )
 
 // probeEveryLocked is how late a probe may follow written data (sweeper
-// permitting): an eighth of the lag limit, 25 to 250 ms, so a client's lag
-// is known to within that and a steady feed costs a few pings a second per
-// client. c.mu is held.
+// permitting; twice as late once the writes pause,
+// probeAloneDueLocked): an eighth of the lag limit, 25 to 250 ms, so a
+// client's lag is known to within about that and a steady feed costs a few
+// pings a second per client. c.mu is held.
 func (c *Client) probeEveryLocked() int64 {
 	return int64(min(max(c.q.Limits().MaxLag/8, 25*time.Millisecond), 250*time.Millisecond))
+}
+
+// probeAloneDueLocked reports whether the sweeper should wake the writer
+// to write a probe on its own: data written since the last probe waits for
+// one, that probe is due (probeEveryLocked), and no write has been made for
+// as long, so none is coming soon to carry it. A client still being written
+// to gets its probe in its next write (probeDueLocked): probes woken by the
+// sweeper for every client with one due came in bursts, hundreds of writes
+// of a ping alone every sweep, which the updates queued behind them waited
+// for (session 9, docs/benchmarks.md). So data is probed within
+// 2x probeEveryLocked of the previous probe, plus a sweep; its lag counts
+// from when it was written whether or not a probe has followed it
+// (inFlightLagLocked), so a later probe delays no cut-off. c.mu is held.
+func (c *Client) probeAloneDueLocked(now int64) bool {
+	every := c.probeEveryLocked()
+	return c.unprobedBytes > 0 && now-c.lastProbe >= every && now-c.lastWrite >= every
 }
 
 // wroteLocked records a write of n bytes whose oldest data item is oldest (Unix
