@@ -47,8 +47,8 @@ bench: deps-test build
 	$(GO) run ./loadtest -scenario standard -json loadtest/out/standard.json -html docs/loadtest.html -md docs/benchmarks.md
 	$(GO) run ./loadtest -scenario zmq -zmq-count 1000000 -gateway-args "--egress-max-bytes 0" -json loadtest/out/zmq-unbounded.json
 	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -searches 3 -json loadtest/out/nats.json -html docs/loadtest.html -md docs/benchmarks.md
-	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -targets mdgate -modes pinned -idle 0 -gateway-args "--write-delay 10ms" -json loadtest/out/nats-writedelay.json
-	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -targets mdgate -modes pinned -idle 0 -gateway-args "--write-delay-busy 10ms" -json loadtest/out/nats-busy.json
+	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -targets mdgate -modes pinned -idle 0 -below "" -gateway-args "--write-delay 10ms" -json loadtest/out/nats-writedelay.json
+	NATS_SERVER="$$(GO=$(GO) scripts/ensure-nats)" && $(GO) run ./loadtest -scenario nats -nats-server "$$NATS_SERVER" -targets mdgate -modes pinned -idle 0 -below "" -gateway-args "--write-delay-busy 10ms" -json loadtest/out/nats-busy.json
 	$(GO) run ./loadtest -scenario attacks -json loadtest/out/attacks.json -md docs/benchmarks.md
 
 ## loadtest: WebSocket fan-out load (1,000 clients x 5 of 100 topics): 100k deliveries/s on

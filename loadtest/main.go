@@ -43,6 +43,7 @@ type options struct {
 	searchMax, refine          int    // nats scenario: the saturation search's highest rate and bisections
 	confirm                    bool   // nats scenario: a failing step is run again before its rate counts as failing
 	searches                   int    // nats scenario: saturation searches per target and mode
+	below                      string // nats scenario: rates below saturation for CPU per delivery and p99, comma-separated
 	drain                      time.Duration
 }
 
@@ -84,6 +85,7 @@ func main() {
 	flag.IntVar(&o.searchMax, "search-max", 3_200_000, "nats scenario: the saturation search's highest target rate (deliveries a second)")
 	flag.IntVar(&o.refine, "refine", 2, "nats scenario: bisection steps of the saturation search between the last clean and the first failing rate")
 	flag.BoolVar(&o.confirm, "confirm", true, "nats scenario: a rate fails the saturation search only when a second step at it fails too (one window spoilt by a noisy machine does not end the search)")
+	flag.StringVar(&o.below, "below", "10000,40000", "nats scenario: rates (deliveries a second, comma-separated; empty: none) where both servers are measured again after the first search, their steps in turn: CPU per delivery and p99 where a server has a CPU to spare, which at -rate it may not (past about 60k/s on one core here, a higher rate packs more messages into each write instead of using more CPU)")
 	flag.IntVar(&o.searches, "searches", 1, "nats scenario: saturation searches per target and mode, the targets' steps taken in turn in each; the table gives the first search's figures, and, with more than one, every search's saturation and the median of the per-search ratios (this machine's speed swings more than the 1.2x the issue asks for)")
 	flag.DurationVar(&o.drain, "drain", 3*time.Second, "nats scenario: longest wait after each window for deliveries still under way (then they count as lost)")
 	child := flag.String("zmq-proxy-child", "", "internal: run libzmq's zmq_proxy between IN,OUT")

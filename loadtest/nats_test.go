@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,5 +334,50 @@ func TestSearchesRow(t *testing.T) {
 	rep.Settings.Searches = 1
 	if r := find(cmpRows(rep)); r != nil {
 		t.Errorf("one search: row %+v, want none", *r)
+	}
+}
+
+func TestBelowRows(t *testing.T) {
+	rep := natsReport{Settings: cmpSettings{Rate: 100_000, Modes: []string{"pinned"}, Searches: 1, Below: []int{10_000, 40_000}}, Summary: []cmpSummary{
+		{Target: "mdgate", Mode: "pinned", Steps: 3, Below: []belowStep{{Rate: 10_000, CPUusPer: 30, ServerCores: 0.3, P99: 3, P999: 5, Clean: true}, {Rate: 40_000, CPUusPer: 20, ServerCores: 0.8, P99: 10, P999: 20, Clean: true}}},
+		{Target: "nats", Mode: "pinned", Steps: 3, Below: []belowStep{{Rate: 10_000, CPUusPer: 32, ServerCores: 0.32, P99: 2, P999: 3, Clean: true}}},
+	}}
+	rows := map[string]cmpRow{}
+	for _, r := range cmpRows(rep) {
+		rows[r.what] = r
+	}
+	for _, tc := range []struct{ what, mdgate, nat, ratio string }{
+		{"server CPU per delivery at 10,000/s (below saturation), pinned", "30.00 µs (0.30 cores)", "32.00 µs (0.32 cores)", "0.94"},
+		{"p99 at 10,000/s (below saturation), pinned", "3.00 ms (p99.9 5.00)", "2.00 ms (p99.9 3.00)", "1.50"},
+		{"server CPU per delivery at 40,000/s (below saturation), pinned", "20.00 µs (0.80 cores)", "–", "–"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			r, ok := rows[tc.what]
+			if !ok {
+				t.Fatalf("no row %q", tc.what)
+			}
+			if got := [3]string{r.mdgate, r.nat, r.ratio}; got != [3]string{tc.mdgate, tc.nat, tc.ratio} {
+				t.Errorf("row(%q) = %q, want %q", tc.what, got, [3]string{tc.mdgate, tc.nat, tc.ratio})
+			}
+		})
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+		err  bool
+	}{
+		{"10000,40000", []int{10000, 40000}, false},
+		{" 5000 , ", []int{5000}, false},
+		{"", nil, false},
+		{"10k", nil, true},
+		{"0", nil, true},
+	} {
+		got, err := parseRates(tc.in)
+		if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
+			t.Errorf("parseRates(%q) = %v, %v, want %v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
 	}
 }

@@ -483,11 +483,25 @@ type cmpSummary struct {
 	Steps           int     `json:"steps"`
 	Repeated        int     `json:"failed_once_then_repeated,omitempty"` // steps that failed and were run again (-confirm)
 	SatEach         []int   `json:"saturation_target_per_s_each_search"` // every search's, the first's first (-searches)
+	// at -below's rates
+	Below []belowStep `json:"below_saturation,omitempty"`
 	// at the baseline's (nats') saturation target rate
 	AtTarget int     `json:"at_nats_saturation_target_per_s,omitempty"`
 	AtP99    float64 `json:"at_nats_saturation_p99_ms,omitempty"`
 	AtClean  bool    `json:"at_nats_saturation_clean,omitempty"`
 	Seconds  float64 `json:"seconds"`
+}
+
+// belowStep is one step at a rate of -below.
+type belowStep struct {
+	Rate         int     `json:"rate_target_per_s"`
+	CPUusPer     float64 `json:"server_cpu_us_per_delivery"`
+	ServerCores  float64 `json:"server_cores"`
+	P99          float64 `json:"p99_ms"`
+	P999         float64 `json:"p999_ms"`
+	Lost         int64   `json:"lost"`
+	HarnessCores float64 `json:"harness_cores"`
+	Clean        bool    `json:"clean"`
 }
 
 // natsReport is -json's content for the nats scenario.
@@ -519,6 +533,7 @@ type cmpSettings struct {
 	Refine    int      `json:"refine_steps"`
 	Confirm   bool     `json:"confirm_failures"`
 	Searches  int      `json:"searches"`
+	Below     []int    `json:"below_saturation_rates,omitempty"`
 	Idle      int      `json:"idle_connections"`
 	Targets   []string `json:"targets"`
 	Modes     []string `json:"modes"`
@@ -606,6 +621,10 @@ func natsScenario(o options) error {
 	if o.searches < 1 {
 		return fmt.Errorf("-searches %d: want at least 1", o.searches)
 	}
+	below, err := parseRates(o.below)
+	if err != nil {
+		return fmt.Errorf("-below: %w", err)
+	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if !set["warmup"] {
@@ -648,7 +667,7 @@ func natsScenario(o options) error {
 		NATSConfig: natsConfig(""),
 		Settings: cmpSettings{Clients: o.clients, Subs: o.perClient, Topics: o.topics, Payload: o.payload, Rate: o.rate,
 			Warmup: o.warmup.String(), Window: o.window.String(), Drain: o.drain.String(), P99Bound: float64(o.p99Bound.Microseconds()) / 1000,
-			SearchMax: o.searchMax, Refine: o.refine, Confirm: o.confirm, Searches: o.searches, Idle: o.idle, Targets: targets, Modes: modes, Seed: o.seed}}
+			SearchMax: o.searchMax, Refine: o.refine, Confirm: o.confirm, Searches: o.searches, Below: below, Idle: o.idle, Targets: targets, Modes: modes, Seed: o.seed}}
 	idle := o.idle
 	if idle > 0 {
 		limit := raiseNofile(uint64(idle + o.clients + 1024))
@@ -703,6 +722,11 @@ func natsScenario(o options) error {
 			}
 			for _, c := range cmps {
 				c.atRate(mode, o, base.sum.SatTarget)
+			}
+		}
+		for _, rate := range below {
+			for _, c := range cmps {
+				c.belowStep(mode, o, rate)
 			}
 		}
 		for n := 2; n <= o.searches; n++ {
@@ -872,6 +896,32 @@ func (c *comparison) atRate(mode string, o options, rate int) {
 	if at != nil {
 		c.sum.AtTarget, c.sum.AtP99, c.sum.AtClean = rate, at.Latency.P99, clean(*at, o.p99Bound)
 	}
+}
+
+// belowStep takes a step at rate, one of -below's.
+func (c *comparison) belowStep(mode string, o options, rate int) {
+	if c.t == nil {
+		return
+	}
+	r, ok := c.run(mode, o, rate)
+	if !ok {
+		return
+	}
+	c.sum.Below = append(c.sum.Below, belowStep{Rate: rate, CPUusPer: r.CPUusPer, ServerCores: r.GatewayCores,
+		P99: r.Latency.P99, P999: r.Latency.P999, Lost: r.Lost, HarnessCores: r.LoadCores, Clean: clean(r, o.p99Bound)})
+}
+
+// parseRates parses a comma-separated list of positive rates.
+func parseRates(s string) ([]int, error) {
+	var rates []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("rate %q: want a positive whole number of deliveries a second", f)
+		}
+		rates = append(rates, n)
+	}
+	return rates, nil
 }
 
 // fail records why the comparison ended early and stops its server.

@@ -108,6 +108,30 @@ func cmpRows(rep natsReport) []cmpRow {
 			return cell{s.P99, t}
 		}, mode)
 	}
+	for _, r := range rep.Settings.Below {
+		for _, mode := range rep.Settings.Modes {
+			row(fmt.Sprintf("server CPU per delivery at %s/s (below saturation), %s", commas(int64(r)), mode), func(s cmpSummary) cell {
+				b, ok := s.below(r)
+				if !ok {
+					return cell{0, "–"}
+				}
+				return cell{b.CPUusPer, fmt.Sprintf("%.2f µs (%.2f cores)", b.CPUusPer, b.ServerCores)}
+			}, mode)
+		}
+		for _, mode := range rep.Settings.Modes {
+			row(fmt.Sprintf("p99 at %s/s (below saturation), %s", commas(int64(r)), mode), func(s cmpSummary) cell {
+				b, ok := s.below(r)
+				if !ok {
+					return cell{0, "–"}
+				}
+				t := fmt.Sprintf("%.2f ms (p99.9 %.2f)", b.P99, b.P999)
+				if !b.Clean {
+					t += " (not clean)"
+				}
+				return cell{b.P99, t}
+			}, mode)
+		}
+	}
 	for _, mode := range rep.Settings.Modes {
 		row(fmt.Sprintf("saturation, %s (deliveries/s)", mode), func(s cmpSummary) cell {
 			if s.SatTarget == 0 {
@@ -174,6 +198,16 @@ func cmpRows(rep natsReport) []cmpRow {
 		}, mode)
 	}
 	return rows
+}
+
+// below is the step at rate of -below's, if one was taken.
+func (s cmpSummary) below(rate int) (belowStep, bool) {
+	for _, b := range s.Below {
+		if b.Rate == rate {
+			return b, true
+		}
+	}
+	return belowStep{}, false
 }
 
 // eachSearch lists every search's saturation target.
@@ -274,9 +308,13 @@ func (rep natsReport) bound() time.Duration {
 // natsTable is the summary printed at the end of a run.
 func natsTable(rep natsReport) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-58s %-44s %-44s %s\n", "", "mdgate", "NATS", "mdgate/NATS")
-	for _, r := range cmpRows(rep) {
-		fmt.Fprintf(&b, "%-58s %-44s %-44s %s\n", r.what, r.mdgate, r.nat, r.ratio)
+	rows, w := cmpRows(rep), 58
+	for _, r := range rows {
+		w = max(w, len([]rune(r.what)))
+	}
+	fmt.Fprintf(&b, "%-*s %-44s %-44s %s\n", w, "", "mdgate", "NATS", "mdgate/NATS")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-*s %-44s %-44s %s\n", w, r.what, r.mdgate, r.nat, r.ratio)
 	}
 	for _, n := range natsNotes(rep) {
 		fmt.Fprintln(&b, strings.ReplaceAll(n, "**", ""))
@@ -292,10 +330,10 @@ func natsMethod(rep natsReport) string {
 		"Each step opens new connections, then %s of warm-up and a %s window; server CPU is the server process's utime+stime (/proc) over the window per delivery of a message sent in it; harness cores are this harness's own CPU over the window (clients and publisher). "+
 		"Pinned: the server under `taskset -c 0`, the harness on CPU 1 (each server's Go runtime sees one CPU and sizes GOMAXPROCS its own way); shared: both on every CPU. "+
 		"Saturation: the highest target rate of a short stepped search (from %s/s, doubling up to %s/s or down to a quarter, then up to %d bisection steps) with p99 <= %.0f ms, nothing lost (missing %s after the window) and no client cut off%s. "+
-		"%s"+
+		"%s%s"+
 		"RSS per connection: the server's RSS with %s connections each subscribed to %d topics and nothing published, minus its RSS with none (freshly started), over their number; measured in the first mode only.",
 		commas(int64(st.Clients)), st.Subs, st.Topics, st.Payload, rep.NATSVersion, st.Warmup, st.Window,
-		commas(int64(st.Rate)), commas(int64(st.SearchMax)), st.Refine, st.P99Bound, st.Drain, confirmNote(st.Confirm), searchesNote(st.Searches), commas(int64(st.Idle)), st.Subs)
+		commas(int64(st.Rate)), commas(int64(st.SearchMax)), st.Refine, st.P99Bound, st.Drain, confirmNote(st.Confirm), searchesNote(st.Searches), belowNote(st.Below), commas(int64(st.Idle)), st.Subs)
 }
 
 // searchesNote says how repeated searches were taken and summed up.
@@ -304,6 +342,18 @@ func searchesNote(n int) string {
 		return ""
 	}
 	return fmt.Sprintf("Each mode runs %d such searches one after another on the same servers, the targets' steps in turn in each; the first search gives every other figure, and the ratio of each search's saturation is mdgate's over NATS's in the same search, reported as the median and the range. ", n)
+}
+
+// belowNote says how the steps below saturation were taken.
+func belowNote(rates []int) string {
+	if len(rates) == 0 {
+		return ""
+	}
+	parts := make([]string, len(rates))
+	for i, r := range rates {
+		parts[i] = commas(int64(r)) + "/s"
+	}
+	return fmt.Sprintf("Below saturation: after the first search, a step at each of %s, the targets in turn: there a server has CPU to spare, so its CPU per delivery is what a delivery costs it; at a rate where it fills its core, a higher rate packs more messages into each write instead of using more CPU, and CPU per delivery is its core over the rate. ", strings.Join(parts, ", "))
 }
 
 // confirmNote says how a failing step was judged.
