@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gorilla/websocket"
 )
 
@@ -324,7 +323,7 @@ type natsClient struct {
 	ws        *websocket.Conn
 	st        *wsStream
 	rd        *natsReader
-	hist      *hdrhistogram.Histogram
+	lat       samples
 	inWindow  atomic.Int64
 	delivered atomic.Int64
 	wmu       sync.Mutex    // writes: read's PONGs, ping
@@ -397,7 +396,7 @@ func (c *natsClient) read(from, to *atomic.Int64) {
 			}
 			c.delivered.Add(1)
 			if f := from.Load(); f != 0 && t >= f && t < to.Load() {
-				record(c.hist, time.Duration(c.st.at-t))
+				c.lat.record(time.Duration(c.st.at - t))
 				c.inWindow.Add(1)
 			}
 		case "PING":

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
 
@@ -50,17 +49,17 @@ type fanTarget interface {
 type fanClient interface {
 	read(from, to *atomic.Int64)
 	counts() (delivered, inWindow int64)
-	histogram() *hdrhistogram.Histogram
+	samples() *samples
 	close()
 }
 
-func (c *wsClient) counts() (int64, int64)             { return c.delivered.Load(), c.inWindow.Load() }
-func (c *wsClient) histogram() *hdrhistogram.Histogram { return c.hist }
-func (c *wsClient) close()                             { c.ws.Close() }
+func (c *wsClient) counts() (int64, int64) { return c.delivered.Load(), c.inWindow.Load() }
+func (c *wsClient) samples() *samples      { return &c.lat }
+func (c *wsClient) close()                 { c.ws.Close() }
 
-func (c *natsClient) counts() (int64, int64)             { return c.delivered.Load(), c.inWindow.Load() }
-func (c *natsClient) histogram() *hdrhistogram.Histogram { return c.hist }
-func (c *natsClient) close()                             { c.ws.Close() }
+func (c *natsClient) counts() (int64, int64) { return c.delivered.Load(), c.inWindow.Load() }
+func (c *natsClient) samples() *samples      { return &c.lat }
+func (c *natsClient) close()                 { c.ws.Close() }
 
 const dialWorkers = 8
 
@@ -204,7 +203,7 @@ func (n natsTarget) dial(plan [][]int) ([]fanClient, error) {
 			if err != nil {
 				return fmt.Errorf("nats client %d: %w", i, err)
 			}
-			out[i] = &natsClient{ws: ws, st: st, rd: rd, hist: newHist()}
+			out[i] = &natsClient{ws: ws, st: st, rd: rd}
 		}
 		return nil
 	})

@@ -92,3 +92,24 @@ func TestUpdateMarkdownReplacesOnlyItsSection(t *testing.T) {
 		t.Fatalf("after two updates the file is:\n%s", s)
 	}
 }
+
+func TestSamplesInto(t *testing.T) {
+	var s samples
+	for _, d := range []time.Duration{0, 500 * time.Nanosecond, 3 * time.Millisecond, 2 * time.Minute} {
+		s.record(d)
+	}
+	h := newHist()
+	s.into(h)
+	if got, want := h.TotalCount(), int64(4); got != want {
+		t.Fatalf("TotalCount() = %d, want %d", got, want)
+	}
+	// Below 1 µs counts as 1 µs, past a minute as a minute, as record does.
+	for _, tc := range []struct {
+		q    float64
+		want int64
+	}{{25, 1}, {50, 1}, {75, 3000}, {100, 60_000_000}} {
+		if got := h.ValueAtQuantile(tc.q); got < tc.want || got > tc.want+tc.want/1000 { // 3 significant digits
+			t.Errorf("ValueAtQuantile(%v) = %d, want %d", tc.q, got, tc.want)
+		}
+	}
+}

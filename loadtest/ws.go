@@ -19,7 +19,7 @@ import (
 // the hot path).
 type wsClient struct {
 	ws        *websocket.Conn
-	hist      *hdrhistogram.Histogram
+	lat       samples
 	inWindow  atomic.Int64
 	delivered atomic.Int64
 }
@@ -34,7 +34,7 @@ func dialClients(g *gateway, plan [][]int) ([]*wsClient, error) {
 			closeAll(clients)
 			return nil, fmt.Errorf("client %d: %w", i, err)
 		}
-		clients[i] = &wsClient{ws: ws, hist: newHist()}
+		clients[i] = &wsClient{ws: ws}
 		if err := subscribeWS(ws, topics); err != nil {
 			closeAll(clients)
 			return nil, fmt.Errorf("client %d: %w", i, err)
@@ -93,7 +93,7 @@ func (c *wsClient) read(from, to *atomic.Int64) {
 			}
 			c.delivered.Add(1)
 			if f := from.Load(); f != 0 && t >= f && t < to.Load() {
-				record(c.hist, time.Duration(now-t))
+				c.lat.record(time.Duration(now - t))
 				c.inWindow.Add(1)
 			}
 		}
@@ -232,13 +232,13 @@ func sampleWindow(o options, t0 time.Time, label string, rate int, total func() 
 // fanTotals merges the clients' latency histograms and adds up what they
 // received inside the window.
 func fanTotals[C interface {
-	histogram() *hdrhistogram.Histogram
+	samples() *samples
 	counts() (delivered, inWindow int64)
 }](clients []C) (*hdrhistogram.Histogram, int64) {
 	h := newHist()
 	var delivered int64
 	for _, c := range clients {
-		h.Merge(c.histogram())
+		c.samples().into(h)
 		_, in := c.counts()
 		delivered += in
 	}
