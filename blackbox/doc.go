@@ -37,7 +37,8 @@
 // (Stalled), is cut off: a write in progress is aborted and done gets a
 // *CutOffError. The sweeper, one goroutine for the engine, re-checks every
 // client each SweepEvery, so a stalled client is cut off without new
-// traffic; it also wakes writers whose probe is due, retires idle writers,
+// traffic; it also wakes writers whose probe is due once their writes have
+// paused (a busy client's probe rides its next write), retires idle writers,
 // and makes heartbeats fall due, each client on its own phase (from when it
 // connected) and to within SweepEvery: there is no ticker per client. All
 // the time the engine reads or waits for (lag, throttle edges, probes,
