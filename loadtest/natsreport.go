@@ -165,7 +165,7 @@ func cmpRows(rep natsReport) []cmpRow {
 		}
 	}
 	for _, mode := range rep.Settings.Modes {
-		row(fmt.Sprintf("p99 at NATS's saturation rate, %s", mode), func(s cmpSummary) cell {
+		row(fmt.Sprintf("p99 at NATS's saturation rate (a new step each), %s", mode), func(s cmpSummary) cell {
 			if s.AtTarget == 0 {
 				return cell{0, "–"}
 			}
@@ -331,6 +331,7 @@ func natsMethod(rep natsReport) string {
 		"Pinned: the server under `taskset -c 0`, the harness on CPU 1 (each server's Go runtime sees one CPU and sizes GOMAXPROCS its own way); shared: both on every CPU. "+
 		"Saturation: the highest target rate of a short stepped search (from %s/s, doubling up to %s/s or down to a quarter, then up to %d bisection steps) with p99 <= %.0f ms, nothing lost (missing %s after the window) and no client cut off%s. "+
 		"%s%s"+
+		"p99 at NATS's saturation rate: after the first search, a new step of each server at that rate, in turn (NATS's own step there was picked for being clean). "+
 		"RSS per connection: the server's RSS with %s connections each subscribed to %d topics and nothing published, minus its RSS with none (freshly started), over their number; measured in the first mode only.",
 		commas(int64(st.Clients)), st.Subs, st.Topics, st.Payload, rep.NATSVersion, st.Warmup, st.Window,
 		commas(int64(st.Rate)), commas(int64(st.SearchMax)), st.Refine, st.P99Bound, st.Drain, confirmNote(st.Confirm), searchesNote(st.Searches), belowNote(st.Below), commas(int64(st.Idle)), st.Subs)
