@@ -858,9 +858,13 @@ func (c *comparison) step(mode string, o options) bool {
 	return true
 }
 
-// run takes one step at rate and records it; false when it failed (the
-// comparison is then stopped, its error recorded).
+// run takes one step at rate and records it; false when the server has
+// stopped, or the step failed (the comparison is then stopped, its error
+// recorded).
 func (c *comparison) run(mode string, o options, rate int) (result, bool) {
+	if c.t == nil {
+		return result{}, false
+	}
 	st := time.Now()
 	defer func() { c.sum.Seconds += time.Since(st).Seconds() }()
 	r, err := fanStep(c.t, o, rate)
@@ -886,9 +890,6 @@ func (c *comparison) run(mode string, o options, rate int) (result, bool) {
 // at 100k had p99 89.9 ms and its second 41.6 ms, and 41.6 was reported
 // beside mdgate's one step there). A new step for each is drawn alike.
 func (c *comparison) atRate(mode string, o options, rate int) {
-	if c.t == nil {
-		return
-	}
 	r, ok := c.run(mode, o, rate)
 	if !ok {
 		return
@@ -899,9 +900,6 @@ func (c *comparison) atRate(mode string, o options, rate int) {
 
 // belowStep takes a step at rate, one of -below's.
 func (c *comparison) belowStep(mode string, o options, rate int) {
-	if c.t == nil {
-		return
-	}
 	r, ok := c.run(mode, o, rate)
 	if !ok {
 		return
